@@ -1,0 +1,134 @@
+// SPDX-License-Identifier: MIT
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+
+#include "log.h"
+
+static const char *log_ident = "wg-dynamic";
+static bool log_to_syslog;
+static int log_verbose;
+
+void log_init(const char *ident, bool to_syslog, int verbose)
+{
+	log_ident = ident;
+	log_verbose = verbose;
+	log_set_syslog(to_syslog);
+}
+
+void log_set_syslog(bool to_syslog)
+{
+	if (to_syslog && !log_to_syslog)
+		openlog(log_ident, LOG_PID | LOG_NDELAY, LOG_DAEMON);
+	log_to_syslog = to_syslog;
+}
+
+int log_verbosity(void)
+{
+	return log_verbose;
+}
+
+static void vlog(int pri, const char *fmt, va_list ap)
+{
+	if (log_to_syslog) {
+		vsyslog(pri, fmt, ap);
+		return;
+	}
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	fflush(stderr);
+}
+
+static void vlog_errno(int pri, int saved_errno, const char *fmt, va_list ap)
+{
+	char msg[1024];
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (log_to_syslog)
+		syslog(pri, "%s: %s", msg, strerror(saved_errno));
+	else {
+		fprintf(stderr, "%s: %s\n", msg, strerror(saved_errno));
+		fflush(stderr);
+	}
+}
+
+void log_warn(const char *fmt, ...)
+{
+	int saved_errno = errno;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlog_errno(LOG_WARNING, saved_errno, fmt, ap);
+	va_end(ap);
+	errno = saved_errno;
+}
+
+void log_warnx(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlog(LOG_WARNING, fmt, ap);
+	va_end(ap);
+}
+
+void log_info(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlog(LOG_INFO, fmt, ap);
+	va_end(ap);
+}
+
+void log_debug(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!log_verbose)
+		return;
+	va_start(ap, fmt);
+	vlog(LOG_DEBUG, fmt, ap);
+	va_end(ap);
+}
+
+void fatal(const char *fmt, ...)
+{
+	int saved_errno = errno;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlog_errno(LOG_CRIT, saved_errno, fmt, ap);
+	va_end(ap);
+	exit(1);
+}
+
+void fatalx(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlog(LOG_CRIT, fmt, ap);
+	va_end(ap);
+	exit(1);
+}
+
+char *log_sanitize(char *dst, size_t dstlen, const void *src, size_t len)
+{
+	const unsigned char *s = src;
+	size_t i;
+
+	if (!dstlen)
+		return dst;
+	if (len > dstlen - 1)
+		len = dstlen - 1;
+	for (i = 0; i < len; i++)
+		dst[i] = (s[i] >= 0x20 && s[i] < 0x7f) ? (char)s[i] : '?';
+	dst[i] = '\0';
+	return dst;
+}

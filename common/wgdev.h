@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef WGD_WGDEV_H
+#define WGD_WGDEV_H
+
+#include <net/if.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "../protocol/ipaddr.h"
+
+/*
+ * WireGuard device control: one API, two backends, chosen per interface as
+ * wg(8) chooses. A device with a UAPI socket /var/run/wireguard/IFACE.sock is
+ * a userspace implementation (wireguard-go); any other goes to the kernel over
+ * generic netlink.
+ *
+ * Errors are -errno returns. Getters set *out to NULL on failure; free
+ * functions accept NULL.
+ */
+
+#define WG_KEY_LEN 32
+
+enum wgctl_backend {
+	WGCTL_UAPI,
+	WGCTL_GENL,
+};
+
+struct wgdev_peer {
+	uint8_t pubkey[WG_KEY_LEN];
+	union {
+		struct sockaddr sa;
+		struct sockaddr_in sin;
+		struct sockaddr_in6 sin6;
+	} endpoint;                        /* sa_family 0 when none */
+	int64_t last_handshake_sec;        /* CLOCK_REALTIME seconds, 0 never */
+	size_t n_allowedips;
+	struct wgd_ip *allowedips;         /* owned by the peer */
+};
+
+struct wgdev {
+	char name[IF_NAMESIZE];
+	uint32_t ifindex;                  /* 0 when the backend does not say */
+	bool has_pubkey;
+	uint8_t pubkey[WG_KEY_LEN];
+	uint16_t listen_port;
+	size_t n_peers;
+	struct wgdev_peer *peers;          /* owned by the device */
+};
+
+void wgdev_free(struct wgdev *dev);
+
+/* The peer with this public key, or NULL. Linear: callers index it. */
+struct wgdev_peer *wgdev_find_peer(const struct wgdev *dev, const uint8_t pubkey[WG_KEY_LEN]);
+
+struct wgctl;
+
+/* The UAPI socket directory, /var/run/wireguard unless overridden for tests. */
+extern const char *wgctl_uapi_dir;
+
+/*
+ * Opens control of ifname. -ENODEV when the interface is neither a UAPI
+ * device nor known to kernel WireGuard.
+ */
+int wgctl_open(struct wgctl **out, const char *ifname);
+void wgctl_close(struct wgctl *ctl);
+enum wgctl_backend wgctl_backend(const struct wgctl *ctl);
+const char *wgctl_backend_name(const struct wgctl *ctl);
+
+/* Reads the whole device: keys, port, peers, endpoints, allowed-IPs. */
+int wgctl_get_device(struct wgctl *ctl, struct wgdev **out);
+
+/*
+ * Adds and removes allowed-IPs of one existing peer, leaving its other
+ * allowed-IPs, its endpoint and every other peer alone. Never creates a
+ * peer: -ENOENT when the peer is not on the device. Removing an entry that
+ * is absent is not an error.
+ */
+int wgctl_allowedips_update(struct wgctl *ctl, const uint8_t pubkey[WG_KEY_LEN],
+			    const struct wgd_ip *add, size_t n_add,
+			    const struct wgd_ip *del, size_t n_del);
+
+#endif

@@ -1,0 +1,135 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef WGD_PROTO_H
+#define WGD_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "ipaddr.h"
+
+/*
+ * The wg-dynamic wire format: "key=value\n" lines, a message ending with an
+ * empty line. A request starts with a command line ("request_ip=1"); a
+ * response has none. See docs/protocol.md.
+ *
+ * This module does no I/O and allocates nothing: it parses from caller
+ * buffers and serializes into caller buffers.
+ */
+
+#define WGD_PORT 970          /* ASCII sum of "wireguard" */
+#define WGD_MAX_LINE 1024     /* longest line, newline included */
+#define WGD_MAX_MESSAGE 8192  /* longest message, final empty line included */
+#define WGD_MAX_ROUTES 32
+#define WGD_MAX_DNS 8
+#define WGD_MAX_ERRMSG 256    /* errmsg bytes kept, NUL included */
+#define WGD_MAX_DNS_SEARCH 256
+
+/* Each key once: its enum name and its wire spelling. */
+#define WGD_KEYS(X)                    \
+	X(WGD_KEY_REQUEST_IP, "request_ip") \
+	X(WGD_KEY_IP, "ip")                 \
+	X(WGD_KEY_LEASESTART, "leasestart") \
+	X(WGD_KEY_LEASETIME, "leasetime")   \
+	X(WGD_KEY_ERRNO, "errno")           \
+	X(WGD_KEY_ERRMSG, "errmsg")         \
+	X(WGD_KEY_ROUTE, "route")           \
+	X(WGD_KEY_DNS, "dns")               \
+	X(WGD_KEY_DNS_SEARCH, "dns_search") \
+	X(WGD_KEY_MTU, "mtu")
+
+#define X(e, s) e,
+enum wgd_key { WGD_KEY_UNKNOWN, WGD_KEYS(X) WGD_KEY_COUNT };
+#undef X
+
+/* Each errno= value once: its enum name, number and default errmsg. */
+#define WGD_ERRORS(X)                                     \
+	X(WGD_E_OK, 0, "Success")                             \
+	X(WGD_E_INVALID, 1, "Invalid request")                \
+	X(WGD_E_UNSUPPORTED, 2, "Unsupported protocol")       \
+	X(WGD_E_UNAVAILABLE, 3, "Chosen IP(s) unavailable")
+
+#define X(e, n, s) e = n,
+enum wgd_error { WGD_ERRORS(X) };
+#undef X
+#define WGD_E_COUNT 4
+
+const char *wgd_key_name(enum wgd_key key);
+/* Text for a known error number, or NULL. */
+const char *wgd_error_text(uint32_t err);
+
+enum wgd_cmd {
+	WGD_CMD_NONE = 0,      /* a response */
+	WGD_CMD_REQUEST_IP,
+};
+
+struct wgd_msg {
+	enum wgd_cmd cmd;
+	uint32_t version;
+
+	/* ip= lines. In a request, an unspecified address asks for any
+	 * address of that family, and a family left out is released. */
+	bool has_ip4, has_ip6;
+	struct wgd_ip ip4, ip6;
+
+	bool has_leasestart, has_leasetime;
+	uint32_t leasestart; /* seconds since the epoch */
+	uint32_t leasetime;  /* seconds */
+
+	/* Responses. */
+	bool has_errno;
+	uint32_t err;
+	char errmsg[WGD_MAX_ERRMSG]; /* empty when absent */
+
+	size_t n_routes;
+	struct wgd_ip routes[WGD_MAX_ROUTES];
+	size_t n_dns;
+	struct wgd_ip dns[WGD_MAX_DNS];
+	char dns_search[WGD_MAX_DNS_SEARCH]; /* empty when absent */
+	uint32_t mtu;                         /* 0 when absent */
+};
+
+enum wgd_parse_kind {
+	WGD_PARSE_REQUEST,
+	WGD_PARSE_RESPONSE,
+};
+
+struct wgd_parser {
+	enum wgd_parse_kind kind;
+	struct wgd_msg msg;       /* the message being filled in */
+	size_t msg_len;           /* bytes of this message seen so far */
+	size_t line_len;          /* bytes buffered in line[] */
+	unsigned nlines;          /* complete lines of this message */
+	uint32_t seen;            /* bit per enum wgd_key seen in this message */
+	const char *error;        /* why parsing failed, for the log */
+	char line[WGD_MAX_LINE];  /* a line split across reads */
+};
+
+void wgd_parser_init(struct wgd_parser *p, enum wgd_parse_kind kind);
+
+/*
+ * Feeds len bytes. Return contract:
+ *   > 0  a whole message is in p->msg; the value is the bytes consumed,
+ *        which may be fewer than len (the rest starts the next message:
+ *        call wgd_parser_init() and feed it again);
+ *   = 0  all len bytes were consumed and more are needed;
+ *   < 0  -WGD_E_INVALID or -WGD_E_UNSUPPORTED, with p->error saying why.
+ *        The parser stays failed until wgd_parser_init().
+ */
+ssize_t wgd_parse(struct wgd_parser *p, const void *buf, size_t len);
+
+/*
+ * Serializers. They write the whole message, final empty line included,
+ * and return its length, or -ENOSPC when len is too small (buf then holds
+ * nothing usable). WGD_MAX_MESSAGE bytes always suffice.
+ *
+ * A request lists ip=, leasestart= and leasetime= as an upstream client
+ * does. A response lists ip=, route=, dns=, dns_search=, mtu=, leasestart=,
+ * leasetime= (when it has an address), errno= and errmsg= (when errno is not
+ * 0; the default text when msg->errmsg is empty).
+ */
+ssize_t wgd_serialize_request(const struct wgd_msg *m, char *buf, size_t len);
+ssize_t wgd_serialize_response(const struct wgd_msg *m, char *buf, size_t len);
+
+#endif
