@@ -41,11 +41,17 @@ static inline size_t wgd_ip_len(uint8_t family)
  * a prefix length the address is a host address. Rejects trailing junk,
  * prefixes out of range, and IPv4-mapped IPv6 addresses. When host_bits_zero
  * is set, a prefix with bits set past its length is rejected too.
- * Returns 0 or -EINVAL.
+ * CIDR is one to three digits with no leading zero ("/0" is fine, "/032" is
+ * not), and a NUL byte anywhere in the len bytes is rejected.
+ * Returns 0 or -EINVAL; *out is untouched on failure.
  */
 int wgd_ip_parse(struct wgd_ip *out, const char *s, size_t len, bool host_bits_zero);
 
-/* Writes "ADDR/CIDR" into buf (WGD_IP_STRLEN bytes suffice); returns buf. */
+/*
+ * Writes "ADDR/CIDR" into buf (WGD_IP_STRLEN bytes suffice); returns buf.
+ * Meant for logs: a family of 0 reads "(none)", and text that does not fit
+ * leaves buf empty rather than cut short.
+ */
 char *wgd_ip_format(const struct wgd_ip *ip, char *buf, size_t len);
 
 /* Writes "ADDR" without a prefix length; returns buf. */
@@ -56,7 +62,8 @@ void wgd_ip_host6(struct wgd_ip *out, const struct in6_addr *a);
 
 bool wgd_ip_equal(const struct wgd_ip *a, const struct wgd_ip *b);
 
-/* Whether prefix a contains address or prefix b (same family only). */
+/* Whether prefix a contains address or prefix b (same family only).
+ * Compares prefix bits only: host bits set in a do not matter. */
 bool wgd_ip_contains(const struct wgd_ip *a, const struct wgd_ip *b);
 
 /* Whether the two prefixes share any address. */
@@ -65,7 +72,9 @@ bool wgd_ip_overlaps(const struct wgd_ip *a, const struct wgd_ip *b);
 /* Clears the bits past the prefix length. */
 void wgd_ip_mask(struct wgd_ip *ip);
 
+/* Whether the address is 0.0.0.0 or ::, whatever its prefix length. */
 bool wgd_ip_is_unspecified(const struct wgd_ip *ip);
+/* Whether the address lies in fe80::/10. */
 bool wgd_ip_is_linklocal6(const struct wgd_ip *ip);
 
 #endif

@@ -55,6 +55,7 @@ enum wgd_error { WGD_ERRORS(X) };
 #undef X
 #define WGD_E_COUNT 4
 
+/* Wire spelling of a key, or NULL for WGD_KEY_UNKNOWN and out of range. */
 const char *wgd_key_name(enum wgd_key key);
 /* Text for a known error number, or NULL. */
 const char *wgd_error_text(uint32_t err);
@@ -103,31 +104,47 @@ struct wgd_parser {
 	unsigned nlines;          /* complete lines of this message */
 	uint32_t seen;            /* bit per enum wgd_key seen in this message */
 	const char *error;        /* why parsing failed, for the log */
+	int status;               /* 0 parsing, 1 complete, < 0 the error */
 	char line[WGD_MAX_LINE];  /* a line split across reads */
 };
 
 void wgd_parser_init(struct wgd_parser *p, enum wgd_parse_kind kind);
 
 /*
- * Feeds len bytes. Return contract:
+ * Feeds len bytes; buf is not modified and need not be NUL-terminated.
+ * Return contract:
  *   > 0  a whole message is in p->msg; the value is the bytes consumed,
  *        which may be fewer than len (the rest starts the next message:
  *        call wgd_parser_init() and feed it again);
  *   = 0  all len bytes were consumed and more are needed;
  *   < 0  -WGD_E_INVALID or -WGD_E_UNSUPPORTED, with p->error saying why.
  *        The parser stays failed until wgd_parser_init().
+ * Feeding more after a whole message, without wgd_parser_init() in between,
+ * is a caller bug and fails with -WGD_E_INVALID (p->msg is kept).
+ * The exact rules are in docs/protocol.md.
  */
 ssize_t wgd_parse(struct wgd_parser *p, const void *buf, size_t len);
 
 /*
  * Serializers. They write the whole message, final empty line included,
- * and return its length, or -ENOSPC when len is too small (buf then holds
- * nothing usable). WGD_MAX_MESSAGE bytes always suffice.
+ * followed by a NUL, and return its length without the NUL; or -ENOSPC when
+ * len is too small for both (buf then holds an empty string when len > 0).
+ * WGD_MAX_MESSAGE bytes always suffice.
+ *
+ * They return -EINVAL rather than write what the parser would refuse: an
+ * address of the wrong family, a route with host bits set, more than
+ * WGD_MAX_ROUTES routes or WGD_MAX_DNS servers, a newline in errmsg, a
+ * dns_search with a byte that is not printable ASCII or is a blank.
  *
  * A request lists ip=, leasestart= and leasetime= as an upstream client
- * does. A response lists ip=, route=, dns=, dns_search=, mtu=, leasestart=,
- * leasetime= (when it has an address), errno= and errmsg= (when errno is not
- * 0; the default text when msg->errmsg is empty).
+ * does: always "request_ip=1" whatever m->version holds, ip= as /32 or /128
+ * ("0.0.0.0/32" or "::/128" when the address is unspecified or has family
+ * 0), and the lease lines only when an ip= line was written.
+ *
+ * A response lists ip= (as /32 or /128), route=, dns=, dns_search=, mtu=
+ * (when not 0), leasestart= and leasetime= (when it has an address), errno=
+ * and errmsg= (when errno is not 0; the default text when msg->errmsg is
+ * empty, "Unknown error" for an errno without one).
  */
 ssize_t wgd_serialize_request(const struct wgd_msg *m, char *buf, size_t len);
 ssize_t wgd_serialize_response(const struct wgd_msg *m, char *buf, size_t len);
