@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef WGD_LEASE_H
+#define WGD_LEASE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../common/wgdev.h"
+#include "../protocol/ipaddr.h"
+#include "../protocol/proto.h"
+#include "pool.h"
+
+/*
+ * The lease table: at most one lease per peer public key, holding at most one
+ * IPv4 and one IPv6 address. Leases live in one array and are found through
+ * an open-addressing hash of the key; a binary heap orders them by expiry.
+ * This module decides and records; it does no I/O. The caller applies the
+ * resulting allowed-IPs changes to the device.
+ */
+
+struct lease {
+	uint8_t pubkey[WG_KEY_LEN];
+	struct in6_addr lladdr;    /* where the last request came from */
+	struct in_addr ip4;        /* valid when has_ip4 */
+	struct in6_addr ip6;       /* valid when has_ip6 */
+	uint32_t start;            /* CLOCK_REALTIME seconds of the last grant */
+	uint32_t leasetime;        /* seconds */
+	uint64_t expires;          /* CLOCK_BOOTTIME seconds */
+	uint32_t heap_pos;         /* index in the expiry heap; free-list link when unused */
+	bool has_ip4, has_ip6;
+	bool in_use;
+};
+
+struct lease_table;
+
+struct lease_table *lease_table_new(struct poolset *pools);
+void lease_table_free(struct lease_table *lt);
+
+size_t lease_count(const struct lease_table *lt);
+struct lease *lease_find(const struct lease_table *lt, const uint8_t pubkey[WG_KEY_LEN]);
+/* The lease that expires first, or NULL. */
+struct lease *lease_first_expiry(const struct lease_table *lt);
+
+/* Walks every lease; the callback must not add or remove leases. */
+void lease_foreach(const struct lease_table *lt,
+		   void (*cb)(const struct lease *l, void *ctx), void *ctx);
+
+/* What a decision changed: allowed-IPs to add to and remove from the peer. */
+struct lease_change {
+	size_t n_add, n_del;
+	struct wgd_ip add[2], del[2];
+};
+
+struct lease_clock {
+	uint32_t real;             /* CLOCK_REALTIME seconds */
+	uint64_t boot;             /* CLOCK_BOOTTIME seconds */
+};
+
+/*
+ * Answers a request_ip from the peer: keeps, grants or releases an address
+ * per family as the request asks, records the lease, and fills the response's
+ * ip=, leasestart=, leasetime= and errno= fields (not routes). The change
+ * lists what the device must be told. On -ENOMEM nothing was changed.
+ */
+int lease_request(struct lease_table *lt, const uint8_t pubkey[WG_KEY_LEN],
+		  const struct in6_addr *lladdr, const struct wgd_msg *req,
+		  uint32_t leasetime, const struct lease_clock *now,
+		  struct wgd_msg *resp, struct lease_change *change);
+
+/* Undoes the last lease_request() of this peer when the device refused its
+ * change: the lease returns to what it was. */
+void lease_request_undo(struct lease_table *lt, const uint8_t pubkey[WG_KEY_LEN]);
+
+/* Removes a lease, returning its addresses to the pools; change lists the
+ * allowed-IPs to remove. */
+void lease_release(struct lease_table *lt, struct lease *l, struct lease_change *change);
+
+/*
+ * Adds a lease as it was recorded (start-up from a journal). The addresses
+ * are marked leased in the pools when inside them. -EEXIST when another
+ * lease holds one of them.
+ */
+int lease_restore(struct lease_table *lt, const struct lease *l);
+
+size_t lease_table_memory(const struct lease_table *lt);
+
+#endif

@@ -1,0 +1,349 @@
+// SPDX-License-Identifier: MIT
+
+#include <arpa/inet.h>
+#include <check.h>
+#include <errno.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "../../server/lease.h"
+
+static struct poolset *ps;
+static struct lease_table *lt;
+static const struct in6_addr ll = { .s6_addr = { 0xfe, 0x80, [15] = 1 } };
+
+static struct wgd_ip prefix(const char *s)
+{
+	struct wgd_ip ip;
+
+	ck_assert_int_eq(wgd_ip_parse(&ip, s, strlen(s), true), 0);
+	return ip;
+}
+
+static void setup(void)
+{
+	struct wgd_ip p4 = prefix("10.0.0.0/24"), p6 = prefix("fd00::/64");
+
+	ps = poolset_new();
+	ck_assert_ptr_nonnull(ps);
+	ck_assert_int_eq(poolset_add(ps, &p4), 0);
+	ck_assert_int_eq(poolset_add(ps, &p6), 0);
+	lt = lease_table_new(ps);
+	ck_assert_ptr_nonnull(lt);
+}
+
+static void teardown(void)
+{
+	lease_table_free(lt);
+	poolset_free(ps);
+}
+
+static void key_of(uint8_t key[WG_KEY_LEN], unsigned n)
+{
+	memset(key, 0, WG_KEY_LEN);
+	memcpy(key, &n, sizeof(n));
+	key[31] = 0x40;
+}
+
+static struct wgd_msg req_any(bool v4, bool v6)
+{
+	struct wgd_msg m;
+
+	memset(&m, 0, sizeof(m));
+	m.cmd = WGD_CMD_REQUEST_IP;
+	m.version = 1;
+	m.has_ip4 = v4;
+	m.has_ip6 = v6;
+	m.ip4.family = AF_INET;
+	m.ip4.cidr = 32;
+	m.ip6.family = AF_INET6;
+	m.ip6.cidr = 128;
+	return m;
+}
+
+static int ask(unsigned peer, const struct wgd_msg *req, uint64_t boot, struct wgd_msg *resp,
+	       struct lease_change *c)
+{
+	struct lease_clock now = { .real = 1700000000 + (uint32_t)boot, .boot = boot };
+	uint8_t key[WG_KEY_LEN];
+
+	key_of(key, peer);
+	memset(resp, 0, sizeof(*resp));
+	return lease_request(lt, key, &ll, req, 60, &now, resp, c);
+}
+
+START_TEST(grant_both_families)
+{
+	struct wgd_msg req = req_any(true, true), resp;
+	struct lease_change c;
+	struct wgd_ip p4 = prefix("10.0.0.0/24"), p6 = prefix("fd00::/64");
+
+	ck_assert_int_eq(ask(1, &req, 100, &resp, &c), 0);
+	ck_assert(resp.has_ip4 && resp.has_ip6);
+	ck_assert_uint_eq(resp.err, 0);
+	ck_assert(wgd_ip_contains(&p4, &resp.ip4));
+	ck_assert(wgd_ip_contains(&p6, &resp.ip6));
+	ck_assert_uint_eq(resp.ip4.cidr, 32);
+	ck_assert_uint_eq(resp.ip6.cidr, 128);
+	ck_assert_uint_eq(resp.leasetime, 60);
+	ck_assert_uint_eq(resp.leasestart, 1700000100);
+	ck_assert_uint_eq(c.n_add, 2);
+	ck_assert_uint_eq(c.n_del, 0);
+	ck_assert(!poolset_is_free(ps, &resp.ip4));
+	ck_assert_uint_eq(lease_count(lt), 1);
+}
+END_TEST
+
+START_TEST(renewal_keeps_addresses_and_changes_nothing)
+{
+	struct wgd_msg req = req_any(true, true), resp, again;
+	struct lease_change c;
+
+	ck_assert_int_eq(ask(1, &req, 100, &resp, &c), 0);
+	req.ip4 = resp.ip4;
+	req.ip6 = resp.ip6;
+	ck_assert_int_eq(ask(1, &req, 130, &again, &c), 0);
+	ck_assert(wgd_ip_equal(&again.ip4, &resp.ip4));
+	ck_assert(wgd_ip_equal(&again.ip6, &resp.ip6));
+	ck_assert_uint_eq(again.leasestart, 1700000130);
+	ck_assert_uint_eq(c.n_add + c.n_del, 0);
+	ck_assert_uint_eq(lease_first_expiry(lt)->expires, 190);
+
+	/* Asking for "any" again also keeps what is held. */
+	req = req_any(true, true);
+	ck_assert_int_eq(ask(1, &req, 140, &again, &c), 0);
+	ck_assert(wgd_ip_equal(&again.ip4, &resp.ip4));
+	ck_assert_uint_eq(c.n_add + c.n_del, 0);
+}
+END_TEST
+
+START_TEST(requested_address_granted_when_free)
+{
+	struct wgd_msg req = req_any(true, false), resp;
+	struct lease_change c;
+
+	req.ip4 = prefix("10.0.0.77/32");
+	ck_assert_int_eq(ask(1, &req, 1, &resp, &c), 0);
+	ck_assert(wgd_ip_equal(&resp.ip4, &req.ip4));
+	ck_assert(!resp.has_ip6);
+
+	/* Moving to another free address releases the old one. */
+	req.ip4 = prefix("10.0.0.78/32");
+	ck_assert_int_eq(ask(1, &req, 2, &resp, &c), 0);
+	ck_assert(wgd_ip_equal(&resp.ip4, &req.ip4));
+	ck_assert_uint_eq(c.n_add, 1);
+	ck_assert_uint_eq(c.n_del, 1);
+	ck_assert(wgd_ip_equal(&c.del[0], &(struct wgd_ip){ 0 }) == false);
+	struct wgd_ip old = prefix("10.0.0.77/32");
+	ck_assert(wgd_ip_equal(&c.del[0], &old));
+	ck_assert(poolset_is_free(ps, &old));
+}
+END_TEST
+
+START_TEST(taken_address_not_given_twice)
+{
+	struct wgd_msg req = req_any(true, false), r1, r2;
+	struct lease_change c;
+
+	req.ip4 = prefix("10.0.0.9/32");
+	ck_assert_int_eq(ask(1, &req, 1, &r1, &c), 0);
+	ck_assert_int_eq(ask(2, &req, 1, &r2, &c), 0);
+	ck_assert(wgd_ip_equal(&r1.ip4, &req.ip4));
+	ck_assert(r2.has_ip4);
+	ck_assert(!wgd_ip_equal(&r2.ip4, &req.ip4));
+	ck_assert_uint_eq(r2.err, 0);
+}
+END_TEST
+
+START_TEST(release_all_and_one_family)
+{
+	struct wgd_msg req = req_any(true, true), resp;
+	struct lease_change c;
+	struct wgd_ip ip4, ip6;
+
+	ck_assert_int_eq(ask(1, &req, 1, &resp, &c), 0);
+	ip4 = resp.ip4;
+	ip6 = resp.ip6;
+
+	/* Leaving IPv6 out releases it. */
+	req = req_any(true, false);
+	req.ip4 = ip4;
+	ck_assert_int_eq(ask(1, &req, 2, &resp, &c), 0);
+	ck_assert(resp.has_ip4 && !resp.has_ip6);
+	ck_assert_uint_eq(c.n_del, 1);
+	ck_assert(wgd_ip_equal(&c.del[0], &ip6));
+	ck_assert(poolset_is_free(ps, &ip6));
+
+	req = req_any(false, false);
+	ck_assert_int_eq(ask(1, &req, 3, &resp, &c), 0);
+	ck_assert(!resp.has_ip4 && !resp.has_ip6);
+	ck_assert_uint_eq(resp.err, 0);
+	ck_assert_uint_eq(c.n_del, 1);
+	ck_assert(wgd_ip_equal(&c.del[0], &ip4));
+	ck_assert_uint_eq(lease_count(lt), 0);
+
+	/* Releasing nothing is fine. */
+	ck_assert_int_eq(ask(1, &req, 4, &resp, &c), 0);
+	ck_assert_uint_eq(c.n_del + c.n_add, 0);
+}
+END_TEST
+
+START_TEST(exhausted_family_is_errno_3)
+{
+	struct poolset *small = poolset_new();
+	struct lease_table *t = lease_table_new(small);
+	struct wgd_ip one = prefix("10.9.0.5/32"), p6 = prefix("fd09::/64");
+	struct lease_clock now = { 1, 1 };
+	struct wgd_msg req = req_any(true, true), resp;
+	struct lease_change c;
+	uint8_t k1[WG_KEY_LEN], k2[WG_KEY_LEN];
+
+	ck_assert_int_eq(poolset_add(small, &one), 0);
+	ck_assert_int_eq(poolset_add(small, &p6), 0);
+	key_of(k1, 1);
+	key_of(k2, 2);
+	ck_assert_int_eq(lease_request(t, k1, &ll, &req, 60, &now, &resp, &c), 0);
+	ck_assert(resp.has_ip4 && wgd_ip_equal(&resp.ip4, &one));
+	memset(&resp, 0, sizeof(resp));
+	ck_assert_int_eq(lease_request(t, k2, &ll, &req, 60, &now, &resp, &c), 0);
+	ck_assert(!resp.has_ip4);
+	ck_assert(resp.has_ip6);
+	ck_assert_uint_eq(resp.err, WGD_E_UNAVAILABLE);
+	ck_assert_str_eq(resp.errmsg, "No IPv4 address is free");
+	lease_table_free(t);
+	poolset_free(small);
+}
+END_TEST
+
+START_TEST(undo_restores_previous_state)
+{
+	struct wgd_msg req = req_any(true, true), resp, after;
+	struct lease_change c;
+	uint8_t key[WG_KEY_LEN];
+	struct wgd_ip ip4;
+
+	/* A first grant undone leaves nothing behind. */
+	ck_assert_int_eq(ask(1, &req, 1, &resp, &c), 0);
+	ip4 = resp.ip4;
+	key_of(key, 1);
+	lease_request_undo(lt, key);
+	ck_assert_uint_eq(lease_count(lt), 0);
+	ck_assert(poolset_is_free(ps, &ip4));
+
+	/* A move undone keeps the old address. */
+	ck_assert_int_eq(ask(1, &req, 1, &resp, &c), 0);
+	req.ip4 = prefix("10.0.0.200/32");
+	if (wgd_ip_equal(&req.ip4, &resp.ip4))
+		req.ip4 = prefix("10.0.0.201/32");
+	req.ip6 = resp.ip6;
+	ck_assert_int_eq(ask(1, &req, 2, &after, &c), 0);
+	ck_assert(wgd_ip_equal(&after.ip4, &req.ip4));
+	lease_request_undo(lt, key);
+	ck_assert(poolset_is_free(ps, &req.ip4));
+	ck_assert(!poolset_is_free(ps, &resp.ip4));
+	ck_assert(lease_find(lt, key)->ip4.s_addr == resp.ip4.ip4.s_addr);
+}
+END_TEST
+
+START_TEST(address_outside_pools_is_not_renewed)
+{
+	struct wgd_msg req = req_any(true, false), resp;
+	struct lease_change c;
+	struct wgd_ip p4 = prefix("10.0.0.0/24"), p5 = prefix("10.5.0.0/24");
+
+	ck_assert_int_eq(ask(1, &req, 1, &resp, &c), 0);
+	ck_assert_int_eq(poolset_remove(ps, &p4), 0);
+	ck_assert_int_eq(poolset_add(ps, &p5), 0);
+	req.ip4 = resp.ip4;
+	struct wgd_ip old = resp.ip4;
+	ck_assert_int_eq(ask(1, &req, 2, &resp, &c), 0);
+	ck_assert(wgd_ip_contains(&p5, &resp.ip4));
+	ck_assert_uint_eq(c.n_del, 1);
+	ck_assert(wgd_ip_equal(&c.del[0], &old));
+}
+END_TEST
+
+START_TEST(many_peers_unique_and_expiry_order)
+{
+	struct wgd_msg req = req_any(true, true), resp;
+	struct lease_change c;
+	uint8_t key[WG_KEY_LEN];
+	uint32_t seen[256] = { 0 };
+
+	for (unsigned i = 0; i < 200; i++) {
+		ck_assert_int_eq(ask(i, &req, 1000 - i, &resp, &c), 0);
+		ck_assert(resp.has_ip4);
+		ck_assert_uint_eq(seen[resp.ip4.bytes[3]]++, 0);
+	}
+	ck_assert_uint_eq(lease_count(lt), 200);
+	/* Peer 199 asked earliest (boot 801), so it expires first. */
+	key_of(key, 199);
+	ck_assert_mem_eq(lease_first_expiry(lt)->pubkey, key, WG_KEY_LEN);
+
+	/* Release every other peer, then everyone left is still found. */
+	for (unsigned i = 0; i < 200; i += 2) {
+		key_of(key, i);
+		lease_release(lt, lease_find(lt, key), &c);
+		ck_assert_uint_eq(c.n_del, 2);
+	}
+	for (unsigned i = 0; i < 200; i++) {
+		key_of(key, i);
+		ck_assert((lease_find(lt, key) != NULL) == (i % 2 == 1));
+	}
+	uint64_t last = 0;
+	while (lease_first_expiry(lt)) {
+		struct lease *l = lease_first_expiry(lt);
+
+		ck_assert_uint_ge(l->expires, last);
+		last = l->expires;
+		lease_release(lt, l, &c);
+	}
+	ck_assert_uint_eq(lease_count(lt), 0);
+}
+END_TEST
+
+START_TEST(restore_refuses_conflicts)
+{
+	struct lease l;
+
+	memset(&l, 0, sizeof(l));
+	key_of(l.pubkey, 7);
+	l.has_ip4 = true;
+	inet_pton(AF_INET, "10.0.0.50", &l.ip4);
+	l.expires = 500;
+	ck_assert_int_eq(lease_restore(lt, &l), 0);
+	ck_assert_int_eq(lease_restore(lt, &l), -EEXIST);
+	key_of(l.pubkey, 8);
+	ck_assert_int_eq(lease_restore(lt, &l), -EEXIST);
+	ck_assert_uint_eq(lease_count(lt), 1);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("lease");
+	TCase *tc = tcase_create("lease");
+	SRunner *sr;
+	int failed;
+
+	if (sodium_init() < 0)
+		return 1;
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, grant_both_families);
+	tcase_add_test(tc, renewal_keeps_addresses_and_changes_nothing);
+	tcase_add_test(tc, requested_address_granted_when_free);
+	tcase_add_test(tc, taken_address_not_given_twice);
+	tcase_add_test(tc, release_all_and_one_family);
+	tcase_add_test(tc, exhausted_family_is_errno_3);
+	tcase_add_test(tc, undo_restores_previous_state);
+	tcase_add_test(tc, address_outside_pools_is_not_renewed);
+	tcase_add_test(tc, many_peers_unique_and_expiry_order);
+	tcase_add_test(tc, restore_refuses_conflicts);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}
