@@ -76,10 +76,52 @@ int wgctl_get_device(struct wgctl *ctl, struct wgdev **out);
  * Adds and removes allowed-IPs of one existing peer, leaving its other
  * allowed-IPs, its endpoint and every other peer alone. Never creates a
  * peer: -ENOENT when the peer is not on the device. Removing an entry that
- * is absent is not an error.
+ * is absent is not an error. Adding a prefix another peer holds exactly is
+ * refused with -EEXIST, as WireGuard would silently move it. -EINVAL for a
+ * malformed prefix; host bits past the prefix length are ignored.
  */
 int wgctl_allowedips_update(struct wgctl *ctl, const uint8_t pubkey[WG_KEY_LEN],
 			    const struct wgd_ip *add, size_t n_add,
 			    const struct wgd_ip *del, size_t n_del);
+
+/*
+ * Building blocks for the backends' parsers, also used by tests.
+ *
+ * The peer and allowed-IP arrays grow geometrically with the capacity
+ * implied by the count (the next power of two, at least 4), so only grow
+ * arrays these functions built: a device from wgctl_get_device() or one
+ * started empty. A peer pointer stays valid until the next peer is added.
+ * Each returns 0 or -ENOMEM.
+ */
+int wgdev_add_peer(struct wgdev *dev, const uint8_t pubkey[WG_KEY_LEN],
+		   struct wgdev_peer **out);
+int wgdev_peer_add_allowedip(struct wgdev_peer *peer, const struct wgd_ip *ip);
+
+/*
+ * Copies an allowed-IP a caller asked for into its canonical form: the
+ * family checked, the prefix length in range, the bits past it cleared and
+ * the unused tail zeroed. 0 or -EINVAL.
+ */
+int wgdev_allowedip_canon(struct wgd_ip *out, const struct wgd_ip *in);
+
+/*
+ * The checks an update makes against a fresh read of the device: the peer
+ * exists (else -ENOENT) and no addition equals an allowed-IP of another
+ * peer (else -EEXIST). On success *peer is the peer in dev.
+ */
+int wgdev_update_check(const struct wgdev *dev, const uint8_t pubkey[WG_KEY_LEN],
+		       const struct wgd_ip *add, size_t n_add,
+		       struct wgdev_peer **peer);
+
+/*
+ * The list cur - del + add, for backends that can only replace a peer's
+ * whole list. Entries compare as exact prefixes (canonical input expected);
+ * an addition already present is not repeated. *out is NULL when the result
+ * is empty. 0 or -ENOMEM, with *out NULL and *n_out 0 on failure.
+ */
+int wgdev_allowedips_apply(const struct wgd_ip *cur, size_t n_cur,
+			   const struct wgd_ip *add, size_t n_add,
+			   const struct wgd_ip *del, size_t n_del,
+			   struct wgd_ip **out, size_t *n_out);
 
 #endif

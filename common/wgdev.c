@@ -1,0 +1,298 @@
+// SPDX-License-Identifier: MIT
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include "wgdev.h"
+#include "wgdev-genl.h"
+#include "wgdev-uapi.h"
+
+const char *wgctl_uapi_dir = "/var/run/wireguard";
+
+struct wgctl {
+	enum wgctl_backend backend;
+	union {
+		struct uapi_conn *uapi;
+		struct genl_conn *genl;
+	};
+};
+
+void wgdev_free(struct wgdev *dev)
+{
+	if (!dev)
+		return;
+	for (size_t i = 0; i < dev->n_peers; ++i)
+		free(dev->peers[i].allowedips);
+	free(dev->peers);
+	free(dev);
+}
+
+struct wgdev_peer *wgdev_find_peer(const struct wgdev *dev, const uint8_t pubkey[WG_KEY_LEN])
+{
+	for (size_t i = 0; i < dev->n_peers; ++i) {
+		if (!memcmp(dev->peers[i].pubkey, pubkey, WG_KEY_LEN))
+			return &dev->peers[i];
+	}
+	return NULL;
+}
+
+/*
+ * Makes room for element n of an array of elem-sized entries whose capacity
+ * is implied by n: 4 at first, doubling each time n reaches a power of two.
+ * Keeping no capacity field lets the public structs stay as they are.
+ */
+static int array_grow(void **arr, size_t n, size_t elem)
+{
+	size_t cap;
+	void *p;
+
+	if (n != 0 && (n < 4 || (n & (n - 1))))
+		return 0;
+	cap = n ? n * 2 : 4;
+	if (cap < n || cap > SIZE_MAX / elem)
+		return -ENOMEM;
+	p = realloc(*arr, cap * elem);
+	if (!p)
+		return -ENOMEM;
+	*arr = p;
+	return 0;
+}
+
+int wgdev_add_peer(struct wgdev *dev, const uint8_t pubkey[WG_KEY_LEN],
+		   struct wgdev_peer **out)
+{
+	struct wgdev_peer *peer;
+	int ret;
+
+	*out = NULL;
+	ret = array_grow((void **)&dev->peers, dev->n_peers, sizeof(*dev->peers));
+	if (ret)
+		return ret;
+	peer = &dev->peers[dev->n_peers++];
+	memset(peer, 0, sizeof(*peer));
+	memcpy(peer->pubkey, pubkey, WG_KEY_LEN);
+	*out = peer;
+	return 0;
+}
+
+int wgdev_peer_add_allowedip(struct wgdev_peer *peer, const struct wgd_ip *ip)
+{
+	int ret;
+
+	ret = array_grow((void **)&peer->allowedips, peer->n_allowedips,
+			 sizeof(*peer->allowedips));
+	if (ret)
+		return ret;
+	peer->allowedips[peer->n_allowedips++] = *ip;
+	return 0;
+}
+
+int wgdev_allowedip_canon(struct wgd_ip *out, const struct wgd_ip *in)
+{
+	if ((in->family != AF_INET && in->family != AF_INET6) ||
+	    in->cidr > wgd_ip_bits(in->family))
+		return -EINVAL;
+	memset(out, 0, sizeof(*out));
+	out->family = in->family;
+	out->cidr = in->cidr;
+	memcpy(out->bytes, in->bytes, wgd_ip_len(in->family));
+	wgd_ip_mask(out);
+	return 0;
+}
+
+static bool ip_in(const struct wgd_ip *ip, const struct wgd_ip *list, size_t n)
+{
+	for (size_t i = 0; i < n; ++i) {
+		if (wgd_ip_equal(ip, &list[i]))
+			return true;
+	}
+	return false;
+}
+
+int wgdev_update_check(const struct wgdev *dev, const uint8_t pubkey[WG_KEY_LEN],
+		       const struct wgd_ip *add, size_t n_add,
+		       struct wgdev_peer **peer)
+{
+	*peer = wgdev_find_peer(dev, pubkey);
+	if (!*peer)
+		return -ENOENT;
+	if (!n_add)
+		return 0;
+	for (size_t i = 0; i < dev->n_peers; ++i) {
+		const struct wgdev_peer *other = &dev->peers[i];
+
+		if (other == *peer)
+			continue;
+		for (size_t j = 0; j < other->n_allowedips; ++j) {
+			if (ip_in(&other->allowedips[j], add, n_add))
+				return -EEXIST;
+		}
+	}
+	return 0;
+}
+
+int wgdev_allowedips_apply(const struct wgd_ip *cur, size_t n_cur,
+			   const struct wgd_ip *add, size_t n_add,
+			   const struct wgd_ip *del, size_t n_del,
+			   struct wgd_ip **out, size_t *n_out)
+{
+	struct wgd_ip *res = NULL;
+	size_t n = 0;
+
+	*out = NULL;
+	*n_out = 0;
+	if (n_cur > SIZE_MAX / sizeof(*res) - n_add)
+		return -ENOMEM;
+	if (n_cur + n_add) {
+		res = malloc((n_cur + n_add) * sizeof(*res));
+		if (!res)
+			return -ENOMEM;
+	}
+	for (size_t i = 0; i < n_cur; ++i) {
+		if (!ip_in(&cur[i], del, n_del) && !ip_in(&cur[i], res, n))
+			res[n++] = cur[i];
+	}
+	/*
+	 * An addition wins over a removal of the same prefix, as on the
+	 * incremental paths, which send removals first.
+	 */
+	for (size_t i = 0; i < n_add; ++i) {
+		if (!ip_in(&add[i], res, n))
+			res[n++] = add[i];
+	}
+	if (!n) {
+		free(res);
+		res = NULL;
+	}
+	*out = res;
+	*n_out = n;
+	return 0;
+}
+
+static bool ifname_valid(const char *ifname)
+{
+	size_t len = strnlen(ifname, IF_NAMESIZE);
+
+	/* The name becomes a path component below wgctl_uapi_dir. */
+	return len > 0 && len < IF_NAMESIZE && !strchr(ifname, '/') &&
+	       strcmp(ifname, ".") && strcmp(ifname, "..");
+}
+
+int wgctl_open(struct wgctl **out, const char *ifname)
+{
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	struct wgctl *ctl;
+	struct stat st;
+	int ret;
+
+	*out = NULL;
+	if (!ifname_valid(ifname))
+		return -EINVAL;
+	ctl = calloc(1, sizeof(*ctl));
+	if (!ctl)
+		return -ENOMEM;
+
+	/*
+	 * Like wg(8): a socket in the UAPI directory means a userspace
+	 * implementation owns the name, whatever the kernel knows.
+	 */
+	ret = uapi_socket_path(path, sizeof(path), wgctl_uapi_dir, ifname);
+	if (ret)
+		goto out;
+	if (!stat(path, &st) && S_ISSOCK(st.st_mode)) {
+		ctl->backend = WGCTL_UAPI;
+		ret = uapi_conn_open(&ctl->uapi, path);
+	} else {
+		ctl->backend = WGCTL_GENL;
+		ret = genl_conn_open(&ctl->genl, ifname);
+	}
+out:
+	if (ret) {
+		free(ctl);
+		return ret;
+	}
+	*out = ctl;
+	return 0;
+}
+
+void wgctl_close(struct wgctl *ctl)
+{
+	if (!ctl)
+		return;
+	if (ctl->backend == WGCTL_UAPI)
+		uapi_conn_close(ctl->uapi);
+	else
+		genl_conn_close(ctl->genl);
+	free(ctl);
+}
+
+enum wgctl_backend wgctl_backend(const struct wgctl *ctl)
+{
+	return ctl->backend;
+}
+
+const char *wgctl_backend_name(const struct wgctl *ctl)
+{
+	return ctl->backend == WGCTL_UAPI ? "userspace" : "kernel";
+}
+
+int wgctl_get_device(struct wgctl *ctl, struct wgdev **out)
+{
+	*out = NULL;
+	if (ctl->backend == WGCTL_UAPI)
+		return uapi_conn_get_device(ctl->uapi, out);
+	return genl_conn_get_device(ctl->genl, out);
+}
+
+static int canon_list(const struct wgd_ip *in, size_t n, struct wgd_ip **out)
+{
+	struct wgd_ip *list;
+	int ret;
+
+	*out = NULL;
+	if (!n)
+		return 0;
+	if (n > SIZE_MAX / sizeof(*list))
+		return -ENOMEM;
+	list = malloc(n * sizeof(*list));
+	if (!list)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; ++i) {
+		ret = wgdev_allowedip_canon(&list[i], &in[i]);
+		if (ret) {
+			free(list);
+			return ret;
+		}
+	}
+	*out = list;
+	return 0;
+}
+
+int wgctl_allowedips_update(struct wgctl *ctl, const uint8_t pubkey[WG_KEY_LEN],
+			    const struct wgd_ip *add, size_t n_add,
+			    const struct wgd_ip *del, size_t n_del)
+{
+	struct wgd_ip *cadd = NULL, *cdel = NULL;
+	int ret;
+
+	/* Bad input is refused before anything reaches the device. */
+	ret = canon_list(add, n_add, &cadd);
+	if (ret)
+		goto out;
+	ret = canon_list(del, n_del, &cdel);
+	if (ret)
+		goto out;
+	if (ctl->backend == WGCTL_UAPI)
+		ret = uapi_conn_allowedips_update(ctl->uapi, pubkey, cadd, n_add,
+						  cdel, n_del);
+	else
+		ret = genl_conn_allowedips_update(ctl->genl, pubkey, cadd, n_add,
+						  cdel, n_del);
+out:
+	free(cadd);
+	free(cdel);
+	return ret;
+}
