@@ -42,6 +42,8 @@ struct rtnl_addr {
 	struct wgd_ip ip;        /* address with its prefix length */
 	uint8_t scope;           /* RT_SCOPE_* */
 	uint32_t flags;          /* IFA_F_* */
+	uint32_t valid_lft;      /* seconds left; UINT32_MAX is forever */
+	uint32_t preferred_lft;
 };
 
 /* Addresses on ifindex of family (AF_INET, AF_INET6 or AF_UNSPEC). */
