@@ -35,12 +35,20 @@ void poolset_free(struct poolset *ps);
  * caller's to mark.
  */
 int poolset_add(struct poolset *ps, const struct wgd_ip *prefix);
+/*
+ * IPv6 prefixes shorter than /127 never lease their all-zero address, the
+ * Subnet-Router anycast address (RFC 4291 section 2.6.1). The functions
+ * below that take an address look at its address bits, not its prefix
+ * length.
+ */
+
 /* Removes a prefix; its leases live on in the lease table only. */
 int poolset_remove(struct poolset *ps, const struct wgd_ip *prefix);
 
 size_t poolset_count(const struct poolset *ps);
 /* The i-th pool's prefix, in the order added. */
 const struct wgd_ip *poolset_prefix(const struct poolset *ps, size_t i);
+/* (NULL past the end; the pointer lasts until the next add or remove.) */
 
 /* Whether addr lies in some pool and is leasable there (not the network or
  * broadcast address of an IPv4 pool). */
@@ -63,6 +71,9 @@ void poolset_put(struct poolset *ps, const struct wgd_ip *addr);
 void poolset_reserve_clear(struct poolset *ps);
 /* Reserves every address of prefix that falls inside a pool. */
 void poolset_reserve(struct poolset *ps, const struct wgd_ip *prefix);
+/* A reservation that could not be recorded for want of memory makes
+ * poolset_take_random() and poolset_take() fail with -ENOMEM until the next
+ * poolset_reserve_clear(): no lease is better than one that clashes. */
 
 /* Sizes for status output (saturating at UINT64_MAX for huge pools). */
 uint64_t poolset_pool_size(const struct poolset *ps, size_t i);
