@@ -1,0 +1,736 @@
+// SPDX-License-Identifier: MIT
+/*
+ * wg-dynamic-client: asks the hub behind a WireGuard interface for addresses
+ * and keeps them configured for as long as the lease lives.
+ *
+ * States, in the manner of a DHCP client (RFC 2131, 4.4): without a lease
+ * it asks for any address (INIT); once bound it renews at about half the
+ * lease time; a failed renewal is retried with exponential backoff and
+ * jitter until the lease expires, when everything it configured is removed
+ * and it starts over.
+ */
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <linux/rtnetlink.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "../common/clock.h"
+#include "../common/key.h"
+#include "../common/log.h"
+#include "../common/rng.h"
+#include "../common/rtnl.h"
+#include "../common/wgdev.h"
+#include "../protocol/proto.h"
+
+#define REQUEST_TIMEOUT_MS 3000
+#define RELEASE_TIMEOUT_MS 1500
+#define BACKOFF_MIN_MS 500
+#define BACKOFF_MAX_MS 16000
+/* leasestart is believed only this close to our own clock. */
+#define CLOCK_SKEW_MAX_S 15
+
+enum exit_status {
+	EXIT_OK = 0,
+	EXIT_USAGE = 64,
+	EXIT_NO_IFACE = 65,
+	EXIT_NOT_WG = 66,
+	EXIT_NO_HUB = 67,
+	EXIT_NO_LL = 68,
+	EXIT_SYSTEM = 70,
+};
+
+struct lease_state {
+	bool bound;
+	bool has_ip4, has_ip6;
+	struct wgd_ip ip4, ip6;
+	size_t n_routes;
+	struct wgd_ip routes[WGD_MAX_ROUTES];
+	/* Routes we put into the hub peer's allowed-IPs, to take back out. */
+	size_t n_hub_routes;
+	struct wgd_ip hub_routes[WGD_MAX_ROUTES];
+	uint32_t leasestart, leasetime;
+	uint64_t expires_ms;          /* CLOCK_BOOTTIME */
+};
+
+struct client {
+	const char *ifname;
+	uint32_t ifindex;
+	bool link_up;
+	struct rtnl *rt;
+	struct rtnl_monitor *mon;
+	struct wgctl *wg;
+	uint8_t hub_key[WG_KEY_LEN];
+	struct in6_addr ll;
+	int sig_fd;
+	int pending_signal;
+
+	struct lease_state lease;
+	uint64_t next_try_ms;
+	uint32_t backoff_ms;
+};
+
+static struct client cl;
+
+static const char *fmt_ip(const struct wgd_ip *ip, char buf[WGD_IP_STRLEN])
+{
+	return wgd_ip_format_addr(ip, buf, WGD_IP_STRLEN);
+}
+
+/* ---- talking to the server ---- */
+
+/* Waits for fd to become ready for events, or for a signal. Returns 1 when
+ * ready, 0 on timeout, -EINTR when a signal arrived (kept in pending_signal). */
+static int wait_fd(int fd, short events, uint64_t deadline_ms)
+{
+	for (;;) {
+		struct pollfd pfd[2] = {
+			{ .fd = fd, .events = events },
+			{ .fd = cl.sig_fd, .events = POLLIN },
+		};
+		uint64_t now = clock_boot_ms();
+		int n;
+
+		if (now >= deadline_ms)
+			return 0;
+		n = poll(pfd, 2, (int)(deadline_ms - now));
+		if (n < 0 && errno != EINTR)
+			return -errno;
+		if (n <= 0)
+			continue;
+		if (pfd[1].revents & POLLIN) {
+			struct signalfd_siginfo si;
+
+			if (read(cl.sig_fd, &si, sizeof(si)) == sizeof(si) && si.ssi_signo != SIGHUP) {
+				cl.pending_signal = (int)si.ssi_signo;
+				return -EINTR;
+			}
+		}
+		if (pfd[0].revents)
+			return 1;
+	}
+}
+
+/*
+ * One request over one TCP connection from [ll]:970 to [fe80::]:970. The
+ * server closes first; we then close abortively, so that no TIME_WAIT is
+ * left on either side to block the next request between the same
+ * addresses and ports.
+ */
+static int exchange(const struct wgd_msg *req, struct wgd_msg *resp, uint64_t timeout_ms)
+{
+	struct sockaddr_in6 src = {
+		.sin6_family = AF_INET6,
+		.sin6_port = htons(WGD_PORT),
+		.sin6_addr = cl.ll,
+		.sin6_scope_id = cl.ifindex,
+	};
+	struct sockaddr_in6 dst = {
+		.sin6_family = AF_INET6,
+		.sin6_port = htons(WGD_PORT),
+		.sin6_addr = { .s6_addr = { 0xfe, 0x80 } },
+		.sin6_scope_id = cl.ifindex,
+	};
+	uint64_t deadline = clock_boot_ms() + timeout_ms;
+	struct linger abortive = { .l_onoff = 1, .l_linger = 0 };
+	static struct wgd_parser parser;
+	char buf[WGD_MAX_MESSAGE];
+	ssize_t len, n;
+	size_t off = 0;
+	int fd, one = 1, ret, err = 0;
+	socklen_t errlen = sizeof(err);
+
+	len = wgd_serialize_request(req, buf, sizeof(buf));
+	if (len < 0)
+		return (int)len;
+
+	fd = socket(AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &abortive, sizeof(abortive));
+	if (bind(fd, (struct sockaddr *)&src, sizeof(src))) {
+		ret = -errno;
+		goto out;
+	}
+	if (connect(fd, (struct sockaddr *)&dst, sizeof(dst)) && errno != EINPROGRESS) {
+		ret = -errno;
+		goto out;
+	}
+	ret = wait_fd(fd, POLLOUT, deadline);
+	if (ret <= 0) {
+		ret = ret ?: -ETIMEDOUT;
+		goto out;
+	}
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &errlen) || err) {
+		ret = -(err ?: errno);
+		goto out;
+	}
+
+	while (off < (size_t)len) {
+		n = send(fd, buf + off, (size_t)len - off, MSG_NOSIGNAL);
+		if (n < 0) {
+			if (errno == EAGAIN) {
+				ret = wait_fd(fd, POLLOUT, deadline);
+				if (ret <= 0) {
+					ret = ret ?: -ETIMEDOUT;
+					goto out;
+				}
+				continue;
+			}
+			if (errno == EINTR)
+				continue;
+			ret = -errno;
+			goto out;
+		}
+		off += (size_t)n;
+	}
+
+	wgd_parser_init(&parser, WGD_PARSE_RESPONSE);
+	for (;;) {
+		ret = wait_fd(fd, POLLIN, deadline);
+		if (ret <= 0) {
+			ret = ret ?: -ETIMEDOUT;
+			goto out;
+		}
+		n = recv(fd, buf, sizeof(buf), 0);
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				continue;
+			ret = -errno;
+			goto out;
+		}
+		if (n == 0) {
+			log_warnx("the server closed the connection before answering");
+			ret = -ECONNRESET;
+			goto out;
+		}
+		ssize_t p = wgd_parse(&parser, buf, (size_t)n);
+		if (p < 0) {
+			log_warnx("bad response from the server: %s", parser.error);
+			ret = -EBADMSG;
+			goto out;
+		}
+		if (p > 0) {
+			*resp = parser.msg;
+			ret = 0;
+			goto out;
+		}
+	}
+out:
+	close(fd);
+	return ret;
+}
+
+/* ---- configuring the interface ---- */
+
+static bool route_in(const struct wgd_ip *r, const struct wgd_ip *list, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (wgd_ip_equal(r, &list[i]))
+			return true;
+	return false;
+}
+
+static void addr_apply(bool had, const struct wgd_ip *old, bool has, const struct wgd_ip *new,
+		       uint32_t lifetime)
+{
+	char b[WGD_IP_STRLEN];
+	int ret;
+
+	if (had && !(has && wgd_ip_equal(old, new))) {
+		ret = rtnl_addr_del(cl.rt, cl.ifindex, old);
+		if (ret)
+			log_warnx("cannot remove %s from %s: %s", fmt_ip(old, b), cl.ifname,
+				  strerror(-ret));
+	}
+	if (has) {
+		/* Adding again refreshes the lifetimes: if this process dies,
+		 * the kernel drops the address when the lease ends. */
+		ret = rtnl_addr_add(cl.rt, cl.ifindex, new, lifetime, lifetime);
+		if (ret)
+			log_warnx("cannot add %s to %s: %s", fmt_ip(new, b), cl.ifname,
+				  strerror(-ret));
+	}
+}
+
+/*
+ * Pushed routes go on the interface and into the hub peer's allowed-IPs, so
+ * that a hub configured with only fe80::/128 carries them. Entries the hub
+ * peer already had are not ours: they are neither added nor later removed.
+ */
+static void routes_apply(struct lease_state *ls, const struct wgd_ip *routes, size_t n)
+{
+	struct wgd_ip add[WGD_MAX_ROUTES], del[WGD_MAX_ROUTES];
+	size_t n_add = 0, n_del = 0, kept = 0;
+	struct wgdev *dev = NULL;
+	struct wgdev_peer *hub = NULL;
+	char b[WGD_IP_STRLEN];
+	int ret;
+
+	for (size_t i = 0; i < ls->n_routes; i++) {
+		if (route_in(&ls->routes[i], routes, n))
+			continue;
+		ret = rtnl_route_del(cl.rt, cl.ifindex, &ls->routes[i]);
+		if (ret)
+			log_warnx("cannot remove route %s: %s", fmt_ip(&ls->routes[i], b),
+				  strerror(-ret));
+	}
+	for (size_t i = 0; i < n; i++) {
+		ret = rtnl_route_add(cl.rt, cl.ifindex, &routes[i]);
+		if (ret)
+			log_warnx("cannot add route %s: %s",
+				  wgd_ip_format(&routes[i], b, sizeof(b)), strerror(-ret));
+	}
+
+	for (size_t i = 0; i < ls->n_hub_routes; i++) {
+		if (route_in(&ls->hub_routes[i], routes, n))
+			ls->hub_routes[kept++] = ls->hub_routes[i];
+		else
+			del[n_del++] = ls->hub_routes[i];
+	}
+	ls->n_hub_routes = kept;
+	for (size_t i = 0; i < n; i++)
+		if (!route_in(&routes[i], ls->hub_routes, ls->n_hub_routes))
+			add[n_add++] = routes[i];
+
+	if (n_add && !wgctl_get_device(cl.wg, &dev))
+		hub = wgdev_find_peer(dev, cl.hub_key);
+	if (hub) {
+		size_t n_new = 0;
+
+		for (size_t i = 0; i < n_add; i++)
+			if (!route_in(&add[i], hub->allowedips, hub->n_allowedips))
+				add[n_new++] = add[i];
+		n_add = n_new;
+	}
+	wgdev_free(dev);
+
+	if (n_add || n_del) {
+		ret = wgctl_allowedips_update(cl.wg, cl.hub_key, add, n_add, del, n_del);
+		if (ret)
+			log_warnx("cannot update the hub peer's allowed-IPs: %s", strerror(-ret));
+		else
+			for (size_t i = 0; i < n_add; i++)
+				ls->hub_routes[ls->n_hub_routes++] = add[i];
+	}
+	memcpy(ls->routes, routes, n * sizeof(routes[0]));
+	ls->n_routes = n;
+}
+
+/* Removes everything the lease put in place. */
+static void lease_drop(void)
+{
+	struct lease_state *ls = &cl.lease;
+
+	addr_apply(ls->has_ip4, &ls->ip4, false, NULL, 0);
+	addr_apply(ls->has_ip6, &ls->ip6, false, NULL, 0);
+	routes_apply(ls, NULL, 0);
+	memset(ls, 0, sizeof(*ls));
+}
+
+static uint64_t jitter(uint64_t ms, unsigned percent)
+{
+	uint64_t spread = ms * percent / 100;
+
+	return ms - spread + rng_below(2 * spread + 1);
+}
+
+static void schedule_retry(void)
+{
+	uint64_t now = clock_boot_ms();
+
+	cl.backoff_ms = cl.backoff_ms ? cl.backoff_ms * 2 : BACKOFF_MIN_MS;
+	if (cl.backoff_ms > BACKOFF_MAX_MS)
+		cl.backoff_ms = BACKOFF_MAX_MS;
+	cl.next_try_ms = now + jitter(cl.backoff_ms, 25);
+	if (cl.lease.bound && cl.next_try_ms > cl.lease.expires_ms)
+		cl.next_try_ms = cl.lease.expires_ms;
+}
+
+static void lease_accept(const struct wgd_msg *req, const struct wgd_msg *resp)
+{
+	struct lease_state *ls = &cl.lease;
+	uint64_t now_ms = clock_boot_ms();
+	uint32_t now_real = clock_real_s(), lifetime = resp->leasetime;
+	char b4[WGD_IP_STRLEN] = "-", b6[WGD_IP_STRLEN] = "-";
+	bool same;
+
+	/* The server's clock places the lease; believe it only when it agrees
+	 * with ours, else count from now. */
+	if (resp->leasestart <= now_real && now_real - resp->leasestart <= CLOCK_SKEW_MAX_S)
+		lifetime = resp->leasetime > now_real - resp->leasestart ?
+				   resp->leasetime - (now_real - resp->leasestart) : 0;
+	else if (resp->leasestart > now_real && resp->leasestart - now_real > CLOCK_SKEW_MAX_S)
+		log_debug("leasestart %u is %us from our clock; counting from now",
+			  resp->leasestart, resp->leasestart - now_real);
+
+	if (resp->err) {
+		const char *why = resp->errmsg[0] ? resp->errmsg : wgd_error_text(resp->err);
+
+		if (req->has_ip4 && !resp->has_ip4)
+			log_warnx("no IPv4 address from the server: %s", why ?: "unknown error");
+		if (req->has_ip6 && !resp->has_ip6)
+			log_warnx("no IPv6 address from the server: %s", why ?: "unknown error");
+	}
+
+	same = ls->bound && ls->has_ip4 == resp->has_ip4 && ls->has_ip6 == resp->has_ip6 &&
+	       (!resp->has_ip4 || wgd_ip_equal(&ls->ip4, &resp->ip4)) &&
+	       (!resp->has_ip6 || wgd_ip_equal(&ls->ip6, &resp->ip6));
+
+	addr_apply(ls->has_ip4, &ls->ip4, resp->has_ip4, &resp->ip4, lifetime);
+	addr_apply(ls->has_ip6, &ls->ip6, resp->has_ip6, &resp->ip6, lifetime);
+	routes_apply(ls, resp->routes, resp->n_routes);
+
+	ls->bound = true;
+	ls->has_ip4 = resp->has_ip4;
+	ls->has_ip6 = resp->has_ip6;
+	ls->ip4 = resp->ip4;
+	ls->ip6 = resp->ip6;
+	ls->leasestart = resp->leasestart;
+	ls->leasetime = resp->leasetime;
+	ls->expires_ms = now_ms + (uint64_t)lifetime * 1000;
+
+	if (ls->has_ip4)
+		fmt_ip(&ls->ip4, b4);
+	if (ls->has_ip6)
+		fmt_ip(&ls->ip6, b6);
+	log_info("%s: ip4 %s ip6 %s leasetime %u leasestart %u", same ? "renewed" : "bound", b4,
+		 b6, ls->leasetime, ls->leasestart);
+
+	/* Renew at about half the time left (RFC 2131's T1), with jitter so a
+	 * hub's peers spread out. */
+	cl.backoff_ms = 0;
+	cl.next_try_ms = now_ms + jitter((uint64_t)lifetime * 500, 10);
+}
+
+static void request_lease(void)
+{
+	struct wgd_msg req, resp;
+	struct lease_state *ls = &cl.lease;
+	int ret;
+
+	memset(&req, 0, sizeof(req));
+	req.cmd = WGD_CMD_REQUEST_IP;
+	req.version = 1;
+	req.has_ip4 = req.has_ip6 = true;
+	req.ip4.family = AF_INET;
+	req.ip4.cidr = 32;
+	req.ip6.family = AF_INET6;
+	req.ip6.cidr = 128;
+	if (ls->bound && ls->has_ip4)
+		req.ip4 = ls->ip4;
+	if (ls->bound && ls->has_ip6)
+		req.ip6 = ls->ip6;
+	if (ls->bound) {
+		req.leasestart = ls->leasestart;
+		req.leasetime = ls->leasetime;
+	}
+
+	ret = exchange(&req, &resp, REQUEST_TIMEOUT_MS);
+	if (ret == -EINTR)
+		return;
+	if (ret) {
+		log_debug("request failed: %s", strerror(-ret));
+		schedule_retry();
+		return;
+	}
+	if (!resp.has_ip4 && !resp.has_ip6) {
+		const char *why = resp.err ? (resp.errmsg[0] ? resp.errmsg : wgd_error_text(resp.err))
+					   : "no address in the response";
+
+		log_warnx("the server gave no address: %s", why ?: "unknown error");
+		schedule_retry();
+		return;
+	}
+	lease_accept(&req, &resp);
+}
+
+static void release_and_exit(void)
+{
+	struct wgd_msg req, resp;
+
+	if (cl.lease.bound) {
+		memset(&req, 0, sizeof(req));
+		req.cmd = WGD_CMD_REQUEST_IP;
+		req.version = 1;
+		if (exchange(&req, &resp, RELEASE_TIMEOUT_MS))
+			log_info("could not tell the server of the release; the lease will expire");
+		lease_drop();
+	}
+	log_info("exiting; released the lease");
+	exit(EXIT_OK);
+}
+
+/* ---- interface events ---- */
+
+static void on_rtnl_event(const struct rtnl_event *ev, void *ctx)
+{
+	(void)ctx;
+	if (ev->ifindex != cl.ifindex)
+		return;
+	if (ev->type == RTNL_EV_LINK_DEL) {
+		log_info("%s is gone; exiting", cl.ifname);
+		exit(EXIT_OK);
+	}
+	if (ev->type == RTNL_EV_LINK) {
+		bool up = ev->flags & IFF_UP;
+
+		if (up && !cl.link_up) {
+			log_info("%s is up", cl.ifname);
+			cl.next_try_ms = clock_boot_ms();
+			cl.backoff_ms = 0;
+		} else if (!up && cl.link_up) {
+			log_info("%s is down; waiting", cl.ifname);
+		}
+		cl.link_up = up;
+	}
+}
+
+/* ---- start-up ---- */
+
+static void find_hub(const struct wgdev *dev)
+{
+	struct wgd_ip server = { .family = AF_INET6, .cidr = 128, .bytes = { 0xfe, 0x80 } };
+	size_t found = 0;
+
+	for (size_t i = 0; i < dev->n_peers; i++) {
+		for (size_t j = 0; j < dev->peers[i].n_allowedips; j++) {
+			if (wgd_ip_contains(&dev->peers[i].allowedips[j], &server)) {
+				memcpy(cl.hub_key, dev->peers[i].pubkey, WG_KEY_LEN);
+				found++;
+				break;
+			}
+		}
+	}
+	if (!found) {
+		log_warnx("no peer of %s has fe80::/128 in its allowed-IPs: add it to the hub "
+			  "peer (wg set %s peer HUBKEY allowed-ips fe80::/128)", cl.ifname,
+			  cl.ifname);
+		exit(EXIT_NO_HUB);
+	}
+}
+
+static void ensure_ll(const struct wgdev *dev)
+{
+	struct rtnl_addr *addrs = NULL;
+	struct wgd_ip derived;
+	char b[WGD_IP_STRLEN];
+	size_t n = 0;
+	bool found = false;
+	int ret;
+
+	ret = rtnl_addr_list(cl.rt, cl.ifindex, AF_INET6, &addrs, &n);
+	if (ret)
+		fatalx("cannot list the addresses of %s: %s", cl.ifname, strerror(-ret));
+	for (size_t i = 0; i < n && !found; i++) {
+		if (addrs[i].ip.cidr == 128 && wgd_ip_is_linklocal6(&addrs[i].ip)) {
+			cl.ll = addrs[i].ip.ip6;
+			found = true;
+		}
+	}
+	free(addrs);
+	if (found)
+		return;
+
+	if (!dev->has_pubkey) {
+		log_warnx("%s has no link-local /128 and no private key to derive one from: set "
+			  "a key (wg set %s private-key FILE)", cl.ifname, cl.ifname);
+		exit(EXIT_NO_LL);
+	}
+	wgkey_derive_linklocal(&derived, dev->pubkey);
+	ret = rtnl_addr_add(cl.rt, cl.ifindex, &derived, UINT32_MAX, UINT32_MAX);
+	if (ret) {
+		log_warnx("%s has no link-local /128 and adding %s failed: %s", cl.ifname,
+			  fmt_ip(&derived, b), strerror(-ret));
+		exit(EXIT_NO_LL);
+	}
+	cl.ll = derived.ip6;
+	log_info("added the derived link-local %s to %s", fmt_ip(&derived, b), cl.ifname);
+}
+
+static void daemonize(void)
+{
+	pid_t pid = fork();
+	int fd;
+
+	if (pid < 0)
+		fatal("fork");
+	if (pid > 0)
+		_exit(EXIT_OK);
+	setsid();
+	if (chdir("/"))
+		log_warn("chdir /");
+	fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (fd >= 0) {
+		dup2(fd, STDIN_FILENO);
+		dup2(fd, STDOUT_FILENO);
+		dup2(fd, STDERR_FILENO);
+		if (fd > STDERR_FILENO)
+			close(fd);
+	}
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: wg-dynamic-client [options] IFACE\n"
+		"\n"
+		"  -f, --foreground    stay in the foreground, logging to stderr\n"
+		"  -v, --verbose       log debug messages\n"
+		"  -h, --help          show this help\n");
+}
+
+int main(int argc, char *argv[])
+{
+	static const struct option longopts[] = {
+		{ "foreground", no_argument, NULL, 'f' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct rtnl_link link;
+	struct wgdev *dev = NULL;
+	bool foreground = false;
+	int verbose = 0, opt, ret;
+	sigset_t mask;
+
+	while ((opt = getopt_long(argc, argv, "fvh", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'f':
+			foreground = true;
+			break;
+		case 'v':
+			verbose++;
+			break;
+		case 'h':
+			usage(stdout);
+			return EXIT_OK;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind != argc - 1) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	cl.ifname = argv[optind];
+	log_init("wg-dynamic-client", false, verbose);
+	if (sodium_init() < 0)
+		fatalx("cannot initialise libsodium");
+	signal(SIGPIPE, SIG_IGN);
+
+	if (strlen(cl.ifname) >= IF_NAMESIZE) {
+		log_warnx("%s: interface names are at most %d characters", cl.ifname,
+			  IF_NAMESIZE - 1);
+		return EXIT_USAGE;
+	}
+	ret = rtnl_open(&cl.rt);
+	if (ret)
+		fatalx("cannot open rtnetlink: %s", strerror(-ret));
+	/* Watch before checking, so that a deletion in between is seen. */
+	ret = rtnl_monitor_open(&cl.mon, RTMGRP_LINK);
+	if (ret)
+		fatalx("cannot watch rtnetlink: %s", strerror(-ret));
+	ret = rtnl_link_get(cl.rt, cl.ifname, &link);
+	if (ret == -ENODEV) {
+		log_warnx("no interface %s: bring up WireGuard first (wg-quick up %s)", cl.ifname,
+			  cl.ifname);
+		return EXIT_NO_IFACE;
+	} else if (ret) {
+		fatalx("cannot read interface %s: %s", cl.ifname, strerror(-ret));
+	}
+	cl.ifindex = link.ifindex;
+	cl.link_up = link.flags & IFF_UP;
+
+	ret = wgctl_open(&cl.wg, cl.ifname);
+	if (!ret)
+		ret = wgctl_get_device(cl.wg, &dev);
+	if (ret) {
+		log_warnx("%s is not a WireGuard interface (no UAPI socket in %s and not kernel "
+			  "WireGuard)", cl.ifname, wgctl_uapi_dir);
+		return EXIT_NOT_WG;
+	}
+	if (!dev->n_peers) {
+		log_warnx("%s has no peers: add the hub as a peer with allowed-ips fe80::/128",
+			  cl.ifname);
+		return EXIT_NO_HUB;
+	}
+	find_hub(dev);
+	ensure_ll(dev);
+	wgdev_free(dev);
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	cl.sig_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (cl.sig_fd < 0)
+		fatal("signalfd");
+
+	if (!foreground) {
+		log_set_syslog(true);
+		daemonize();
+	}
+	log_info("asking for a lease on %s", cl.ifname);
+	cl.next_try_ms = clock_boot_ms();
+
+	for (;;) {
+		struct pollfd pfd[2] = {
+			{ .fd = cl.sig_fd, .events = POLLIN },
+			{ .fd = rtnl_monitor_fd(cl.mon), .events = POLLIN },
+		};
+		uint64_t now = clock_boot_ms(), wake = UINT64_MAX;
+
+		if (cl.pending_signal)
+			release_and_exit();
+		if (cl.lease.bound && now >= cl.lease.expires_ms) {
+			log_warnx("the lease expired; removing its addresses and starting over");
+			lease_drop();
+			cl.backoff_ms = 0;
+			cl.next_try_ms = now;
+		}
+		if (cl.link_up && now >= cl.next_try_ms) {
+			request_lease();
+			continue;
+		}
+
+		if (cl.link_up)
+			wake = cl.next_try_ms;
+		if (cl.lease.bound && cl.lease.expires_ms < wake)
+			wake = cl.lease.expires_ms;
+		int timeout = wake == UINT64_MAX ? -1 : (int)(wake > now ? wake - now : 0);
+		if (poll(pfd, 2, timeout) < 0 && errno != EINTR)
+			fatal("poll");
+		if (pfd[0].revents & POLLIN) {
+			struct signalfd_siginfo si;
+
+			if (read(cl.sig_fd, &si, sizeof(si)) == sizeof(si)) {
+				if (si.ssi_signo == SIGHUP)
+					cl.next_try_ms = clock_boot_ms();
+				else
+					cl.pending_signal = (int)si.ssi_signo;
+			}
+		}
+		if (pfd[1].revents & POLLIN) {
+			ret = rtnl_monitor_read(cl.mon, on_rtnl_event, NULL);
+			if (ret)
+				log_warnx("rtnetlink: %s", strerror(-ret));
+		}
+	}
+}
