@@ -74,7 +74,10 @@ struct client {
 	struct rtnl_monitor *mon;
 	struct wgctl *wg;
 	uint8_t hub_key[WG_KEY_LEN];
+	bool has_pubkey;
+	uint8_t pubkey[WG_KEY_LEN];   /* ours, to derive the link-local from */
 	struct in6_addr ll;
+	bool added_server_route;      /* fe80::/128, removed again at exit */
 	int sig_fd;
 	int pending_signal;
 
@@ -471,33 +474,13 @@ static void release_and_exit(void)
 			log_info("could not tell the server of the release; the lease will expire");
 		lease_drop();
 	}
+	if (cl.added_server_route) {
+		struct wgd_ip server = { .family = AF_INET6, .cidr = 128, .bytes = { 0xfe, 0x80 } };
+
+		rtnl_route_del(cl.rt, cl.ifindex, &server);
+	}
 	log_info("exiting; released the lease");
 	exit(EXIT_OK);
-}
-
-/* ---- interface events ---- */
-
-static void on_rtnl_event(const struct rtnl_event *ev, void *ctx)
-{
-	(void)ctx;
-	if (ev->ifindex != cl.ifindex)
-		return;
-	if (ev->type == RTNL_EV_LINK_DEL) {
-		log_info("%s is gone; exiting", cl.ifname);
-		exit(EXIT_OK);
-	}
-	if (ev->type == RTNL_EV_LINK) {
-		bool up = ev->flags & IFF_UP;
-
-		if (up && !cl.link_up) {
-			log_info("%s is up", cl.ifname);
-			cl.next_try_ms = clock_boot_ms();
-			cl.backoff_ms = 0;
-		} else if (!up && cl.link_up) {
-			log_info("%s is down; waiting", cl.ifname);
-		}
-		cl.link_up = up;
-	}
 }
 
 /* ---- start-up ---- */
@@ -524,7 +507,8 @@ static void find_hub(const struct wgdev *dev)
 	}
 }
 
-static void ensure_ll(const struct wgdev *dev)
+/* Finds or adds our link-local /128; returns a startup exit status or 0. */
+static int ensure_ll(void)
 {
 	struct rtnl_addr *addrs = NULL;
 	struct wgd_ip derived;
@@ -534,8 +518,10 @@ static void ensure_ll(const struct wgdev *dev)
 	int ret;
 
 	ret = rtnl_addr_list(cl.rt, cl.ifindex, AF_INET6, &addrs, &n);
-	if (ret)
-		fatalx("cannot list the addresses of %s: %s", cl.ifname, strerror(-ret));
+	if (ret) {
+		log_warnx("cannot list the addresses of %s: %s", cl.ifname, strerror(-ret));
+		return EXIT_SYSTEM;
+	}
 	for (size_t i = 0; i < n && !found; i++) {
 		if (addrs[i].ip.cidr == 128 && wgd_ip_is_linklocal6(&addrs[i].ip)) {
 			cl.ll = addrs[i].ip.ip6;
@@ -544,22 +530,79 @@ static void ensure_ll(const struct wgdev *dev)
 	}
 	free(addrs);
 	if (found)
-		return;
+		return 0;
 
-	if (!dev->has_pubkey) {
+	if (!cl.has_pubkey) {
 		log_warnx("%s has no link-local /128 and no private key to derive one from: set "
 			  "a key (wg set %s private-key FILE)", cl.ifname, cl.ifname);
-		exit(EXIT_NO_LL);
+		return EXIT_NO_LL;
 	}
-	wgkey_derive_linklocal(&derived, dev->pubkey);
+	wgkey_derive_linklocal(&derived, cl.pubkey);
 	ret = rtnl_addr_add(cl.rt, cl.ifindex, &derived, UINT32_MAX, UINT32_MAX);
 	if (ret) {
 		log_warnx("%s has no link-local /128 and adding %s failed: %s", cl.ifname,
 			  fmt_ip(&derived, b), strerror(-ret));
-		exit(EXIT_NO_LL);
+		return EXIT_NO_LL;
 	}
 	cl.ll = derived.ip6;
 	log_info("added the derived link-local %s to %s", fmt_ip(&derived, b), cl.ifname);
+	return 0;
+}
+
+/*
+ * A link-local connect needs a route to fe80:: on the interface. The kernel
+ * adds fe80::/64 when it generates a link-local address itself; without one
+ * (addr_gen_mode none, or a flushed interface) only our /128 exists.
+ */
+static void ensure_server_route(void)
+{
+	struct wgd_ip server = { .family = AF_INET6, .cidr = 128, .bytes = { 0xfe, 0x80 } };
+	struct wgd_ip *routes = NULL;
+	size_t n = 0;
+	int ret;
+
+	if (!rtnl_route_list(cl.rt, cl.ifindex, AF_INET6, &routes, &n)) {
+		for (size_t i = 0; i < n; i++) {
+			if (wgd_ip_contains(&routes[i], &server)) {
+				free(routes);
+				return;
+			}
+		}
+		free(routes);
+	}
+	ret = rtnl_route_add(cl.rt, cl.ifindex, &server);
+	if (ret)
+		log_warnx("cannot add a route to fe80::/128 on %s: %s", cl.ifname, strerror(-ret));
+	else
+		cl.added_server_route = true;
+}
+
+/* ---- interface events ---- */
+
+static void on_rtnl_event(const struct rtnl_event *ev, void *ctx)
+{
+	(void)ctx;
+	if (ev->ifindex != cl.ifindex)
+		return;
+	if (ev->type == RTNL_EV_LINK_DEL) {
+		log_info("%s is gone; exiting", cl.ifname);
+		exit(EXIT_OK);
+	}
+	if (ev->type == RTNL_EV_LINK) {
+		bool up = ev->flags & IFF_UP;
+
+		if (up && !cl.link_up) {
+			log_info("%s is up", cl.ifname);
+			/* Going down flushed IPv6 addresses and routes. */
+			ensure_ll();
+			ensure_server_route();
+			cl.next_try_ms = clock_boot_ms();
+			cl.backoff_ms = 0;
+		} else if (!up && cl.link_up) {
+			log_info("%s is down; waiting", cl.ifname);
+		}
+		cl.link_up = up;
+	}
 }
 
 static void daemonize(void)
@@ -671,8 +714,13 @@ int main(int argc, char *argv[])
 		return EXIT_NO_HUB;
 	}
 	find_hub(dev);
-	ensure_ll(dev);
+	cl.has_pubkey = dev->has_pubkey;
+	memcpy(cl.pubkey, dev->pubkey, WG_KEY_LEN);
 	wgdev_free(dev);
+	ret = ensure_ll();
+	if (ret)
+		return ret;
+	ensure_server_route();
 
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
