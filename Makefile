@@ -45,6 +45,8 @@ UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRC:.c=)
 HELPER_SRC := $(sort $(wildcard tests/e2e/*.c))
 HELPER_BINS := $(HELPER_SRC:.c=)
+BENCH_SRC := $(sort $(wildcard tests/bench/bench_*.c))
+BENCH_BINS := $(BENCH_SRC:.c=)
 
 all: $(BINS)
 
@@ -69,6 +71,9 @@ tests/unit/test_%: tests/unit/test_%.o $(LIB)
 tests/e2e/%: tests/e2e/%.o $(LIB)
 	$(call say,LINK,$@)$(CC) $(LDFLAGS) -o $@ $^ $(DEPS_LIBS) $(LDLIBS)
 
+tests/bench/%: tests/bench/%.o $(LIB)
+	$(call say,LINK,$@)$(CC) $(LDFLAGS) -o $@ $^ $(DEPS_LIBS) $(LDLIBS)
+
 # The packages the build and the tests need, installed when missing.
 deps:
 	@tests/deps.sh
@@ -78,6 +83,10 @@ unit: $(UNIT_BINS)
 
 e2e: $(BINS) $(HELPER_BINS)
 	@tests/e2e/run.sh
+
+# Figures, not pass or fail: see docs/journal.md.
+bench: $(BENCH_BINS)
+	@tests/bench/run.sh $(BENCH_BINS)
 
 # Installs what is missing, then builds and runs every test.
 check: deps
@@ -94,10 +103,10 @@ install: $(BINS)
 	install -m 0755 $(BINS) $(DESTDIR)$(SBINDIR)/
 
 clean:
-	$(RM) $(LIB) $(BINS) $(UNIT_BINS) $(HELPER_BINS) \
+	$(RM) $(LIB) $(BINS) $(UNIT_BINS) $(HELPER_BINS) $(BENCH_BINS) \
 		$(shell find . -name '*.o' -o -name '*.d' | grep -v '^./.git')
 
-.PHONY: all deps unit e2e check demo install clean
+.PHONY: all deps unit e2e bench check demo install clean
 .SECONDARY:
 
 -include $(shell find . -name '*.d' -not -path './.git/*' 2>/dev/null)

@@ -1,0 +1,43 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# Runs each benchmark under a heading. bench_journal runs on tmpfs and on
+# the disk that holds the repository, in a temporary directory removed
+# afterwards. Benchmarks print figures; they pass or fail only on errors.
+set -u
+cd "$(dirname "$0")/../.." || exit 1
+
+if [ $# -eq 0 ]; then
+	for c in tests/bench/bench_*.c; do
+		set -- "$@" "${c%.c}"
+	done
+fi
+scratch=
+cleanup() { [ -z "$scratch" ] || rm -rf "$scratch"; }
+trap cleanup EXIT
+trap 'exit 130' HUP INT PIPE TERM
+
+# A directory on the repository's disk: beside the repository when that is
+# writable, else /var/tmp.
+scratch=$(mktemp -d "$(cd .. && pwd)/wgd-bench.XXXXXX" 2>/dev/null ||
+	mktemp -d /var/tmp/wgd-bench.XXXXXX) || { echo "bench: no scratch directory" >&2; exit 1; }
+
+failed=0
+for b in "$@"; do
+	[ -x "$b" ] || continue
+	name=$(basename "$b")
+	echo "== $name =="
+	case "$name" in
+	bench_journal)
+		if [ -d /dev/shm ]; then
+			"$b" /dev/shm "$scratch" || failed=$((failed + 1))
+		else
+			"$b" /tmp "$scratch" || failed=$((failed + 1))
+		fi
+		;;
+	*)
+		"$b" || failed=$((failed + 1))
+		;;
+	esac
+	echo
+done
+[ "$failed" -eq 0 ] || { echo "bench: $failed benchmark(s) failed" >&2; exit 1; }
