@@ -26,13 +26,13 @@ struct lease_table {
 
 	uint32_t *heap;            /* lease indices, earliest expiry first */
 
-	/* The state before the last lease_request(), for lease_request_undo(). */
-	struct {
-		bool valid, existed;
-		uint8_t pubkey[WG_KEY_LEN];
-		struct lease before;
-		struct lease_change change;
-	} undo;
+	/* Quarantined addresses, sorted by the end of their quarantine. */
+	struct quarantine {
+		struct wgd_ip addr;
+		uint64_t until;
+	} *quarantine;
+	size_t n_quarantine, cap_quarantine;
+
 };
 
 static uint32_t key_hash(const struct lease_table *lt, const uint8_t *pubkey)
@@ -69,6 +69,7 @@ void lease_table_free(struct lease_table *lt)
 	free(lt->leases);
 	free(lt->slots);
 	free(lt->heap);
+	free(lt->quarantine);
 	free(lt);
 }
 
@@ -326,19 +327,11 @@ int lease_request(struct lease_table *lt, const uint8_t pubkey[WG_KEY_LEN],
 	int r4, r6;
 
 	memset(change, 0, sizeof(*change));
-	lt->undo.valid = false;
-
 	if (!l && (req->has_ip4 || req->has_ip6)) {
 		l = lease_insert(lt, pubkey);
 		if (!l)
 			return -ENOMEM;
-		lt->undo.existed = false;
-	} else if (l) {
-		lt->undo.existed = true;
-		lt->undo.before = *l;
 	}
-	lt->undo.valid = true;
-	memcpy(lt->undo.pubkey, pubkey, WG_KEY_LEN);
 
 	resp->cmd = WGD_CMD_NONE;
 	resp->has_errno = true;
@@ -369,7 +362,6 @@ int lease_request(struct lease_table *lt, const uint8_t pubkey[WG_KEY_LEN],
 		change_add(change, &got4);
 	if (r6 == 1 && !(l->has_ip6 && wgd_ip_equal(&got6, &held6)))
 		change_add(change, &got6);
-	lt->undo.change = *change;
 
 	l->has_ip4 = r4 == 1;
 	l->has_ip6 = r6 == 1;
@@ -412,37 +404,6 @@ int lease_request(struct lease_table *lt, const uint8_t pubkey[WG_KEY_LEN],
 	return 0;
 }
 
-void lease_request_undo(struct lease_table *lt, const uint8_t pubkey[WG_KEY_LEN])
-{
-	struct lease_change *c = &lt->undo.change;
-	struct lease *l;
-
-	if (!lt->undo.valid || memcmp(lt->undo.pubkey, pubkey, WG_KEY_LEN))
-		return;
-	lt->undo.valid = false;
-
-	for (size_t i = 0; i < c->n_add; i++)
-		poolset_put(lt->pools, &c->add[i]);
-	for (size_t i = 0; i < c->n_del; i++)
-		poolset_take(lt->pools, &c->del[i]);
-
-	l = lease_find(lt, pubkey);
-	if (!lt->undo.existed) {
-		if (l)
-			lease_remove(lt, l);
-		return;
-	}
-	if (!l) {
-		l = lease_insert(lt, pubkey);
-		if (!l)
-			return;
-	}
-	uint32_t pos = l->heap_pos;
-	*l = lt->undo.before;
-	l->heap_pos = pos;
-	heap_fix(lt, pos);
-}
-
 int lease_restore(struct lease_table *lt, const struct lease *src)
 {
 	struct wgd_ip ip4, ip6;
@@ -477,4 +438,108 @@ int lease_restore(struct lease_table *lt, const struct lease *src)
 	l->heap_pos = pos;
 	heap_fix(lt, pos);
 	return 0;
+}
+
+int lease_set(struct lease_table *lt, const struct lease *src)
+{
+	struct lease *l = lease_find(lt, src->pubkey);
+	uint32_t pos;
+
+	if (!l) {
+		l = lease_insert(lt, src->pubkey);
+		if (!l)
+			return -ENOMEM;
+	}
+	pos = l->heap_pos;
+	*l = *src;
+	l->in_use = true;
+	l->heap_pos = pos;
+	heap_fix(lt, pos);
+	return 0;
+}
+
+void lease_forget(struct lease_table *lt, const uint8_t pubkey[WG_KEY_LEN])
+{
+	struct lease *l = lease_find(lt, pubkey);
+
+	if (l)
+		lease_remove(lt, l);
+}
+
+int lease_quarantine_addr(struct lease_table *lt, const struct wgd_ip *addr, uint64_t until)
+{
+	size_t lo = 0, hi = lt->n_quarantine;
+
+	if (lt->n_quarantine == lt->cap_quarantine) {
+		size_t cap = lt->cap_quarantine ? lt->cap_quarantine * 2 : 16;
+		struct quarantine *q = realloc(lt->quarantine, cap * sizeof(*q));
+
+		if (!q)
+			return -ENOMEM;
+		lt->quarantine = q;
+		lt->cap_quarantine = cap;
+	}
+	/* Almost always appended: quarantines share one length. */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (lt->quarantine[mid].until <= until)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	memmove(&lt->quarantine[lo + 1], &lt->quarantine[lo],
+		(lt->n_quarantine - lo) * sizeof(*lt->quarantine));
+	lt->quarantine[lo].addr = *addr;
+	lt->quarantine[lo].until = until;
+	lt->n_quarantine++;
+	return 0;
+}
+
+void lease_release_quarantine(struct lease_table *lt, struct lease *l, uint64_t until,
+			      struct lease_change *change)
+{
+	memset(change, 0, sizeof(*change));
+	if (l->has_ip4)
+		change_del(change, AF_INET, &l->ip4);
+	if (l->has_ip6)
+		change_del(change, AF_INET6, &l->ip6);
+	for (size_t i = 0; i < change->n_del; i++) {
+		/* Without room to remember it, the address goes back now. */
+		if (lease_quarantine_addr(lt, &change->del[i], until))
+			poolset_put(lt->pools, &change->del[i]);
+	}
+	lease_remove(lt, l);
+}
+
+size_t lease_quarantine_expire(struct lease_table *lt, uint64_t now)
+{
+	size_t n = 0;
+
+	while (n < lt->n_quarantine && lt->quarantine[n].until <= now) {
+		poolset_put(lt->pools, &lt->quarantine[n].addr);
+		n++;
+	}
+	memmove(lt->quarantine, lt->quarantine + n,
+		(lt->n_quarantine - n) * sizeof(*lt->quarantine));
+	lt->n_quarantine -= n;
+	return n;
+}
+
+uint64_t lease_quarantine_next(const struct lease_table *lt)
+{
+	return lt->n_quarantine ? lt->quarantine[0].until : UINT64_MAX;
+}
+
+size_t lease_quarantine_count(const struct lease_table *lt)
+{
+	return lt->n_quarantine;
+}
+
+const struct wgd_ip *lease_quarantine_get(const struct lease_table *lt, size_t i, uint64_t *until)
+{
+	if (i >= lt->n_quarantine)
+		return NULL;
+	*until = lt->quarantine[i].until;
+	return &lt->quarantine[i].addr;
 }

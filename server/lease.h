@@ -68,10 +68,6 @@ int lease_request(struct lease_table *lt, const uint8_t pubkey[WG_KEY_LEN],
 		  uint32_t leasetime, const struct lease_clock *now,
 		  struct wgd_msg *resp, struct lease_change *change);
 
-/* Undoes the last lease_request() of this peer when the device refused its
- * change: the lease returns to what it was. */
-void lease_request_undo(struct lease_table *lt, const uint8_t pubkey[WG_KEY_LEN]);
-
 /* Removes a lease, returning its addresses to the pools; change lists the
  * allowed-IPs to remove. */
 void lease_release(struct lease_table *lt, struct lease *l, struct lease_change *change);
@@ -82,6 +78,32 @@ void lease_release(struct lease_table *lt, struct lease *l, struct lease_change 
  * lease holds one of them.
  */
 int lease_restore(struct lease_table *lt, const struct lease *l);
+
+/*
+ * Replay: records a lease as it is, inserting or overwriting the peer's,
+ * without touching any pool. For a scratch table built from a journal.
+ */
+int lease_set(struct lease_table *lt, const struct lease *src);
+/* Forgets a peer's lease without touching any pool. */
+void lease_forget(struct lease_table *lt, const uint8_t pubkey[WG_KEY_LEN]);
+
+/*
+ * Quarantine: addresses of a peer that left are held back from the pools
+ * until `until` (CLOCK_BOOTTIME seconds), so that a reused address cannot
+ * reach a stale peer. lease_release_quarantine() is lease_release() with the
+ * addresses kept taken; lease_quarantine_addr() holds back one address
+ * (start-up, from the journal); lease_quarantine_expire() returns the
+ * addresses whose time is up and says how many.
+ */
+void lease_release_quarantine(struct lease_table *lt, struct lease *l, uint64_t until,
+			      struct lease_change *change);
+int lease_quarantine_addr(struct lease_table *lt, const struct wgd_ip *addr, uint64_t until);
+size_t lease_quarantine_expire(struct lease_table *lt, uint64_t now);
+/* The earliest end of a quarantine, or UINT64_MAX. */
+uint64_t lease_quarantine_next(const struct lease_table *lt);
+size_t lease_quarantine_count(const struct lease_table *lt);
+/* The i-th quarantined address and its end, soonest first. */
+const struct wgd_ip *lease_quarantine_get(const struct lease_table *lt, size_t i, uint64_t *until);
 
 size_t lease_table_memory(const struct lease_table *lt);
 

@@ -216,33 +216,71 @@ START_TEST(exhausted_family_is_errno_3)
 }
 END_TEST
 
-START_TEST(undo_restores_previous_state)
+START_TEST(quarantine_holds_addresses_back)
 {
-	struct wgd_msg req = req_any(true, true), resp, after;
+	struct wgd_msg req = req_any(true, true), resp;
 	struct lease_change c;
 	uint8_t key[WG_KEY_LEN];
-	struct wgd_ip ip4;
+	struct wgd_ip ip4, ip6;
 
-	/* A first grant undone leaves nothing behind. */
 	ck_assert_int_eq(ask(1, &req, 1, &resp, &c), 0);
 	ip4 = resp.ip4;
+	ip6 = resp.ip6;
 	key_of(key, 1);
-	lease_request_undo(lt, key);
+	lease_release_quarantine(lt, lease_find(lt, key), 100, &c);
+	ck_assert_uint_eq(c.n_del, 2);
 	ck_assert_uint_eq(lease_count(lt), 0);
-	ck_assert(poolset_is_free(ps, &ip4));
+	ck_assert_uint_eq(lease_quarantine_count(lt), 2);
+	ck_assert(!poolset_is_free(ps, &ip4));
+	ck_assert(!poolset_is_free(ps, &ip6));
+	ck_assert_uint_eq(lease_quarantine_next(lt), 100);
 
-	/* A move undone keeps the old address. */
-	ck_assert_int_eq(ask(1, &req, 1, &resp, &c), 0);
-	req.ip4 = prefix("10.0.0.200/32");
-	if (wgd_ip_equal(&req.ip4, &resp.ip4))
-		req.ip4 = prefix("10.0.0.201/32");
-	req.ip6 = resp.ip6;
-	ck_assert_int_eq(ask(1, &req, 2, &after, &c), 0);
-	ck_assert(wgd_ip_equal(&after.ip4, &req.ip4));
-	lease_request_undo(lt, key);
-	ck_assert(poolset_is_free(ps, &req.ip4));
-	ck_assert(!poolset_is_free(ps, &resp.ip4));
-	ck_assert(lease_find(lt, key)->ip4.s_addr == resp.ip4.ip4.s_addr);
+	/* Asked for by another peer within the quarantine: not given. */
+	req.ip4 = ip4;
+	ck_assert_int_eq(ask(2, &req, 50, &resp, &c), 0);
+	ck_assert(!wgd_ip_equal(&resp.ip4, &ip4));
+
+	ck_assert_uint_eq(lease_quarantine_expire(lt, 99), 0);
+	ck_assert_uint_eq(lease_quarantine_expire(lt, 100), 2);
+	ck_assert(poolset_is_free(ps, &ip4));
+	ck_assert(poolset_is_free(ps, &ip6));
+	ck_assert_uint_eq(lease_quarantine_next(lt), UINT64_MAX);
+}
+END_TEST
+
+START_TEST(quarantine_stays_sorted)
+{
+	struct wgd_ip a = prefix("10.0.0.1/32");
+	uint64_t until;
+
+	ck_assert_int_eq(lease_quarantine_addr(lt, &a, 30), 0);
+	ck_assert_int_eq(lease_quarantine_addr(lt, &a, 10), 0);
+	ck_assert_int_eq(lease_quarantine_addr(lt, &a, 20), 0);
+	for (size_t i = 0; i < 3; i++) {
+		ck_assert_ptr_nonnull(lease_quarantine_get(lt, i, &until));
+		ck_assert_uint_eq(until, 10 * (i + 1));
+	}
+	ck_assert_ptr_null(lease_quarantine_get(lt, 3, &until));
+}
+END_TEST
+
+START_TEST(replay_set_and_forget)
+{
+	struct lease l;
+	uint8_t key[WG_KEY_LEN];
+
+	memset(&l, 0, sizeof(l));
+	key_of(l.pubkey, 3);
+	l.has_ip4 = true;
+	l.expires = 10;
+	ck_assert_int_eq(lease_set(lt, &l), 0);
+	l.expires = 5;
+	ck_assert_int_eq(lease_set(lt, &l), 0);
+	ck_assert_uint_eq(lease_count(lt), 1);
+	ck_assert_uint_eq(lease_first_expiry(lt)->expires, 5);
+	key_of(key, 3);
+	lease_forget(lt, key);
+	ck_assert_uint_eq(lease_count(lt), 0);
 }
 END_TEST
 
@@ -336,7 +374,9 @@ int main(void)
 	tcase_add_test(tc, taken_address_not_given_twice);
 	tcase_add_test(tc, release_all_and_one_family);
 	tcase_add_test(tc, exhausted_family_is_errno_3);
-	tcase_add_test(tc, undo_restores_previous_state);
+	tcase_add_test(tc, quarantine_holds_addresses_back);
+	tcase_add_test(tc, quarantine_stays_sorted);
+	tcase_add_test(tc, replay_set_and_forget);
 	tcase_add_test(tc, address_outside_pools_is_not_renewed);
 	tcase_add_test(tc, many_peers_unique_and_expiry_order);
 	tcase_add_test(tc, restore_refuses_conflicts);
