@@ -22,16 +22,19 @@
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <sodium.h>
 
 #include "../common/clock.h"
+#include "../common/file.h"
 #include "../common/key.h"
 #include "../common/log.h"
 #include "../common/rtnl.h"
 #include "../common/wgdev.h"
 #include "../protocol/proto.h"
+#include "journal.h"
 #include "lease.h"
 #include "peers.h"
 #include "pool.h"
@@ -52,6 +55,13 @@ enum exit_status {
 	EXIT_SOCKET = 68,
 	EXIT_SYSTEM = 70,
 	EXIT_IFACE_GONE = 71,
+	EXIT_JOURNAL = 72,
+};
+
+enum conn_state {
+	CONN_READING,
+	CONN_COMMITTING,              /* answered; waiting for the journal commit */
+	CONN_WRITING,                 /* flushing out[] */
 };
 
 struct conn {
@@ -59,7 +69,9 @@ struct conn {
 	struct in6_addr ll;
 	uint8_t pubkey[WG_KEY_LEN];
 	uint64_t deadline_ms;
-	bool responding;              /* request answered; flushing out[] */
+	enum conn_state state;
+	struct lease_change change;   /* for the device, once committed */
+	struct conn *commit_next;
 	size_t out_len, out_off;
 	char out[WGD_MAX_MESSAGE];
 	struct wgd_parser parser;
@@ -70,7 +82,11 @@ struct server {
 	const char *ifname;
 	uint32_t ifindex;
 	uint32_t leasetime;
+	uint32_t quarantine;
+	uint32_t refresh_ms;
 	bool auto_ll;
+	const char *state_dir;
+	struct journal *journal;
 
 	struct wgctl *wg;
 	struct rtnl *rt;
@@ -88,6 +104,8 @@ struct server {
 	uint64_t last_refresh_ms;
 	struct conn *conns;
 	size_t n_conns;
+	/* Answered requests waiting for this round's commit, in order. */
+	struct conn *commit_head, **commit_tail;
 };
 
 static struct server srv;
@@ -189,7 +207,54 @@ static void ensure_auto_ll(struct wgdev *dev)
 	}
 }
 
-static void release_lease(struct lease *l, const char *why)
+/* ---- the journal ---- */
+
+static void journal_lease(const struct lease *l)
+{
+	struct journal_record r = {
+		.type = JREC_GRANT,
+		.flags = (l->has_ip4 ? JREC_F_IP4 : 0) | (l->has_ip6 ? JREC_F_IP6 : 0),
+		.start = l->start,
+		.leasetime = l->leasetime,
+		.ip4 = l->ip4,
+		.ip6 = l->ip6,
+	};
+
+	memcpy(r.pubkey, l->pubkey, WG_KEY_LEN);
+	if (journal_append(srv.journal, &r))
+		fatalx("out of memory for the journal");
+}
+
+/* quarantine is the seconds the addresses are held back, or 0. */
+static void journal_release(const uint8_t *pubkey, const struct lease_change *c,
+			    uint32_t quarantine)
+{
+	struct journal_record r = {
+		.type = JREC_RELEASE,
+		.flags = quarantine ? JREC_F_QUARANTINE : 0,
+		.start = clock_real_s(),
+		.leasetime = quarantine,
+	};
+
+	memcpy(r.pubkey, pubkey, WG_KEY_LEN);
+	for (size_t i = 0; i < c->n_del; i++) {
+		if (c->del[i].family == AF_INET) {
+			r.flags |= JREC_F_IP4;
+			r.ip4 = c->del[i].ip4;
+		} else {
+			r.flags |= JREC_F_IP6;
+			r.ip6 = c->del[i].ip6;
+		}
+	}
+	if (journal_append(srv.journal, &r))
+		fatalx("out of memory for the journal");
+}
+
+/*
+ * Ends a lease: recorded, off the device, addresses back to the pool or,
+ * with quarantine, held back first.
+ */
+static void release_lease(struct lease *l, const char *why, bool quarantine)
 {
 	struct lease_change c;
 	uint8_t pubkey[WG_KEY_LEN];
@@ -197,38 +262,52 @@ static void release_lease(struct lease *l, const char *why)
 	int ret;
 
 	memcpy(pubkey, l->pubkey, WG_KEY_LEN);
-	lease_release(srv.leases, l, &c);
+	if (quarantine)
+		lease_release_quarantine(srv.leases, l, clock_boot_ms() / 1000 + srv.quarantine, &c);
+	else
+		lease_release(srv.leases, l, &c);
+	journal_release(pubkey, &c, quarantine ? srv.quarantine : 0);
 	ret = apply_change(pubkey, &c);
 	if (ret && ret != -ENOENT)
 		log_warnx("peer %s: cannot remove lease addresses: %s", fmt_key(pubkey, kb),
 			  strerror(-ret));
-	log_info("peer %s: lease %s", fmt_key(pubkey, kb), why);
+	if (quarantine)
+		log_info("peer %s: lease %s; its addresses are quarantined for %us",
+			 fmt_key(pubkey, kb), why, srv.quarantine);
+	else
+		log_info("peer %s: lease %s", fmt_key(pubkey, kb), why);
 }
 
-/* Re-reads the device: the peer index, reservations, derived link-locals. */
+/* Takes in a device read: derived link-locals, the peer index, reservations. */
+static int index_device(struct wgdev *dev)
+{
+	struct peer_index *pi;
+
+	if (srv.auto_ll)
+		ensure_auto_ll(dev);
+	pi = peer_index_build(dev);
+	if (!pi)
+		return -ENOMEM;
+	peer_index_free(srv.peers);
+	srv.peers = pi;
+	rebuild_reservations(dev);
+	log_debug("device read: %zu peers", peer_index_count(pi));
+	return 0;
+}
+
+/* Re-reads the device. */
 static int refresh_device(void)
 {
 	struct wgdev *dev = NULL;
-	struct peer_index *pi;
 	int ret;
 
 	srv.last_refresh_ms = clock_boot_ms();
 	ret = wgctl_get_device(srv.wg, &dev);
 	if (ret)
 		return ret;
-	if (srv.auto_ll)
-		ensure_auto_ll(dev);
-	pi = peer_index_build(dev);
-	if (!pi) {
-		wgdev_free(dev);
-		return -ENOMEM;
-	}
-	peer_index_free(srv.peers);
-	srv.peers = pi;
-	rebuild_reservations(dev);
+	ret = index_device(dev);
 	wgdev_free(dev);
-	log_debug("device read: %zu peers", peer_index_count(pi));
-	return 0;
+	return ret;
 }
 
 /* ---- pools ---- */
@@ -326,7 +405,7 @@ static void conn_respond(struct conn *c, const struct wgd_msg *resp)
 	}
 	c->out_len = (size_t)len;
 	c->out_off = 0;
-	c->responding = true;
+	c->state = CONN_WRITING;
 	conn_flush(c);
 }
 
@@ -352,33 +431,35 @@ static void add_routes(struct wgd_msg *resp)
 		resp->routes[resp->n_routes++] = *poolset_prefix(srv.pools, i);
 }
 
+/*
+ * Decides, records and answers a request. The answer waits in out[] for
+ * the end of this event-loop round, when every record of the round is
+ * committed at once; then the device is told and the answers are sent.
+ */
 static void handle_request(struct conn *c, const struct wgd_msg *req)
 {
 	struct lease_clock now = { .real = clock_real_s(), .boot = clock_boot_ms() / 1000 };
-	struct lease_change change;
 	struct wgd_msg resp;
 	char kb[WG_KEY_B64_LEN], b4[WGD_IP_STRLEN] = "-", b6[WGD_IP_STRLEN] = "-";
-	const struct lease *before = lease_find(srv.leases, c->pubkey);
-	bool renewal = before != NULL;
+	bool renewal = lease_find(srv.leases, c->pubkey) != NULL;
+	const struct lease *l;
+	ssize_t len;
 	int ret;
 
 	memset(&resp, 0, sizeof(resp));
 	ret = lease_request(srv.leases, c->pubkey, &c->ll, req, srv.leasetime, &now, &resp,
-			    &change);
+			    &c->change);
 	if (ret) {
 		log_warnx("peer %s: cannot record a lease: %s", fmt_key(c->pubkey, kb),
 			  strerror(-ret));
 		conn_respond_error(c, WGD_E_UNAVAILABLE);
 		return;
 	}
-	ret = apply_change(c->pubkey, &change);
-	if (ret) {
-		log_warnx("peer %s: cannot update its allowed-IPs: %s", fmt_key(c->pubkey, kb),
-			  strerror(-ret));
-		lease_request_undo(srv.leases, c->pubkey);
-		conn_respond_error(c, WGD_E_UNAVAILABLE);
-		return;
-	}
+	l = lease_find(srv.leases, c->pubkey);
+	if (l)
+		journal_lease(l);
+	else if (renewal)
+		journal_release(c->pubkey, &c->change, 0);
 
 	if (resp.has_ip4 || resp.has_ip6)
 		add_routes(&resp);
@@ -388,7 +469,7 @@ static void handle_request(struct conn *c, const struct wgd_msg *req)
 		fmt_ip(&resp.ip6, b6);
 	if (!resp.has_ip4 && !resp.has_ip6 && !req->has_ip4 && !req->has_ip6)
 		log_info("peer %s: released", fmt_key(c->pubkey, kb));
-	else if (renewal && !change.n_add && !change.n_del)
+	else if (renewal && !c->change.n_add && !c->change.n_del)
 		log_info("peer %s: renewed ip4 %s ip6 %s for %us", fmt_key(c->pubkey, kb), b4, b6,
 			 srv.leasetime);
 	else
@@ -396,7 +477,70 @@ static void handle_request(struct conn *c, const struct wgd_msg *req)
 			 srv.leasetime);
 	if (resp.err)
 		log_info("peer %s: %s", fmt_key(c->pubkey, kb), resp.errmsg);
-	conn_respond(c, &resp);
+
+	len = wgd_serialize_response(&resp, c->out, sizeof(c->out));
+	if (len < 0)
+		fatalx("a response does not fit: %s", strerror((int)-len));
+	c->out_len = (size_t)len;
+	c->out_off = 0;
+	c->state = CONN_COMMITTING;
+	c->commit_next = NULL;
+	*srv.commit_tail = c;
+	srv.commit_tail = &c->commit_next;
+	/* Nothing more is read from this connection. */
+	struct epoll_event ev = { .events = 0, .data.ptr = c };
+	epoll_ctl(srv.epfd, EPOLL_CTL_MOD, c->fd, &ev);
+}
+
+/* Writes a lease that could not be applied back out of existence. */
+static void fail_committed(struct conn *c, int err)
+{
+	struct lease *l = lease_find(srv.leases, c->pubkey);
+	char kb[WG_KEY_B64_LEN];
+
+	log_warnx("peer %s: cannot update its allowed-IPs: %s", fmt_key(c->pubkey, kb),
+		  strerror(-err));
+	if (l)
+		release_lease(l, "withdrawn: the device refused it", false);
+	conn_respond_error(c, WGD_E_UNAVAILABLE);
+}
+
+/*
+ * The end of an event-loop round: one write and one fsync for every record
+ * of the round (group commit), then the device changes, then the answers.
+ * A server that cannot keep its leases on disk must not hand out more, so a
+ * failed commit ends it; restarted, it reconciles the device with the
+ * journal.
+ */
+static void commit_round(void)
+{
+	struct conn *c, *next;
+	int ret;
+
+	if (journal_pending(srv.journal)) {
+		ret = journal_commit(srv.journal);
+		if (ret) {
+			log_warnx("cannot write the lease journal %s: %s; exiting",
+				  journal_path(srv.journal), strerror(-ret));
+			exit(EXIT_JOURNAL);
+		}
+	}
+	c = srv.commit_head;
+	srv.commit_head = NULL;
+	srv.commit_tail = &srv.commit_head;
+	for (; c; c = next) {
+		next = c->commit_next;
+		ret = apply_change(c->pubkey, &c->change);
+		if (ret)
+			fail_committed(c, ret);
+		else {
+			c->state = CONN_WRITING;
+			conn_flush(c);
+		}
+	}
+	/* Records of failed changes, if any, go in now. */
+	if (journal_pending(srv.journal) && journal_commit(srv.journal))
+		exit(EXIT_JOURNAL);
 }
 
 static void conn_read(struct conn *c)
@@ -527,7 +671,15 @@ static void expire_leases(void)
 	struct lease *l;
 
 	while ((l = lease_first_expiry(srv.leases)) && l->expires <= now)
-		release_lease(l, "expired");
+		release_lease(l, "expired", false);
+}
+
+static void expire_quarantine(void)
+{
+	size_t n = lease_quarantine_expire(srv.leases, clock_boot_ms() / 1000);
+
+	if (n)
+		log_info("quarantine over for %zu addresses; they return to the pools", n);
 }
 
 static void expire_conns(void)
@@ -537,7 +689,7 @@ static void expire_conns(void)
 
 	for (; c; c = next) {
 		next = c->next;
-		if (c->deadline_ms <= now) {
+		if (c->state != CONN_COMMITTING && c->deadline_ms <= now) {
 			char ab[INET6_ADDRSTRLEN];
 
 			log_info("closing idle connection from %s",
@@ -573,18 +725,20 @@ static void drop_departed_peers(void)
 		return;
 	lease_foreach(srv.leases, collect_departed, &d);
 	for (size_t i = 0; i < d.n; i++)
-		release_lease(lease_find(srv.leases, d.keys[i]), "dropped: the peer is gone");
+		release_lease(lease_find(srv.leases, d.keys[i]), "dropped: the peer is gone", true);
 	free(d.keys);
 }
 
 static int next_timeout_ms(void)
 {
-	uint64_t now = clock_boot_ms(), next = srv.last_refresh_ms +
-		(srv.auto_ll ? REFRESH_PERIOD_AUTO_LL_MS : REFRESH_PERIOD_MS);
+	uint64_t now = clock_boot_ms(), next = srv.last_refresh_ms + srv.refresh_ms;
+	uint64_t q = lease_quarantine_next(srv.leases);
 	const struct lease *l = lease_first_expiry(srv.leases);
 
 	if (l && l->expires * 1000 < next)
 		next = l->expires * 1000;
+	if (q != UINT64_MAX && q * 1000 < next)
+		next = q * 1000;
 	for (const struct conn *c = srv.conns; c; c = c->next)
 		if (c->deadline_ms < next)
 			next = c->deadline_ms;
@@ -624,6 +778,374 @@ static void on_rtnl_event(const struct rtnl_event *ev, void *ctx)
 	default:
 		break;
 	}
+}
+
+/* ---- start-up: the journal ---- */
+
+/*
+ * Replaying the journal builds, per peer, its latest lease (live) and the
+ * last addresses of leases that ended or moved (gone): the latter are what
+ * the device may still carry if the server stopped between a record and
+ * the device change that followed it.
+ */
+struct replay {
+	struct lease_table *live, *gone;
+	struct replay_quarantine {
+		struct wgd_ip addr;
+		uint64_t until_real;
+	} *q;
+	size_t n_q, cap_q;
+};
+
+static void record_to_lease(const struct journal_record *r, struct lease *l)
+{
+	memset(l, 0, sizeof(*l));
+	memcpy(l->pubkey, r->pubkey, WG_KEY_LEN);
+	l->has_ip4 = r->flags & JREC_F_IP4;
+	l->has_ip6 = r->flags & JREC_F_IP6;
+	l->ip4 = r->ip4;
+	l->ip6 = r->ip6;
+	l->start = r->start;
+	l->leasetime = r->leasetime;
+}
+
+static int replay_quarantine(struct replay *rp, const struct wgd_ip *addr, uint64_t until)
+{
+	if (rp->n_q == rp->cap_q) {
+		size_t cap = rp->cap_q ? rp->cap_q * 2 : 16;
+		struct replay_quarantine *q = realloc(rp->q, cap * sizeof(*q));
+
+		if (!q)
+			return -ENOMEM;
+		rp->q = q;
+		rp->cap_q = cap;
+	}
+	rp->q[rp->n_q].addr = *addr;
+	rp->q[rp->n_q++].until_real = until;
+	return 0;
+}
+
+static int replay_record(const struct journal_record *r, void *ctx)
+{
+	struct replay *rp = ctx;
+	struct lease l, *prev = lease_find(rp->live, r->pubkey);
+	int ret;
+
+	record_to_lease(r, &l);
+	if (r->type == JREC_GRANT) {
+		l.expires = (uint64_t)r->start + r->leasetime;
+		if (prev && ((prev->has_ip4 && (!l.has_ip4 || prev->ip4.s_addr != l.ip4.s_addr)) ||
+			     (prev->has_ip6 && (!l.has_ip6 || memcmp(&prev->ip6, &l.ip6, 16))))) {
+			ret = lease_set(rp->gone, prev);
+			if (ret)
+				return ret;
+		}
+		return lease_set(rp->live, &l);
+	}
+
+	lease_forget(rp->live, r->pubkey);
+	if (!wgkey_is_zero(r->pubkey)) {
+		ret = lease_set(rp->gone, &l);
+		if (ret)
+			return ret;
+	}
+	if (r->flags & JREC_F_QUARANTINE) {
+		struct wgd_ip a;
+		uint64_t until = (uint64_t)r->start + r->leasetime;
+
+		if (l.has_ip4) {
+			wgd_ip_host4(&a, &l.ip4);
+			if ((ret = replay_quarantine(rp, &a, until)))
+				return ret;
+		}
+		if (l.has_ip6) {
+			wgd_ip_host6(&a, &l.ip6);
+			if ((ret = replay_quarantine(rp, &a, until)))
+				return ret;
+		}
+	}
+	return 0;
+}
+
+struct lease_list {
+	struct lease *v;
+	size_t n;
+};
+
+static void collect_lease(const struct lease *l, void *ctx)
+{
+	struct lease_list *list = ctx;
+
+	list->v[list->n++] = *l;
+}
+
+static int by_start_desc(const void *a, const void *b)
+{
+	const struct lease *x = a, *y = b;
+
+	return x->start < y->start ? 1 : x->start > y->start ? -1 : 0;
+}
+
+/*
+ * Restores the live leases, newest first, so that if two ever claimed one
+ * address the later grant keeps it. Expired leases join the gone table.
+ */
+static void restore_leases(struct replay *rp)
+{
+	uint32_t now_real = clock_real_s();
+	uint64_t now_boot = clock_boot_ms() / 1000;
+	struct lease_list list = { .v = calloc(lease_count(rp->live) + 1, sizeof(struct lease)) };
+	size_t restored = 0, expired = 0, held = 0;
+	char kb[WG_KEY_B64_LEN];
+
+	if (!list.v)
+		fatalx("out of memory restoring leases");
+	lease_foreach(rp->live, collect_lease, &list);
+	qsort(list.v, list.n, sizeof(*list.v), by_start_desc);
+	for (size_t i = 0; i < list.n; i++) {
+		struct lease *l = &list.v[i];
+		uint64_t end = (uint64_t)l->start + l->leasetime;
+
+		if (end <= now_real) {
+			lease_set(rp->gone, l);
+			expired++;
+			continue;
+		}
+		l->expires = now_boot + (end - now_real);
+		if (!lease_restore(srv.leases, l)) {
+			restored++;
+			continue;
+		}
+		/* Keep whichever family does not clash. */
+		struct lease one = *l;
+		bool ok = false;
+
+		one.has_ip6 = false;
+		if (one.has_ip4 && !lease_restore(srv.leases, &one))
+			ok = true;
+		else {
+			one = *l;
+			one.has_ip4 = false;
+			ok = one.has_ip6 && !lease_restore(srv.leases, &one);
+		}
+		log_warnx("journal: peer %s: an address was leased twice; %s", fmt_key(l->pubkey, kb),
+			  ok ? "kept the other family" : "dropped the lease");
+		restored += ok;
+	}
+	free(list.v);
+
+	for (size_t i = 0; i < rp->n_q; i++) {
+		if (rp->q[i].until_real <= now_real)
+			continue;
+		if (poolset_contains(srv.pools, &rp->q[i].addr) &&
+		    poolset_take(srv.pools, &rp->q[i].addr))
+			continue;
+		if (lease_quarantine_addr(srv.leases, &rp->q[i].addr,
+					  now_boot + (rp->q[i].until_real - now_real)))
+			poolset_put(srv.pools, &rp->q[i].addr);
+		else
+			held++;
+	}
+	log_info("journal %s: restored %zu leases, dropped %zu expired, %zu addresses in "
+		 "quarantine", journal_path(srv.journal), restored, expired, held);
+}
+
+struct compact_ctx {
+	int err;
+};
+
+static void compact_lease(const struct lease *l, void *ctx)
+{
+	struct compact_ctx *cc = ctx;
+	struct journal_record r = {
+		.type = JREC_GRANT,
+		.flags = (l->has_ip4 ? JREC_F_IP4 : 0) | (l->has_ip6 ? JREC_F_IP6 : 0),
+		.start = l->start,
+		.leasetime = l->leasetime,
+		.ip4 = l->ip4,
+		.ip6 = l->ip6,
+	};
+
+	memcpy(r.pubkey, l->pubkey, WG_KEY_LEN);
+	if (!cc->err)
+		cc->err = journal_compact_add(srv.journal, &r);
+}
+
+/* Rewrites the journal as the live leases and quarantines alone. */
+static void compact_journal(void)
+{
+	struct compact_ctx cc = { 0 };
+	uint32_t now_real = clock_real_s();
+	uint64_t now_boot = clock_boot_ms() / 1000, until;
+	const struct wgd_ip *a;
+	off_t before = journal_size(srv.journal);
+
+	cc.err = journal_compact_begin(srv.journal);
+	if (!cc.err)
+		lease_foreach(srv.leases, compact_lease, &cc);
+	for (size_t i = 0; !cc.err && (a = lease_quarantine_get(srv.leases, i, &until)); i++) {
+		struct journal_record r = {
+			.type = JREC_RELEASE,
+			.flags = JREC_F_QUARANTINE | (a->family == AF_INET ? JREC_F_IP4 : JREC_F_IP6),
+			.start = now_real,
+			.leasetime = until > now_boot ? (uint32_t)(until - now_boot) : 0,
+		};
+
+		if (a->family == AF_INET)
+			r.ip4 = a->ip4;
+		else
+			r.ip6 = a->ip6;
+		cc.err = journal_compact_add(srv.journal, &r);
+	}
+	if (!cc.err)
+		cc.err = journal_compact_end(srv.journal);
+	if (cc.err) {
+		journal_compact_abort(srv.journal);
+		log_warnx("cannot compact the journal %s: %s", journal_path(srv.journal),
+			  strerror(-cc.err));
+		return;
+	}
+	log_info("compacted the journal %s from %lld to %lld bytes", journal_path(srv.journal),
+		 (long long)before, (long long)journal_size(srv.journal));
+}
+
+static void open_journal(struct replay *rp)
+{
+	struct journal_stats st = { 0 };
+	int ret = file_mkdir_p(srv.state_dir);
+
+	if (!ret)
+		ret = access(srv.state_dir, W_OK) ? -errno : 0;
+	if (ret) {
+		log_warnx("state directory %s is not writable (%s): create it or give another with "
+			  "--state-dir", srv.state_dir, strerror(-ret));
+		exit(EXIT_JOURNAL);
+	}
+	ret = journal_open(&srv.journal, srv.state_dir, srv.ifname, replay_record, rp, &st);
+	if (ret == -EBADMSG || ret == -EPROTONOSUPPORT) {
+		log_warnx("%s/%s.leases is not a lease journal this server can read (%s); it is "
+			  "left untouched: move it aside to start afresh", srv.state_dir, srv.ifname,
+			  ret == -EBADMSG ? "bad header" : "unknown version");
+		exit(EXIT_JOURNAL);
+	} else if (ret) {
+		log_warnx("cannot open the lease journal in %s: %s", srv.state_dir, strerror(-ret));
+		exit(EXIT_JOURNAL);
+	}
+	if (st.dropped_bytes)
+		log_warnx("journal %s: dropped %zu bytes of a torn or corrupt tail after %zu valid "
+			  "records", journal_path(srv.journal), st.dropped_bytes, st.records);
+}
+
+/* ---- start-up: the device ---- */
+
+static int by_pubkey(const void *a, const void *b)
+{
+	return memcmp(((const struct wgdev_peer *)a)->pubkey,
+		      ((const struct wgdev_peer *)b)->pubkey, WG_KEY_LEN);
+}
+
+static bool peer_has_ip(const struct wgdev_peer *p, const struct wgd_ip *ip)
+{
+	for (size_t i = 0; i < p->n_allowedips; i++)
+		if (wgd_ip_equal(&p->allowedips[i], ip))
+			return true;
+	return false;
+}
+
+static void reconcile_lease(const struct lease *l, void *ctx)
+{
+	struct wgdev *dev = ctx;
+	struct wgdev_peer key, *peer;
+	struct wgd_ip want[2], add[2];
+	size_t n_want = 0, n_add = 0;
+	char kb[WG_KEY_B64_LEN], ab[WGD_IP_STRLEN];
+
+	memcpy(key.pubkey, l->pubkey, WG_KEY_LEN);
+	peer = bsearch(&key, dev->peers, dev->n_peers, sizeof(key), by_pubkey);
+	if (!peer)
+		return; /* dropped afterwards, by drop_departed_peers() */
+	if (l->has_ip4)
+		wgd_ip_host4(&want[n_want++], &l->ip4);
+	if (l->has_ip6)
+		wgd_ip_host6(&want[n_want++], &l->ip6);
+	for (size_t i = 0; i < n_want; i++)
+		if (!peer_has_ip(peer, &want[i]))
+			add[n_add++] = want[i];
+	if (!n_add)
+		return;
+	int ret = wgctl_allowedips_update(srv.wg, l->pubkey, add, n_add, NULL, 0);
+	for (size_t i = 0; i < n_add; i++)
+		log_info("reconcile: peer %s: %s %s", fmt_key(l->pubkey, kb),
+			 ret ? "cannot re-add" : "re-added", fmt_ip(&add[i], ab));
+}
+
+/*
+ * Makes the device agree with the journal, both ways: live leases missing
+ * from their peer's allowed-IPs are added back; addresses the journal knows
+ * as this peer's ended or moved leases are taken off. Host allowed-IPs the
+ * journal never leased are configuration, and stay (and are reserved).
+ * Leases of peers no longer on the device are dropped by the caller.
+ */
+static void reconcile(struct wgdev *dev, struct lease_table *gone)
+{
+	char kb[WG_KEY_B64_LEN], ab[WGD_IP_STRLEN];
+
+	qsort(dev->peers, dev->n_peers, sizeof(dev->peers[0]), by_pubkey);
+	lease_foreach(srv.leases, reconcile_lease, dev);
+
+	for (size_t i = 0; i < dev->n_peers; i++) {
+		const struct wgdev_peer *peer = &dev->peers[i];
+		const struct lease *g = lease_find(gone, peer->pubkey);
+		const struct lease *l = lease_find(srv.leases, peer->pubkey);
+		struct wgd_ip stale[2], del[2];
+		size_t n_stale = 0, n_del = 0;
+
+		if (!g)
+			continue;
+		if (g->has_ip4 && !(l && l->has_ip4 && l->ip4.s_addr == g->ip4.s_addr))
+			wgd_ip_host4(&stale[n_stale++], &g->ip4);
+		if (g->has_ip6 && !(l && l->has_ip6 && !memcmp(&l->ip6, &g->ip6, 16)))
+			wgd_ip_host6(&stale[n_stale++], &g->ip6);
+		for (size_t j = 0; j < n_stale; j++)
+			if (peer_has_ip(peer, &stale[j]))
+				del[n_del++] = stale[j];
+		if (!n_del)
+			continue;
+		int ret = wgctl_allowedips_update(srv.wg, peer->pubkey, NULL, 0, del, n_del);
+		for (size_t j = 0; j < n_del; j++)
+			log_info("reconcile: peer %s: %s stale %s", fmt_key(peer->pubkey, kb),
+				 ret ? "cannot remove" : "removed", fmt_ip(&del[j], ab));
+	}
+}
+
+/* Reads the journal and the device and makes them agree. */
+static void start_up_state(void)
+{
+	struct replay rp = { 0 };
+	struct poolset *none = poolset_new();
+	struct wgdev *dev = NULL;
+	int ret;
+
+	rp.live = none ? lease_table_new(none) : NULL;
+	rp.gone = none ? lease_table_new(none) : NULL;
+	if (!rp.live || !rp.gone)
+		fatalx("out of memory");
+	open_journal(&rp);
+	restore_leases(&rp);
+	lease_table_free(rp.live);
+	free(rp.q);
+
+	srv.last_refresh_ms = clock_boot_ms();
+	ret = wgctl_get_device(srv.wg, &dev);
+	if (ret)
+		fatalx("cannot read WireGuard device %s: %s", srv.ifname, strerror(-ret));
+	reconcile(dev, rp.gone);
+	lease_table_free(rp.gone);
+	poolset_free(none);
+	ret = index_device(dev);
+	wgdev_free(dev);
+	if (ret)
+		fatalx("cannot index the peers of %s: %s", srv.ifname, strerror(-ret));
 }
 
 /* ---- start-up ---- */
@@ -713,6 +1235,21 @@ static int open_listener(void)
 	return fd;
 }
 
+static long seconds_arg(const char *opt, const char *arg, long min, long max)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(arg, &end, 10);
+	if (errno || *end || arg[0] < '0' || arg[0] > '9' || v < min || v > max) {
+		fprintf(stderr, "wg-dynamic-server: %s %s: give whole seconds from %ld to %ld\n",
+			opt, arg, min, max);
+		exit(EXIT_USAGE);
+	}
+	return v;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -723,6 +1260,12 @@ static void usage(FILE *f)
 		"  --route CIDR        push CIDR to clients (repeatable; default: the pools)\n"
 		"  --lease-time SECS   lease time in seconds (default 3600)\n"
 		"  --auto-ll           give every peer its derived link-local /128\n"
+		"  --state-dir DIR     keep the lease journal DIR/IFACE.leases\n"
+		"                      (default /var/lib/wg-dynamic)\n"
+		"  --quarantine SECS   hold back a departed peer's addresses this long\n"
+		"                      (default: the lease time)\n"
+		"  --device-refresh SECS  re-read the device this often (default 30,\n"
+		"                      or 3 with --auto-ll)\n"
 		"  -v, --verbose       log debug messages\n"
 		"  -h, --help          show this help\n");
 }
@@ -743,16 +1286,20 @@ int main(int argc, char *argv[])
 		{ "route", required_argument, NULL, 'r' },
 		{ "lease-time", required_argument, NULL, 'l' },
 		{ "auto-ll", no_argument, NULL, 'a' },
+		{ "state-dir", required_argument, NULL, 's' },
+		{ "quarantine", required_argument, NULL, 'q' },
+		{ "device-refresh", required_argument, NULL, 'R' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct rtnl_link link;
 	int verbose = 0, opt, ret;
-	char *end;
-	unsigned long lt;
+	long quarantine = -1, refresh = -1;
 
 	srv.leasetime = 3600;
+	srv.state_dir = "/var/lib/wg-dynamic";
+	srv.commit_tail = &srv.commit_head;
 	while ((opt = getopt_long(argc, argv, "vh", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'p':
@@ -771,15 +1318,16 @@ int main(int argc, char *argv[])
 			parse_prefix_arg("--route", optarg, &srv.cfg_routes[srv.n_cfg_routes++]);
 			break;
 		case 'l':
-			errno = 0;
-			lt = strtoul(optarg, &end, 10);
-			if (errno || *end || optarg[0] < '0' || optarg[0] > '9' || lt < 2 ||
-			    lt > 86400 * 365) {
-				fprintf(stderr, "wg-dynamic-server: --lease-time %s: give whole "
-					"seconds from 2 to 31536000\n", optarg);
-				return EXIT_USAGE;
-			}
-			srv.leasetime = (uint32_t)lt;
+			srv.leasetime = (uint32_t)seconds_arg("--lease-time", optarg, 2, 86400 * 365);
+			break;
+		case 'q':
+			quarantine = seconds_arg("--quarantine", optarg, 0, 86400 * 365);
+			break;
+		case 'R':
+			refresh = seconds_arg("--device-refresh", optarg, 1, 86400);
+			break;
+		case 's':
+			srv.state_dir = optarg;
 			break;
 		case 'a':
 			srv.auto_ll = true;
@@ -800,6 +1348,9 @@ int main(int argc, char *argv[])
 		return EXIT_USAGE;
 	}
 	srv.ifname = argv[optind];
+	srv.quarantine = quarantine >= 0 ? (uint32_t)quarantine : srv.leasetime;
+	srv.refresh_ms = refresh > 0 ? (uint32_t)refresh * 1000 :
+		srv.auto_ll ? REFRESH_PERIOD_AUTO_LL_MS : REFRESH_PERIOD_MS;
 	log_init("wg-dynamic-server", false, verbose);
 	if (sodium_init() < 0)
 		fatalx("cannot initialise libsodium");
@@ -848,9 +1399,12 @@ int main(int argc, char *argv[])
 		return EXIT_NO_POOL;
 	}
 
-	ret = refresh_device();
-	if (ret)
-		fatalx("cannot read WireGuard device %s: %s", srv.ifname, strerror(-ret));
+	start_up_state();
+	drop_departed_peers();
+	if (journal_pending(srv.journal) && journal_commit(srv.journal))
+		fatalx("cannot write the lease journal %s", journal_path(srv.journal));
+	if (journal_wants_compaction(srv.journal, lease_count(srv.leases)))
+		compact_journal();
 	if (!peer_index_count(srv.peers))
 		log_warnx("%s has no peers yet; waiting for some", srv.ifname);
 
@@ -902,6 +1456,8 @@ int main(int argc, char *argv[])
 				    si.ssi_signo != SIGHUP) {
 					log_info("exiting on signal %u; leases stay on the device",
 						 si.ssi_signo);
+					if (journal_pending(srv.journal))
+						journal_commit(srv.journal);
 					return EXIT_OK;
 				}
 			} else if (p == srv.mon) {
@@ -911,21 +1467,24 @@ int main(int argc, char *argv[])
 			} else {
 				struct conn *c = p;
 
-				if (c->responding)
+				if (c->state == CONN_WRITING)
 					conn_flush(c);
-				else
+				else if (c->state == CONN_READING)
 					conn_read(c);
 			}
 		}
 		expire_leases();
+		expire_quarantine();
 		expire_conns();
-		uint64_t period = srv.auto_ll ? REFRESH_PERIOD_AUTO_LL_MS : REFRESH_PERIOD_MS;
-		if (clock_boot_ms() - srv.last_refresh_ms >= period) {
+		if (clock_boot_ms() - srv.last_refresh_ms >= srv.refresh_ms) {
 			ret = refresh_device();
 			if (ret)
 				log_warnx("cannot read %s: %s", srv.ifname, strerror(-ret));
 			else
 				drop_departed_peers();
 		}
+		commit_round();
+		if (journal_wants_compaction(srv.journal, lease_count(srv.leases)))
+			compact_journal();
 	}
 }
