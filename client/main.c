@@ -29,6 +29,7 @@
 #include <sodium.h>
 
 #include "../common/clock.h"
+#include "../common/file.h"
 #include "../common/key.h"
 #include "../common/log.h"
 #include "../common/rng.h"
@@ -50,6 +51,7 @@ enum exit_status {
 	EXIT_NOT_WG = 66,
 	EXIT_NO_HUB = 67,
 	EXIT_NO_LL = 68,
+	EXIT_STATE_DIR = 69,
 	EXIT_SYSTEM = 70,
 };
 
@@ -81,12 +83,20 @@ struct client {
 	int sig_fd;
 	int pending_signal;
 
+	const char *state_dir;
+	char state_file[IF_NAMESIZE + 8];
+	/* Addresses to ask for without a lease: the last ones we held. */
+	bool has_hint4, has_hint6;
+	struct wgd_ip hint4, hint6;
+
 	struct lease_state lease;
 	uint64_t next_try_ms;
 	uint32_t backoff_ms;
 };
 
 static struct client cl;
+
+static void lease_save(bool ended);
 
 static const char *fmt_ip(const struct wgd_ip *ip, char buf[WGD_IP_STRLEN])
 {
@@ -339,6 +349,8 @@ static void lease_drop(void)
 {
 	struct lease_state *ls = &cl.lease;
 
+	if (ls->bound)
+		lease_save(true);
 	addr_apply(ls->has_ip4, &ls->ip4, false, NULL, 0);
 	addr_apply(ls->has_ip6, &ls->ip6, false, NULL, 0);
 	routes_apply(ls, NULL, 0);
@@ -413,11 +425,105 @@ static void lease_accept(const struct wgd_msg *req, const struct wgd_msg *resp)
 		fmt_ip(&ls->ip6, b6);
 	log_info("%s: ip4 %s ip6 %s leasetime %u leasestart %u", same ? "renewed" : "bound", b4,
 		 b6, ls->leasetime, ls->leasestart);
+	lease_save(false);
+	cl.has_hint4 = ls->has_ip4;
+	cl.has_hint6 = ls->has_ip6;
+	cl.hint4 = ls->ip4;
+	cl.hint6 = ls->ip6;
 
 	/* Renew at about half the time left (RFC 2131's T1), with jitter so a
 	 * hub's peers spread out. */
 	cl.backoff_ms = 0;
 	cl.next_try_ms = now_ms + jitter((uint64_t)lifetime * 500, 10);
+}
+
+/* ---- remembering the lease ---- */
+
+/*
+ * IFACE.lease holds the last lease in the response format of the protocol
+ * (docs/protocol.md), so one parser reads both. A released or expired lease
+ * is written with leasetime=0: its addresses are only what to ask for next.
+ */
+static void lease_save(bool ended)
+{
+	const struct lease_state *ls = &cl.lease;
+	struct wgd_msg m;
+	char buf[WGD_MAX_MESSAGE];
+	ssize_t len;
+	int ret;
+
+	memset(&m, 0, sizeof(m));
+	m.has_ip4 = ls->has_ip4;
+	m.has_ip6 = ls->has_ip6;
+	m.ip4 = ls->ip4;
+	m.ip6 = ls->ip6;
+	m.n_routes = ls->n_routes;
+	memcpy(m.routes, ls->routes, ls->n_routes * sizeof(ls->routes[0]));
+	m.has_leasestart = m.has_leasetime = true;
+	m.leasestart = ls->leasestart;
+	m.leasetime = ended ? 0 : ls->leasetime;
+	m.has_errno = true;
+	len = wgd_serialize_response(&m, buf, sizeof(buf));
+	if (len < 0)
+		return;
+	ret = file_write_atomic(cl.state_dir, cl.state_file, buf, (size_t)len, 0600);
+	if (ret)
+		log_warnx("cannot save the lease in %s/%s: %s", cl.state_dir, cl.state_file,
+			  strerror(-ret));
+}
+
+/* After a restart or reboot: a lease still running is taken up again
+ * (and renewed at once); an ended one says what to ask for (RFC 2131's
+ * INIT-REBOOT). */
+static void lease_load(void)
+{
+	struct lease_state *ls = &cl.lease;
+	struct wgd_parser *p;
+	char buf[WGD_MAX_MESSAGE], b4[WGD_IP_STRLEN] = "-", b6[WGD_IP_STRLEN] = "-";
+	ssize_t len = file_read(cl.state_dir, cl.state_file, buf, sizeof(buf));
+	uint32_t now = clock_real_s();
+
+	if (len == -ENOENT)
+		return;
+	if (len < 0) {
+		log_warnx("cannot read %s/%s: %s", cl.state_dir, cl.state_file, strerror((int)-len));
+		return;
+	}
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return;
+	wgd_parser_init(p, WGD_PARSE_RESPONSE);
+	if (wgd_parse(p, buf, (size_t)len) <= 0) {
+		log_warnx("%s/%s is not a saved lease; ignoring it", cl.state_dir, cl.state_file);
+		free(p);
+		return;
+	}
+	cl.has_hint4 = p->msg.has_ip4;
+	cl.has_hint6 = p->msg.has_ip6;
+	cl.hint4 = p->msg.ip4;
+	cl.hint6 = p->msg.ip6;
+	if (cl.has_hint4)
+		fmt_ip(&cl.hint4, b4);
+	if (cl.has_hint6)
+		fmt_ip(&cl.hint6, b6);
+
+	uint64_t end = (uint64_t)p->msg.leasestart + p->msg.leasetime;
+	if (end > now && p->msg.leasestart <= now) {
+		ls->bound = true;
+		ls->has_ip4 = p->msg.has_ip4;
+		ls->has_ip6 = p->msg.has_ip6;
+		ls->ip4 = p->msg.ip4;
+		ls->ip6 = p->msg.ip6;
+		ls->n_routes = p->msg.n_routes;
+		memcpy(ls->routes, p->msg.routes, p->msg.n_routes * sizeof(ls->routes[0]));
+		ls->leasestart = p->msg.leasestart;
+		ls->leasetime = p->msg.leasetime;
+		ls->expires_ms = clock_boot_ms() + (end - now) * 1000;
+		log_info("remembered lease: ip4 %s ip6 %s, %us left", b4, b6, (unsigned)(end - now));
+	} else {
+		log_info("asking for the remembered addresses: ip4 %s ip6 %s", b4, b6);
+	}
+	free(p);
 }
 
 static void request_lease(void)
@@ -436,8 +542,12 @@ static void request_lease(void)
 	req.ip6.cidr = 128;
 	if (ls->bound && ls->has_ip4)
 		req.ip4 = ls->ip4;
+	else if (!ls->bound && cl.has_hint4)
+		req.ip4 = cl.hint4;
 	if (ls->bound && ls->has_ip6)
 		req.ip6 = ls->ip6;
+	else if (!ls->bound && cl.has_hint6)
+		req.ip6 = cl.hint6;
 	if (ls->bound) {
 		req.leasestart = ls->leasestart;
 		req.leasetime = ls->leasetime;
@@ -634,6 +744,8 @@ static void usage(FILE *f)
 		"\n"
 		"  -f, --foreground    stay in the foreground, logging to stderr\n"
 		"  -v, --verbose       log debug messages\n"
+		"  --state-dir DIR     remember the lease in DIR/IFACE.lease\n"
+		"                      (default /var/lib/wg-dynamic)\n"
 		"  -h, --help          show this help\n");
 }
 
@@ -642,6 +754,7 @@ int main(int argc, char *argv[])
 	static const struct option longopts[] = {
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "verbose", no_argument, NULL, 'v' },
+		{ "state-dir", required_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -659,6 +772,9 @@ int main(int argc, char *argv[])
 		case 'v':
 			verbose++;
 			break;
+		case 's':
+			cl.state_dir = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return EXIT_OK;
@@ -672,6 +788,8 @@ int main(int argc, char *argv[])
 		return EXIT_USAGE;
 	}
 	cl.ifname = argv[optind];
+	if (!cl.state_dir)
+		cl.state_dir = "/var/lib/wg-dynamic";
 	log_init("wg-dynamic-client", false, verbose);
 	if (sodium_init() < 0)
 		fatalx("cannot initialise libsodium");
@@ -699,6 +817,15 @@ int main(int argc, char *argv[])
 	}
 	cl.ifindex = link.ifindex;
 	cl.link_up = link.flags & IFF_UP;
+	snprintf(cl.state_file, sizeof(cl.state_file), "%s.lease", cl.ifname);
+	ret = file_mkdir_p(cl.state_dir);
+	if (!ret && access(cl.state_dir, W_OK))
+		ret = -errno;
+	if (ret) {
+		log_warnx("state directory %s is not writable (%s): create it or give another with "
+			  "--state-dir", cl.state_dir, strerror(-ret));
+		return EXIT_STATE_DIR;
+	}
 
 	ret = wgctl_open(&cl.wg, cl.ifname);
 	if (!ret)
@@ -721,6 +848,7 @@ int main(int argc, char *argv[])
 	if (ret)
 		return ret;
 	ensure_server_route();
+	lease_load();
 
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);

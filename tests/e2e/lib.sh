@@ -15,13 +15,14 @@
 # share nothing, except /var/run/wireguard: wireguard-go puts its UAPI socket
 # there from any namespace, so two interfaces must never share a name.
 #
-# The EXIT trap calls e2e_before_cleanup when the script defines one, then
-# stops by PID every process started here, newest first (so the daemons go
-# before the wireguard-go they use), deletes the namespaces and removes stale
-# UAPI sockets. HUP, INT, PIPE and TERM lead to it too: Ctrl-C, timeout(1) or
-# a closed pipe leave nothing behind. When a script fails, the trap first
-# prints the hub's allowed-IPs, the clients' addresses and routes, and the
-# daemons' logs.
+# The EXIT trap calls e2e_before_cleanup when the script defines one, stops
+# the clients (so that they release while the server runs, even a server
+# restarted after them), then by PID every other process started here,
+# newest first (so the daemons go before the wireguard-go they use), deletes
+# the namespaces and removes stale UAPI sockets. HUP, INT, PIPE and TERM
+# lead to it too: Ctrl-C, timeout(1) or a closed pipe leave nothing behind.
+# When a script fails, the trap first prints the hub's allowed-IPs, the
+# clients' addresses and routes, and the daemons' logs.
 #
 # Knobs from the environment: E2E_KEEP=1 keeps the logs and keys directory;
 # SERVER_BIN and CLIENT_BIN point at other daemon binaries; WAIT_TIMEOUT is
@@ -50,6 +51,8 @@ E2E_WG_IFS=()
 HUB_NS=
 HUB_IF=
 HUB_PUB=
+# The hub's wireguard-go, for tests that delete and recreate the interface.
+HUB_WG_PID=
 SERVER_PID=
 SERVER_LOG=
 # Indexed by client number.
@@ -160,6 +163,15 @@ pid_alive() {
 	own_child_alive "$1"
 }
 
+# kill_pid PID: SIGKILL, for a crash that leaves no time to clean up, then
+# reaps the process.
+kill_pid() {
+	own_child_alive "$1" || return 0
+	kill -KILL "$1" 2>/dev/null
+	wait "$1" 2>/dev/null
+	return 0
+}
+
 # stop_pid PID [SECONDS]: SIGTERM, then SIGKILL after SECONDS (default 3).
 stop_pid() {
 	local pid=$1 end=$((SECONDS + ${2:-3}))
@@ -204,6 +216,7 @@ e2e_dump_state() {
 
 e2e_cleanup() {
 	local rc=$? i ns ifname
+	local -a clients
 
 	# Finish the teardown whatever happens: a second Ctrl-C, or output
 	# into a pipe whose reader is gone (make demo | head).
@@ -218,8 +231,13 @@ e2e_cleanup() {
 		e2e_dump_state
 		e2e_dump_logs
 	fi
-	# Daemons were started after the wireguard-go they use: stop in
-	# reverse order, so clients release before the server goes.
+	# Clients first, so that they release while the server still runs,
+	# even one restarted after them. Then the rest in reverse order:
+	# daemons were started after the wireguard-go they use.
+	clients=("${!CLIENT_PID[@]}")
+	for ((i = ${#clients[@]} - 1; i >= 0; i--)); do
+		stop_pid "${CLIENT_PID[${clients[$i]}]}"
+	done
 	for ((i = ${#E2E_PIDS[@]} - 1; i >= 0; i--)); do
 		stop_pid "${E2E_PIDS[$i]}"
 	done
@@ -277,8 +295,10 @@ wg_key() {
 }
 
 # wg_iface_start NS IFACE [no-ll]: starts wireguard-go for IFACE in NS and
-# waits for its UAPI socket. With no-ll, the kernel is told not to give the
-# interface an automatic link-local address. The interface stays down.
+# waits for its UAPI socket; WG_IFACE_PID is its PID. With no-ll, the kernel
+# is told not to give the interface an automatic link-local address. The
+# interface stays down.
+WG_IFACE_PID=
 wg_iface_start() {
 	local ns=$1 ifname=$2
 
@@ -288,7 +308,8 @@ wg_iface_start() {
 	# The PID of ip(8) is wireguard-go's: ip netns exec execs the command.
 	# WG_PROCESS_FOREGROUND=1 silences its banner about kernel WireGuard.
 	LOG_LEVEL=error WG_PROCESS_FOREGROUND=1 ip netns exec "$ns" wireguard-go -f "$ifname" \
-		>"$E2E_TMP/wireguard-go-$ifname.log" 2>&1 &
+		>>"$E2E_TMP/wireguard-go-$ifname.log" 2>&1 &
+	WG_IFACE_PID=$!
 	E2E_PIDS+=("$!")
 	wait_for -t 5 test -S "$WG_SOCK_DIR/$ifname.sock" ||
 		die "wireguard-go did not create $WG_SOCK_DIR/$ifname.sock"
@@ -311,12 +332,28 @@ hub_create() {
 	ip netns exec "$HUB_NS" sysctl -qw net.ipv4.ip_forward=1 \
 		net.ipv6.conf.all.forwarding=1 net.ipv4.conf.all.send_redirects=0 >/dev/null ||
 		die "cannot turn on forwarding in $HUB_NS"
-	wg_iface_start "$HUB_NS" "$HUB_IF"
 	wg_key hub HUB_PUB
+	hub_iface_up
+}
+
+# hub_iface_up: starts the hub's wireguard-go and gives the interface the
+# hub's key, its listen port and fe80::/64, then brings it up. No peers.
+hub_iface_up() {
+	wg_iface_start "$HUB_NS" "$HUB_IF"
+	HUB_WG_PID=$WG_IFACE_PID
 	ip netns exec "$HUB_NS" wg set "$HUB_IF" private-key "$E2E_TMP/hub.key" \
 		listen-port "$HUB_PORT" || die "cannot configure $HUB_IF"
 	ip -n "$HUB_NS" addr add fe80::/64 dev "$HUB_IF" || die "cannot add fe80::/64 to $HUB_IF"
 	ip -n "$HUB_NS" link set "$HUB_IF" up || die "cannot bring $HUB_IF up"
+}
+
+# hub_iface_delete: stops the hub's wireguard-go, which deletes the
+# interface, its peers and its UAPI socket. hub_iface_up makes it again.
+hub_iface_delete() {
+	stop_pid "$HUB_WG_PID"
+	wait_for -t 5 not ip -n "$HUB_NS" link show dev "$HUB_IF" >/dev/null 2>&1 ||
+		die "$HUB_IF still exists after its wireguard-go stopped"
+	rm -f "$WG_SOCK_DIR/$HUB_IF.sock"
 }
 
 # hub_route CIDR...: routes CIDR into the hub's WireGuard interface, so the
@@ -399,10 +436,47 @@ server_listening() {
 server_start() {
 	SERVER_LOG=$E2E_TMP/server.log
 	[ -x "$SERVER_BIN" ] || die "$SERVER_BIN is missing: run make"
-	ip netns exec "$HUB_NS" "$SERVER_BIN" -v "$@" "$HUB_IF" >"$SERVER_LOG" 2>&1 &
+	ip netns exec "$HUB_NS" "$SERVER_BIN" -v --state-dir "$E2E_TMP/hub-state" "$@" "$HUB_IF" \
+		>>"$SERVER_LOG" 2>&1 &
 	SERVER_PID=$!
 	E2E_PIDS+=("$SERVER_PID")
 	wait_for -t 10 server_listening || die "wg-dynamic-server is not listening on port 970"
+}
+
+# server_wait_exit [SECONDS]: waits for the server to exit; returns its exit
+# status, or 124 when it still runs after SECONDS (default 5).
+server_wait_exit() {
+	wait_for -t "${1:-5}" not own_child_alive "$SERVER_PID" || return 124
+	wait "$SERVER_PID"
+}
+
+# server_stop [SECONDS]: SIGTERM to the server; returns as server_wait_exit.
+server_stop() {
+	own_child_alive "$SERVER_PID" && kill -TERM "$SERVER_PID"
+	server_wait_exit "${1:-5}"
+}
+
+# server_run [-t SECONDS] [OPTION...]: runs the server as server_start does,
+# for a start that is meant to fail: does not wait for it to listen, but for
+# it to exit, and returns as server_wait_exit (SECONDS default 10).
+server_run() {
+	local limit=10
+	if [ "${1:-}" = -t ]; then
+		limit=$2
+		shift 2
+	fi
+	SERVER_LOG=$E2E_TMP/server.log
+	[ -x "$SERVER_BIN" ] || die "$SERVER_BIN is missing: run make"
+	ip netns exec "$HUB_NS" "$SERVER_BIN" -v --state-dir "$E2E_TMP/hub-state" "$@" "$HUB_IF" \
+		>>"$SERVER_LOG" 2>&1 &
+	SERVER_PID=$!
+	E2E_PIDS+=("$SERVER_PID")
+	server_wait_exit "$limit"
+}
+
+# The server's lease journal, in the state directory server_start gives it.
+hub_journal() {
+	printf '%s\n' "$E2E_TMP/hub-state/$HUB_IF.leases"
 }
 
 # client_start N [OPTION...]: runs wg-dynamic-client -f -v OPTION... in
@@ -412,8 +486,8 @@ client_start() {
 	shift
 	[ -x "$CLIENT_BIN" ] || die "$CLIENT_BIN is missing: run make"
 	CLIENT_LOG[n]=$E2E_TMP/client$n.log
-	ip netns exec "${CLIENT_NS[$n]}" "$CLIENT_BIN" -f -v "$@" "${CLIENT_IF[$n]}" \
-		>"${CLIENT_LOG[$n]}" 2>&1 &
+	ip netns exec "${CLIENT_NS[$n]}" "$CLIENT_BIN" -f -v --state-dir "$E2E_TMP/client$n-state" \
+		"$@" "${CLIENT_IF[$n]}" >>"${CLIENT_LOG[$n]}" 2>&1 &
 	CLIENT_PID[n]=$!
 	E2E_PIDS+=("$!")
 }
@@ -428,7 +502,26 @@ client_stop() {
 	wait "$pid"
 }
 
+# client_kill N: SIGKILL to client N, which then cannot release its lease.
+client_kill() {
+	kill_pid "${CLIENT_PID[$1]}"
+}
+
 # ---- reading state ----
+
+# Daemon logs are appended to across restarts. log_mark FILE: the lines
+# FILE has now; log_since FILE MARK: the lines it gained after that mark.
+log_mark() {
+	if [ -f "$1" ]; then
+		wc -l <"$1"
+	else
+		echo 0
+	fi
+}
+
+log_since() {
+	tail -n "+$(($2 + 1))" "$1" 2>/dev/null
+}
 
 # The brief address list of client N's WireGuard interface.
 client_addrs() {
