@@ -19,7 +19,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pwd.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <linux/capability.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -27,6 +31,7 @@
 
 #include <sodium.h>
 
+#include "../common/caps.h"
 #include "../common/clock.h"
 #include "../common/file.h"
 #include "../common/key.h"
@@ -37,6 +42,7 @@
 #include "journal.h"
 #include "lease.h"
 #include "peers.h"
+#include "privsep.h"
 #include "pool.h"
 
 #define MAX_CONNS 256            /* concurrent connections, all peers */
@@ -53,9 +59,13 @@ enum exit_status {
 	EXIT_NOT_WG = 66,
 	EXIT_NO_POOL = 67,
 	EXIT_SOCKET = 68,
+	EXIT_POOL_OVERLAP = 69,
 	EXIT_SYSTEM = 70,
 	EXIT_IFACE_GONE = 71,
 	EXIT_JOURNAL = 72,
+	EXIT_STATE_DIR = 73,
+	EXIT_ENGINE = 74,
+	EXIT_USER = 75,
 };
 
 enum conn_state {
@@ -86,7 +96,10 @@ struct server {
 	uint32_t refresh_ms;
 	bool auto_ll;
 	const char *state_dir;
+	const char *user;
+	char journal_name[4096];      /* for logs: the engine sees it from a chroot */
 	struct journal *journal;
+	struct passwd *pw;
 
 	struct wgctl *wg;
 	struct rtnl *rt;
@@ -134,7 +147,7 @@ static int apply_change(const uint8_t *pubkey, const struct lease_change *c)
 {
 	if (!c->n_add && !c->n_del)
 		return 0;
-	return wgctl_allowedips_update(srv.wg, pubkey, c->add, c->n_add, c->del, c->n_del);
+	return priv_update(pubkey, c->add, c->n_add, c->del, c->n_del);
 }
 
 /*
@@ -190,7 +203,7 @@ static void ensure_auto_ll(struct wgdev *dev)
 			present = wgd_ip_equal(&peer->allowedips[j], &ll);
 		if (present)
 			continue;
-		ret = wgctl_allowedips_update(srv.wg, peer->pubkey, &ll, 1, NULL, 0);
+		ret = priv_update(peer->pubkey, &ll, 1, NULL, 0);
 		if (ret) {
 			log_warnx("cannot add %s to peer %s: %s", fmt_ip(&ll, ib),
 				  fmt_key(peer->pubkey, kb), strerror(-ret));
@@ -302,7 +315,7 @@ static int refresh_device(void)
 	int ret;
 
 	srv.last_refresh_ms = clock_boot_ms();
-	ret = wgctl_get_device(srv.wg, &dev);
+	ret = priv_get_device(&dev);
 	if (ret)
 		return ret;
 	ret = index_device(dev);
@@ -521,7 +534,7 @@ static void commit_round(void)
 		ret = journal_commit(srv.journal);
 		if (ret) {
 			log_warnx("cannot write the lease journal %s: %s; exiting",
-				  journal_path(srv.journal), strerror(-ret));
+				  srv.journal_name, strerror(-ret));
 			exit(EXIT_JOURNAL);
 		}
 	}
@@ -947,7 +960,7 @@ static void restore_leases(struct replay *rp)
 			held++;
 	}
 	log_info("journal %s: restored %zu leases, dropped %zu expired, %zu addresses in "
-		 "quarantine", journal_path(srv.journal), restored, expired, held);
+		 "quarantine", srv.journal_name, restored, expired, held);
 }
 
 struct compact_ctx {
@@ -1001,39 +1014,37 @@ static void compact_journal(void)
 		cc.err = journal_compact_end(srv.journal);
 	if (cc.err) {
 		journal_compact_abort(srv.journal);
-		log_warnx("cannot compact the journal %s: %s", journal_path(srv.journal),
+		log_warnx("cannot compact the journal %s: %s", srv.journal_name,
 			  strerror(-cc.err));
 		return;
 	}
-	log_info("compacted the journal %s from %lld to %lld bytes", journal_path(srv.journal),
+	log_info("compacted the journal %s from %lld to %lld bytes", srv.journal_name,
 		 (long long)before, (long long)journal_size(srv.journal));
 }
 
 static void open_journal(struct replay *rp)
 {
 	struct journal_stats st = { 0 };
-	int ret = file_mkdir_p(srv.state_dir);
+	int ret;
 
-	if (!ret)
-		ret = access(srv.state_dir, W_OK) ? -errno : 0;
-	if (ret) {
-		log_warnx("state directory %s is not writable (%s): create it or give another with "
-			  "--state-dir", srv.state_dir, strerror(-ret));
-		exit(EXIT_JOURNAL);
-	}
-	ret = journal_open(&srv.journal, srv.state_dir, srv.ifname, replay_record, rp, &st);
+	/* The engine sees the state directory as its root. */
+	ret = journal_open(&srv.journal, "/", srv.ifname, replay_record, rp, &st);
 	if (ret == -EBADMSG || ret == -EPROTONOSUPPORT) {
-		log_warnx("%s/%s.leases is not a lease journal this server can read (%s); it is "
-			  "left untouched: move it aside to start afresh", srv.state_dir, srv.ifname,
+		log_warnx("%s is not a lease journal this server can read (%s); it is left "
+			  "untouched: move it aside to start afresh", srv.journal_name,
 			  ret == -EBADMSG ? "bad header" : "unknown version");
 		exit(EXIT_JOURNAL);
-	} else if (ret) {
-		log_warnx("cannot open the lease journal in %s: %s", srv.state_dir, strerror(-ret));
+	} else if (ret == -EBUSY) {
+		log_warnx("%s is in use: is another wg-dynamic-server running on %s?",
+			  srv.journal_name, srv.ifname);
 		exit(EXIT_JOURNAL);
+	} else if (ret) {
+		log_warnx("cannot open the lease journal %s: %s", srv.journal_name, strerror(-ret));
+		exit(EXIT_STATE_DIR);
 	}
 	if (st.dropped_bytes)
 		log_warnx("journal %s: dropped %zu bytes of a torn or corrupt tail after %zu valid "
-			  "records", journal_path(srv.journal), st.dropped_bytes, st.records);
+			  "records", srv.journal_name, st.dropped_bytes, st.records);
 }
 
 /* ---- start-up: the device ---- */
@@ -1073,7 +1084,7 @@ static void reconcile_lease(const struct lease *l, void *ctx)
 			add[n_add++] = want[i];
 	if (!n_add)
 		return;
-	int ret = wgctl_allowedips_update(srv.wg, l->pubkey, add, n_add, NULL, 0);
+	int ret = priv_update(l->pubkey, add, n_add, NULL, 0);
 	for (size_t i = 0; i < n_add; i++)
 		log_info("reconcile: peer %s: %s %s", fmt_key(l->pubkey, kb),
 			 ret ? "cannot re-add" : "re-added", fmt_ip(&add[i], ab));
@@ -1111,7 +1122,7 @@ static void reconcile(struct wgdev *dev, struct lease_table *gone)
 				del[n_del++] = stale[j];
 		if (!n_del)
 			continue;
-		int ret = wgctl_allowedips_update(srv.wg, peer->pubkey, NULL, 0, del, n_del);
+		int ret = priv_update(peer->pubkey, NULL, 0, del, n_del);
 		for (size_t j = 0; j < n_del; j++)
 			log_info("reconcile: peer %s: %s stale %s", fmt_key(peer->pubkey, kb),
 				 ret ? "cannot remove" : "removed", fmt_ip(&del[j], ab));
@@ -1136,7 +1147,7 @@ static void start_up_state(void)
 	free(rp.q);
 
 	srv.last_refresh_ms = clock_boot_ms();
-	ret = wgctl_get_device(srv.wg, &dev);
+	ret = priv_get_device(&dev);
 	if (ret)
 		fatalx("cannot read WireGuard device %s: %s", srv.ifname, strerror(-ret));
 	reconcile(dev, rp.gone);
@@ -1250,6 +1261,256 @@ static long seconds_arg(const char *opt, const char *arg, long min, long max)
 	return v;
 }
 
+/* ---- the engine ---- */
+
+/* Runs the lease service with no privileges; never returns. */
+static void __attribute__((noreturn)) engine_main(int fd)
+{
+	int ret;
+
+	priv_engine_init(fd);
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	wgctl_close(srv.wg);
+	srv.wg = NULL;
+	ret = rtnl_monitor_open(&srv.mon, RTMGRP_LINK | RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE);
+	if (ret)
+		fatalx("cannot watch rtnetlink: %s", strerror(-ret));
+	if (chroot(srv.state_dir) || chdir("/"))
+		fatal("cannot confine the engine to %s", srv.state_dir);
+	ret = caps_become_user(srv.pw->pw_uid, srv.pw->pw_gid);
+	if (ret)
+		fatalx("cannot drop privileges to user %s: %s", srv.user, strerror(-ret));
+
+	srv.pools = poolset_new();
+	srv.leases = srv.pools ? lease_table_new(srv.pools) : NULL;
+	if (!srv.leases)
+		fatalx("out of memory");
+	for (size_t i = 0; i < srv.n_cfg_pools; i++)
+		pool_add(&srv.cfg_pools[i], "--pool");
+	load_route_pools();
+	if (!poolset_count(srv.pools)) {
+		log_warnx("no pool to lease from: give --pool CIDR, or add an address with a "
+			  "prefix to %s (ip addr add 10.0.0.1/24 dev %s)", srv.ifname, srv.ifname);
+		exit(EXIT_NO_POOL);
+	}
+
+	start_up_state();
+	drop_departed_peers();
+	if (journal_pending(srv.journal) && journal_commit(srv.journal))
+		fatalx("cannot write the lease journal %s", srv.journal_name);
+	if (journal_wants_compaction(srv.journal, lease_count(srv.leases)))
+		compact_journal();
+	if (!peer_index_count(srv.peers))
+		log_warnx("%s has no peers yet; waiting for some", srv.ifname);
+
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	srv.sig_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+
+	srv.epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (srv.epfd < 0 || srv.sig_fd < 0)
+		fatal("cannot set up the event loop");
+	epoll_add(srv.listen_fd, EPOLLIN, &srv.listen_fd);
+	epoll_add(srv.sig_fd, EPOLLIN, &srv.sig_fd);
+	epoll_add(rtnl_monitor_fd(srv.mon), EPOLLIN, srv.mon);
+	log_info("serving %s on [fe80::%%%s]:970, lease time %us", srv.ifname, srv.ifname,
+		 srv.leasetime);
+
+	for (;;) {
+		struct epoll_event evs[64];
+		int n = epoll_wait(srv.epfd, evs, 64, next_timeout_ms());
+
+		if (n < 0 && errno != EINTR)
+			fatal("epoll_wait");
+		for (int i = 0; i < n; i++) {
+			void *p = evs[i].data.ptr;
+
+			if (p == &srv.listen_fd) {
+				accept_conns();
+			} else if (p == &srv.sig_fd) {
+				struct signalfd_siginfo si;
+
+				if (read(srv.sig_fd, &si, sizeof(si)) == sizeof(si) &&
+				    si.ssi_signo != SIGHUP) {
+					log_info("exiting on signal %u; leases stay on the device",
+						 si.ssi_signo);
+					if (journal_pending(srv.journal))
+						journal_commit(srv.journal);
+					exit(EXIT_OK);
+				}
+			} else if (p == srv.mon) {
+				ret = rtnl_monitor_read(srv.mon, on_rtnl_event, NULL);
+				if (ret)
+					log_warnx("rtnetlink: %s", strerror(-ret));
+			} else {
+				struct conn *c = p;
+
+				if (c->state == CONN_WRITING)
+					conn_flush(c);
+				else if (c->state == CONN_READING)
+					conn_read(c);
+			}
+		}
+		expire_leases();
+		expire_quarantine();
+		expire_conns();
+		if (clock_boot_ms() - srv.last_refresh_ms >= srv.refresh_ms) {
+			ret = refresh_device();
+			if (ret)
+				log_warnx("cannot read %s: %s", srv.ifname, strerror(-ret));
+			else
+				drop_departed_peers();
+		}
+		commit_round();
+		if (journal_wants_compaction(srv.journal, lease_count(srv.leases)))
+			compact_journal();
+	}
+}
+
+/* ---- the parent ---- */
+
+static pid_t engine_pid;
+
+static void forward_signal(int sig)
+{
+	if (engine_pid > 0)
+		kill(engine_pid, sig);
+}
+
+/*
+ * Serves the engine with CAP_NET_ADMIN and CAP_KILL alone, and goes down with it: an
+ * engine that exits or dies takes the whole server down, never leaving a
+ * parent that half works.
+ */
+static int parent_main(int fd)
+{
+	struct priv_policy policy = {
+		.cfg_pools = srv.cfg_pools,
+		.n_cfg_pools = srv.n_cfg_pools,
+		.ifindex = srv.ifindex,
+		.auto_ll = srv.auto_ll,
+	};
+	struct sigaction sa = { .sa_handler = forward_signal };
+	int ret, status;
+
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	/* CAP_KILL: the engine runs as another user, and stopping it is ours. */
+	ret = caps_limit(CAP_BIT(CAP_NET_ADMIN) | CAP_BIT(CAP_KILL));
+	if (ret) {
+		log_warnx("cannot limit the parent's capabilities: %s", strerror(-ret));
+		kill(engine_pid, SIGKILL);
+	} else {
+		ret = priv_serve(fd, srv.wg, &policy);
+		if (ret) {
+			log_warnx("the engine broke the privilege protocol (%s); stopping it",
+				  strerror(-ret));
+			kill(engine_pid, SIGKILL);
+		}
+	}
+	while (waitpid(engine_pid, &status, 0) < 0)
+		if (errno != EINTR)
+			fatal("waitpid");
+	if (WIFSIGNALED(status)) {
+		log_warnx("the engine died of signal %d (%s); stopping the server",
+			  WTERMSIG(status), strsignal(WTERMSIG(status)));
+		return EXIT_ENGINE;
+	}
+	if (ret)
+		return EXIT_ENGINE;
+	return WEXITSTATUS(status);
+}
+
+static int split(void)
+{
+	int sp[2];
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp))
+		fatal("socketpair");
+	engine_pid = fork();
+	if (engine_pid < 0)
+		fatal("fork");
+	if (engine_pid == 0) {
+		close(sp[0]);
+		engine_main(sp[1]);
+	}
+	close(sp[1]);
+	close(srv.listen_fd);
+	return parent_main(sp[0]);
+}
+
+/* ---- start-up checks, with privileges ---- */
+
+/*
+ * The state directory belongs to the engine's user: the engine, confined
+ * to it, writes the journal and compacts it there.
+ */
+static void prepare_state_dir(void)
+{
+	char path[4096];
+	int ret = file_mkdir_p(srv.state_dir);
+
+	if (!ret && access(srv.state_dir, W_OK))
+		ret = -errno;
+	if (!ret && chown(srv.state_dir, srv.pw->pw_uid, srv.pw->pw_gid))
+		ret = -errno;
+	if (ret) {
+		log_warnx("state directory %s is not writable (%s): create it or give another with "
+			  "--state-dir", srv.state_dir, strerror(-ret));
+		exit(EXIT_STATE_DIR);
+	}
+	snprintf(path, sizeof(path), "%s/%s.leases", srv.state_dir, srv.ifname);
+	if (chown(path, srv.pw->pw_uid, srv.pw->pw_gid) && errno != ENOENT) {
+		log_warnx("cannot hand %s to user %s: %s", path, srv.user, strerror(errno));
+		exit(EXIT_STATE_DIR);
+	}
+	snprintf(srv.journal_name, sizeof(srv.journal_name), "%s", path);
+}
+
+/*
+ * A --pool overlapping a peer's static allowed-IP subnet is a
+ * misconfiguration: WireGuard would route part of the pool to that peer.
+ * Static host addresses (/32, /128) inside a pool are fine: they are
+ * reserved, never leased.
+ */
+static void check_pool_overlaps(void)
+{
+	struct wgdev *dev = NULL;
+	char kb[WG_KEY_B64_LEN], pb[WGD_IP_STRLEN], ab[WGD_IP_STRLEN];
+	int ret = wgctl_get_device(srv.wg, &dev);
+
+	if (ret) {
+		log_warnx("cannot read WireGuard device %s: %s", srv.ifname, strerror(-ret));
+		exit(EXIT_NOT_WG);
+	}
+	for (size_t i = 0; i < dev->n_peers; i++) {
+		const struct wgdev_peer *peer = &dev->peers[i];
+
+		for (size_t j = 0; j < peer->n_allowedips; j++) {
+			const struct wgd_ip *a = &peer->allowedips[j];
+
+			if (a->cidr == wgd_ip_bits(a->family))
+				continue;
+			for (size_t k = 0; k < srv.n_cfg_pools; k++) {
+				if (!wgd_ip_overlaps(a, &srv.cfg_pools[k]))
+					continue;
+				log_warnx("--pool %s overlaps allowed-IP %s of peer %s: shrink the "
+					  "pool or that peer's allowed-IPs",
+					  fmt_ip(&srv.cfg_pools[k], pb), fmt_ip(a, ab),
+					  fmt_key(peer->pubkey, kb));
+				wgdev_free(dev);
+				exit(EXIT_POOL_OVERLAP);
+			}
+		}
+	}
+	wgdev_free(dev);
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -1262,6 +1523,7 @@ static void usage(FILE *f)
 		"  --auto-ll           give every peer its derived link-local /128\n"
 		"  --state-dir DIR     keep the lease journal DIR/IFACE.leases\n"
 		"                      (default /var/lib/wg-dynamic)\n"
+		"  --user USER         run the unprivileged engine as USER (default nobody)\n"
 		"  --quarantine SECS   hold back a departed peer's addresses this long\n"
 		"                      (default: the lease time)\n"
 		"  --device-refresh SECS  re-read the device this often (default 30,\n"
@@ -1287,6 +1549,7 @@ int main(int argc, char *argv[])
 		{ "lease-time", required_argument, NULL, 'l' },
 		{ "auto-ll", no_argument, NULL, 'a' },
 		{ "state-dir", required_argument, NULL, 's' },
+		{ "user", required_argument, NULL, 'u' },
 		{ "quarantine", required_argument, NULL, 'q' },
 		{ "device-refresh", required_argument, NULL, 'R' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -1299,6 +1562,7 @@ int main(int argc, char *argv[])
 
 	srv.leasetime = 3600;
 	srv.state_dir = "/var/lib/wg-dynamic";
+	srv.user = "nobody";
 	srv.commit_tail = &srv.commit_head;
 	while ((opt = getopt_long(argc, argv, "vh", longopts, NULL)) != -1) {
 		switch (opt) {
@@ -1328,6 +1592,9 @@ int main(int argc, char *argv[])
 			break;
 		case 's':
 			srv.state_dir = optarg;
+			break;
+		case 'u':
+			srv.user = optarg;
 			break;
 		case 'a':
 			srv.auto_ll = true;
@@ -1382,109 +1649,26 @@ int main(int argc, char *argv[])
 		return EXIT_NOT_WG;
 	}
 
-	srv.pools = poolset_new();
-	srv.leases = srv.pools ? lease_table_new(srv.pools) : NULL;
-	if (!srv.leases)
-		fatalx("out of memory");
-	for (size_t i = 0; i < srv.n_cfg_pools; i++)
-		pool_add(&srv.cfg_pools[i], "--pool");
-
-	ret = rtnl_monitor_open(&srv.mon, RTMGRP_LINK | RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE);
-	if (ret)
-		fatalx("cannot watch rtnetlink: %s", strerror(-ret));
-	load_route_pools();
-	if (!poolset_count(srv.pools)) {
-		log_warnx("no pool to lease from: give --pool CIDR, or add an address with a "
-			  "prefix to %s (ip addr add 10.0.0.1/24 dev %s)", srv.ifname, srv.ifname);
-		return EXIT_NO_POOL;
+	srv.pw = getpwnam(srv.user);
+	if (!srv.pw) {
+		log_warnx("no user %s to run the engine as: create it or give another with --user",
+			  srv.user);
+		return EXIT_USER;
 	}
-
-	start_up_state();
-	drop_departed_peers();
-	if (journal_pending(srv.journal) && journal_commit(srv.journal))
-		fatalx("cannot write the lease journal %s", journal_path(srv.journal));
-	if (journal_wants_compaction(srv.journal, lease_count(srv.leases)))
-		compact_journal();
-	if (!peer_index_count(srv.peers))
-		log_warnx("%s has no peers yet; waiting for some", srv.ifname);
-
+	check_pool_overlaps();
+	prepare_state_dir();
 	disable_iface_forwarding();
 	ensure_server_ll();
 	srv.listen_fd = open_listener();
 	if (srv.listen_fd < 0) {
 		if (srv.listen_fd == -EADDRINUSE)
-			log_warnx("port 970 on %s is in use: is another wg-dynamic-server running "
-				  "there?", srv.ifname);
+			log_warnx("port 970 on %s is in use: stop the other wg-dynamic-server there "
+				  "first", srv.ifname);
 		else
 			log_warnx("cannot listen on [fe80::%%%s]:970: %s", srv.ifname,
 				  strerror(-srv.listen_fd));
 		return EXIT_SOCKET;
 	}
-
-	sigset_t mask;
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGHUP);
-	sigprocmask(SIG_BLOCK, &mask, NULL);
-	srv.sig_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
-
-	srv.epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (srv.epfd < 0 || srv.sig_fd < 0)
-		fatal("cannot set up the event loop");
-	epoll_add(srv.listen_fd, EPOLLIN, &srv.listen_fd);
-	epoll_add(srv.sig_fd, EPOLLIN, &srv.sig_fd);
-	epoll_add(rtnl_monitor_fd(srv.mon), EPOLLIN, srv.mon);
-	log_info("serving %s (%s WireGuard) on [fe80::%%%s]:970, lease time %us", srv.ifname,
-		 wgctl_backend_name(srv.wg), srv.ifname, srv.leasetime);
-
-	for (;;) {
-		struct epoll_event evs[64];
-		int n = epoll_wait(srv.epfd, evs, 64, next_timeout_ms());
-
-		if (n < 0 && errno != EINTR)
-			fatal("epoll_wait");
-		for (int i = 0; i < n; i++) {
-			void *p = evs[i].data.ptr;
-
-			if (p == &srv.listen_fd) {
-				accept_conns();
-			} else if (p == &srv.sig_fd) {
-				struct signalfd_siginfo si;
-
-				if (read(srv.sig_fd, &si, sizeof(si)) == sizeof(si) &&
-				    si.ssi_signo != SIGHUP) {
-					log_info("exiting on signal %u; leases stay on the device",
-						 si.ssi_signo);
-					if (journal_pending(srv.journal))
-						journal_commit(srv.journal);
-					return EXIT_OK;
-				}
-			} else if (p == srv.mon) {
-				ret = rtnl_monitor_read(srv.mon, on_rtnl_event, NULL);
-				if (ret)
-					log_warnx("rtnetlink: %s", strerror(-ret));
-			} else {
-				struct conn *c = p;
-
-				if (c->state == CONN_WRITING)
-					conn_flush(c);
-				else if (c->state == CONN_READING)
-					conn_read(c);
-			}
-		}
-		expire_leases();
-		expire_quarantine();
-		expire_conns();
-		if (clock_boot_ms() - srv.last_refresh_ms >= srv.refresh_ms) {
-			ret = refresh_device();
-			if (ret)
-				log_warnx("cannot read %s: %s", srv.ifname, strerror(-ret));
-			else
-				drop_departed_peers();
-		}
-		commit_round();
-		if (journal_wants_compaction(srv.journal, lease_count(srv.leases)))
-			compact_journal();
-	}
+	log_info("%s is %s WireGuard", srv.ifname, wgctl_backend_name(srv.wg));
+	return split();
 }

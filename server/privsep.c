@@ -1,0 +1,355 @@
+// SPDX-License-Identifier: MIT
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "../common/key.h"
+#include "../common/log.h"
+#include "../common/rtnl.h"
+#include "privsep.h"
+
+union priv_msg {
+	uint32_t type;
+	struct priv_get_device get;
+	struct priv_update update;
+	struct priv_result result;
+	struct priv_dev_peer peer;
+	struct priv_dev_end end;
+};
+
+/* Receives one message; its length, 0 when the other side closed, or -errno.
+ * A message longer than any we know is an error (-EMSGSIZE). */
+static ssize_t priv_recv(int fd, union priv_msg *m)
+{
+	for (;;) {
+		ssize_t n = recv(fd, m, sizeof(*m), MSG_TRUNC);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if ((size_t)n > sizeof(*m))
+			return -EMSGSIZE;
+		return n;
+	}
+}
+
+static int priv_send(int fd, const void *m, size_t len)
+{
+	for (;;) {
+		ssize_t n = send(fd, m, len, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		return (size_t)n == len ? 0 : -EIO;
+	}
+}
+
+/* ---- the engine's side ---- */
+
+static int engine_fd = -1;
+
+void priv_engine_init(int fd)
+{
+	engine_fd = fd;
+}
+
+int priv_get_device(struct wgdev **out)
+{
+	struct priv_get_device req = { .type = PRIV_GET_DEVICE };
+	struct wgdev *dev;
+	struct wgdev_peer *peer = NULL;
+	union priv_msg *m;
+	bool more = false;
+	int ret;
+
+	*out = NULL;
+	ret = priv_send(engine_fd, &req, sizeof(req));
+	if (ret)
+		return ret;
+	dev = calloc(1, sizeof(*dev));
+	m = malloc(sizeof(*m));
+	if (!dev || !m) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	for (;;) {
+		ssize_t n = priv_recv(engine_fd, m);
+
+		if (n <= 0) {
+			ret = n ? (int)n : -ECONNRESET;
+			goto out;
+		}
+		if (m->type == PRIV_DEV_END && n == sizeof(m->end)) {
+			ret = m->end.err;
+			dev->has_pubkey = m->end.has_pubkey;
+			memcpy(dev->pubkey, m->end.pubkey, WG_KEY_LEN);
+			break;
+		}
+		if (m->type != PRIV_DEV_PEER || n != sizeof(m->peer) ||
+		    m->peer.n_allowedips > PRIV_PEER_CHUNK) {
+			ret = -EPROTO;
+			goto out;
+		}
+		if (!more || !peer || memcmp(peer->pubkey, m->peer.pubkey, WG_KEY_LEN)) {
+			ret = wgdev_add_peer(dev, m->peer.pubkey, &peer);
+			if (ret)
+				goto out;
+		}
+		for (size_t i = 0; i < m->peer.n_allowedips; i++) {
+			ret = wgdev_peer_add_allowedip(peer, &m->peer.allowedips[i]);
+			if (ret)
+				goto out;
+		}
+		more = m->peer.more;
+	}
+out:
+	free(m);
+	if (ret) {
+		wgdev_free(dev);
+		return ret;
+	}
+	*out = dev;
+	return 0;
+}
+
+int priv_update(const uint8_t pubkey[WG_KEY_LEN], const struct wgd_ip *add, size_t n_add,
+		const struct wgd_ip *del, size_t n_del)
+{
+	struct priv_update req;
+	union priv_msg m;
+	ssize_t n;
+	int ret;
+
+	if (n_add > PRIV_MAX_CHANGE || n_del > PRIV_MAX_CHANGE)
+		return -E2BIG;
+	memset(&req, 0, sizeof(req));
+	req.type = PRIV_UPDATE;
+	memcpy(req.pubkey, pubkey, WG_KEY_LEN);
+	req.n_add = (uint8_t)n_add;
+	req.n_del = (uint8_t)n_del;
+	for (size_t i = 0; i < n_add; i++)
+		wgdev_allowedip_canon(&req.add[i], &add[i]);
+	for (size_t i = 0; i < n_del; i++)
+		wgdev_allowedip_canon(&req.del[i], &del[i]);
+	ret = priv_send(engine_fd, &req, sizeof(req));
+	if (ret)
+		return ret;
+	n = priv_recv(engine_fd, &m);
+	if (n <= 0)
+		return n ? (int)n : -ECONNRESET;
+	if (m.type != PRIV_RESULT || n != sizeof(m.result))
+		return -EPROTO;
+	return m.result.err;
+}
+
+/* ---- the parent's side ---- */
+
+static bool is_zero(const void *p, size_t len)
+{
+	const uint8_t *b = p;
+
+	for (size_t i = 0; i < len; i++)
+		if (b[i])
+			return false;
+	return true;
+}
+
+/* A host address in canonical form: what a lease holds. */
+static bool is_canonical_host(const struct wgd_ip *ip)
+{
+	if (!is_zero(ip->pad, sizeof(ip->pad)))
+		return false;
+	if (ip->family == AF_INET)
+		return ip->cidr == 32 && is_zero(ip->bytes + 4, 12);
+	return ip->family == AF_INET6 && ip->cidr == 128;
+}
+
+static bool in_pools(const struct wgd_ip *ip, const struct wgd_ip *pools, size_t n_pools)
+{
+	for (size_t i = 0; i < n_pools; i++)
+		if (wgd_ip_contains(&pools[i], ip))
+			return true;
+	return false;
+}
+
+int priv_check_update(const void *msg, size_t len, const struct wgd_ip *pools, size_t n_pools,
+		      bool auto_ll)
+{
+	const struct priv_update *u = msg;
+	struct wgd_ip ll;
+
+	if (len != sizeof(*u) || u->type != PRIV_UPDATE)
+		return -EINVAL;
+	if (u->n_add > PRIV_MAX_CHANGE || u->n_del > PRIV_MAX_CHANGE ||
+	    !is_zero(u->pad, sizeof(u->pad)) || wgkey_is_zero(u->pubkey))
+		return -EINVAL;
+	for (size_t i = 0; i < u->n_add; i++) {
+		if (!is_canonical_host(&u->add[i]))
+			return -EINVAL;
+		if (in_pools(&u->add[i], pools, n_pools))
+			continue;
+		if (auto_ll) {
+			wgkey_derive_linklocal(&ll, u->pubkey);
+			if (wgd_ip_equal(&ll, &u->add[i]))
+				continue;
+		}
+		return -EPERM;
+	}
+	for (size_t i = 0; i < u->n_del; i++) {
+		if (!is_canonical_host(&u->del[i]))
+			return -EINVAL;
+		if (!in_pools(&u->del[i], pools, n_pools))
+			return -EPERM;
+	}
+	return 0;
+}
+
+static bool is_pool_route(const struct wgd_ip *dst)
+{
+	if (dst->family == AF_INET6 && (wgd_ip_is_linklocal6(dst) || dst->bytes[0] == 0xff))
+		return false;
+	return dst->cidr > 0;
+}
+
+/* The prefixes the engine may lease from: the configured pools and the
+ * interface's direct routes, read now rather than taken from the engine. */
+static size_t current_pools(struct rtnl *rt, const struct priv_policy *policy,
+			    struct wgd_ip **out)
+{
+	struct wgd_ip *routes = NULL, *pools;
+	size_t n_routes = 0, n = 0;
+
+	if (rtnl_route_list(rt, policy->ifindex, AF_UNSPEC, &routes, &n_routes))
+		n_routes = 0;
+	pools = calloc(policy->n_cfg_pools + n_routes + 1, sizeof(*pools));
+	if (pools) {
+		memcpy(pools, policy->cfg_pools, policy->n_cfg_pools * sizeof(*pools));
+		n = policy->n_cfg_pools;
+		for (size_t i = 0; i < n_routes; i++)
+			if (is_pool_route(&routes[i]))
+				pools[n++] = routes[i];
+	}
+	free(routes);
+	*out = pools;
+	return n;
+}
+
+static int serve_device(int fd, struct wgctl *wg)
+{
+	struct priv_dev_end end = { .type = PRIV_DEV_END };
+	struct priv_dev_peer *m = NULL;
+	struct wgdev *dev = NULL;
+	int ret;
+
+	end.err = wgctl_get_device(wg, &dev);
+	if (!end.err) {
+		m = malloc(sizeof(*m));
+		if (!m)
+			end.err = -ENOMEM;
+	}
+	for (size_t i = 0; !end.err && i < dev->n_peers; i++) {
+		const struct wgdev_peer *p = &dev->peers[i];
+		size_t off = 0;
+
+		do {
+			size_t chunk = p->n_allowedips - off;
+
+			if (chunk > PRIV_PEER_CHUNK)
+				chunk = PRIV_PEER_CHUNK;
+			memset(m, 0, sizeof(*m));
+			m->type = PRIV_DEV_PEER;
+			memcpy(m->pubkey, p->pubkey, WG_KEY_LEN);
+			m->n_allowedips = (uint8_t)chunk;
+			memcpy(m->allowedips, p->allowedips + off, chunk * sizeof(m->allowedips[0]));
+			off += chunk;
+			m->more = off < p->n_allowedips;
+			ret = priv_send(fd, m, sizeof(*m));
+			if (ret)
+				goto out;
+		} while (off < p->n_allowedips);
+	}
+	if (!end.err) {
+		end.has_pubkey = dev->has_pubkey;
+		memcpy(end.pubkey, dev->pubkey, WG_KEY_LEN);
+		end.n_peers = (uint32_t)dev->n_peers;
+	}
+	ret = priv_send(fd, &end, sizeof(end));
+out:
+	free(m);
+	wgdev_free(dev);
+	return ret;
+}
+
+int priv_serve(int fd, struct wgctl *wg, const struct priv_policy *policy)
+{
+	union priv_msg *m = malloc(sizeof(*m));
+	struct rtnl *rt = NULL;
+	int ret;
+
+	if (!m)
+		return -ENOMEM;
+	ret = rtnl_open(&rt);
+	if (ret)
+		goto out;
+	for (;;) {
+		ssize_t n = priv_recv(fd, m);
+		struct priv_result res = { .type = PRIV_RESULT };
+
+		if (n <= 0) {
+			ret = (int)n;
+			goto out;
+		}
+		if (n < (ssize_t)sizeof(uint32_t)) {
+			ret = -EPROTO;
+			goto out;
+		}
+		switch (m->type) {
+		case PRIV_GET_DEVICE:
+			if (n != sizeof(m->get)) {
+				ret = -EPROTO;
+				goto out;
+			}
+			ret = serve_device(fd, wg);
+			break;
+		case PRIV_UPDATE: {
+			struct wgd_ip *pools = NULL;
+			size_t n_pools = current_pools(rt, policy, &pools);
+
+			res.err = priv_check_update(m, (size_t)n, pools, n_pools, policy->auto_ll);
+			free(pools);
+			if (res.err == -EINVAL) {
+				/* Malformed: the engine is not what we started. */
+				ret = -EPROTO;
+				goto out;
+			}
+			if (res.err) {
+				char kb[WG_KEY_B64_LEN];
+
+				wgkey_to_base64(kb, m->update.pubkey);
+				log_warnx("refused the engine's change to peer %s: an address "
+					  "outside the pools", kb);
+			} else {
+				res.err = wgctl_allowedips_update(wg, m->update.pubkey, m->update.add,
+								  m->update.n_add, m->update.del,
+								  m->update.n_del);
+			}
+			ret = priv_send(fd, &res, sizeof(res));
+			break;
+		}
+		default:
+			ret = -EPROTO;
+			goto out;
+		}
+		if (ret)
+			goto out;
+	}
+out:
+	rtnl_close(rt);
+	free(m);
+	return ret;
+}

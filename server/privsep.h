@@ -1,0 +1,107 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef WGD_PRIVSEP_H
+#define WGD_PRIVSEP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../common/wgdev.h"
+#include "../protocol/ipaddr.h"
+
+/*
+ * Privilege separation, in the manner of OpenBSD's dhcpleased. The server is
+ * two processes joined by a SOCK_SEQPACKET socketpair:
+ *
+ *  - the parent keeps CAP_NET_ADMIN and performs two narrow operations: read
+ *    the device, and add or remove lease allowed-IPs of one peer;
+ *  - the engine holds no capabilities, runs as an unprivileged user in a
+ *    chroot, accepts connections, parses requests and runs the lease logic.
+ *
+ * Every message has a fixed layout; the parent checks its exact size, its
+ * type, and each address before acting on it.
+ */
+
+#define PRIV_MAX_CHANGE 2       /* a lease holds one address per family */
+#define PRIV_PEER_CHUNK 32      /* allowed-IPs per device-stream message */
+
+enum priv_type {
+	PRIV_GET_DEVICE = 1,    /* engine -> parent */
+	PRIV_UPDATE,            /* engine -> parent */
+	PRIV_RESULT,            /* parent -> engine */
+	PRIV_DEV_PEER,          /* parent -> engine, the device stream */
+	PRIV_DEV_END,           /* parent -> engine, closes the stream */
+};
+
+struct priv_get_device {
+	uint32_t type;
+};
+
+struct priv_update {
+	uint32_t type;
+	uint8_t pubkey[WG_KEY_LEN];
+	uint8_t n_add, n_del;
+	uint8_t pad[2];
+	struct wgd_ip add[PRIV_MAX_CHANGE];
+	struct wgd_ip del[PRIV_MAX_CHANGE];
+};
+
+struct priv_result {
+	uint32_t type;
+	int32_t err;            /* 0 or -errno */
+};
+
+/* A peer, or the continuation of the previous peer's allowed-IPs. */
+struct priv_dev_peer {
+	uint32_t type;
+	uint8_t pubkey[WG_KEY_LEN];
+	uint8_t more;           /* 1: the next message continues this peer */
+	uint8_t n_allowedips;
+	uint8_t pad[2];
+	struct wgd_ip allowedips[PRIV_PEER_CHUNK];
+};
+
+struct priv_dev_end {
+	uint32_t type;
+	int32_t err;            /* 0, or why the device could not be read */
+	uint8_t has_pubkey;
+	uint8_t pad[3];
+	uint8_t pubkey[WG_KEY_LEN];
+	uint32_t n_peers;
+};
+
+/* ---- the engine's side ---- */
+
+/* The channel to the parent; set once after the fork. */
+void priv_engine_init(int fd);
+int priv_get_device(struct wgdev **out);
+int priv_update(const uint8_t pubkey[WG_KEY_LEN], const struct wgd_ip *add, size_t n_add,
+		const struct wgd_ip *del, size_t n_del);
+
+/* ---- the parent's side ---- */
+
+/*
+ * What the parent allows: additions and removals of host addresses inside
+ * the pools, and the addition of a peer's own derived link-local /128.
+ */
+struct priv_policy {
+	const struct wgd_ip *cfg_pools;
+	size_t n_cfg_pools;
+	uint32_t ifindex;       /* whose direct routes are pools too */
+	bool auto_ll;
+};
+
+/*
+ * Checks one PRIV_UPDATE of len bytes against the policy; pools are the
+ * prefixes currently leased from. 0 or -EINVAL/-EPERM. Pure, for tests.
+ */
+int priv_check_update(const void *msg, size_t len, const struct wgd_ip *pools, size_t n_pools,
+		      bool auto_ll);
+
+/*
+ * Serves the engine until it closes its end. Returns the reason the loop
+ * ended: 0 for a clean close, -errno otherwise.
+ */
+int priv_serve(int fd, struct wgctl *wg, const struct priv_policy *policy);
+
+#endif
