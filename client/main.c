@@ -11,6 +11,7 @@
  */
 
 #include <arpa/inet.h>
+#include <linux/capability.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -21,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -28,6 +30,7 @@
 
 #include <sodium.h>
 
+#include "../common/caps.h"
 #include "../common/clock.h"
 #include "../common/file.h"
 #include "../common/key.h"
@@ -53,6 +56,8 @@ enum exit_status {
 	EXIT_NO_LL = 68,
 	EXIT_STATE_DIR = 69,
 	EXIT_SYSTEM = 70,
+	EXIT_NO_PEERS = 71,
+	EXIT_RUNNING = 72,
 };
 
 struct lease_state {
@@ -715,6 +720,26 @@ static void on_rtnl_event(const struct rtnl_event *ev, void *ctx)
 	}
 }
 
+/* One client per interface: a lock in the state directory, held for life
+ * (a fork shares it). */
+static int lock_iface(void)
+{
+	char path[4096];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s.lock", cl.state_dir, cl.ifname);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		log_warnx("cannot open %s: %s; check --state-dir", path, strerror(errno));
+		return EXIT_STATE_DIR;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB)) {
+		log_warnx("another wg-dynamic-client already runs on %s: stop it first", cl.ifname);
+		return EXIT_RUNNING;
+	}
+	return 0;
+}
+
 static void daemonize(void)
 {
 	pid_t pid = fork();
@@ -826,6 +851,9 @@ int main(int argc, char *argv[])
 			  "--state-dir", cl.state_dir, strerror(-ret));
 		return EXIT_STATE_DIR;
 	}
+	ret = lock_iface();
+	if (ret)
+		return ret;
 
 	ret = wgctl_open(&cl.wg, cl.ifname);
 	if (!ret)
@@ -838,7 +866,7 @@ int main(int argc, char *argv[])
 	if (!dev->n_peers) {
 		log_warnx("%s has no peers: add the hub as a peer with allowed-ips fe80::/128",
 			  cl.ifname);
-		return EXIT_NO_HUB;
+		return EXIT_NO_PEERS;
 	}
 	find_hub(dev);
 	cl.has_pubkey = dev->has_pubkey;
@@ -863,6 +891,12 @@ int main(int argc, char *argv[])
 		log_set_syslog(true);
 		daemonize();
 	}
+	/* From here on: addresses, routes and allowed-IPs (CAP_NET_ADMIN), and
+	 * binding port 970 for each request (CAP_NET_BIND_SERVICE). Nothing
+	 * else, and nothing regained through exec. */
+	ret = caps_limit(CAP_BIT(CAP_NET_ADMIN) | CAP_BIT(CAP_NET_BIND_SERVICE));
+	if (ret)
+		log_warnx("cannot drop capabilities: %s", strerror(-ret));
 	log_info("asking for a lease on %s", cl.ifname);
 	cl.next_try_ms = clock_boot_ms();
 

@@ -47,7 +47,7 @@
 
 #define MAX_CONNS 256            /* concurrent connections, all peers */
 #define MAX_CONNS_PER_PEER 4
-#define IDLE_TIMEOUT_MS 5000     /* a request must arrive whole within this */
+#define IDLE_TIMEOUT_S 5         /* a request must arrive whole within this */
 #define REFRESH_MIN_MS 1000      /* device re-reads on lookup misses, at most */
 #define REFRESH_PERIOD_MS 30000  /* periodic re-read: peers come and go */
 #define REFRESH_PERIOD_AUTO_LL_MS 3000
@@ -94,6 +94,8 @@ struct server {
 	uint32_t leasetime;
 	uint32_t quarantine;
 	uint32_t refresh_ms;
+	uint32_t idle_timeout_ms;
+	size_t max_conns, max_conns_per_peer;
 	bool auto_ll;
 	const char *state_dir;
 	const char *user;
@@ -643,11 +645,11 @@ static void accept_conns(void)
 			refuse(fd, &sa, "no peer has this link-local /128 in its allowed-IPs");
 			continue;
 		}
-		if (srv.n_conns >= MAX_CONNS) {
+		if (srv.n_conns >= srv.max_conns) {
 			refuse(fd, &sa, "too many connections");
 			continue;
 		}
-		if (conns_of_peer(pubkey) >= MAX_CONNS_PER_PEER) {
+		if (conns_of_peer(pubkey) >= srv.max_conns_per_peer) {
 			refuse(fd, &sa, "too many connections from this peer");
 			continue;
 		}
@@ -660,7 +662,7 @@ static void accept_conns(void)
 		c->fd = fd;
 		c->ll = sa.sin6_addr;
 		memcpy(c->pubkey, pubkey, WG_KEY_LEN);
-		c->deadline_ms = clock_boot_ms() + IDLE_TIMEOUT_MS;
+		c->deadline_ms = clock_boot_ms() + srv.idle_timeout_ms;
 		wgd_parser_init(&c->parser, WGD_PARSE_REQUEST);
 		if (epoll_add(fd, EPOLLIN, c)) {
 			close(fd);
@@ -1246,7 +1248,8 @@ static int open_listener(void)
 	return fd;
 }
 
-static long seconds_arg(const char *opt, const char *arg, long min, long max)
+static long number_arg(const char *opt, const char *arg, long min, long max,
+		       const char *what)
 {
 	char *end;
 	long v;
@@ -1254,11 +1257,21 @@ static long seconds_arg(const char *opt, const char *arg, long min, long max)
 	errno = 0;
 	v = strtol(arg, &end, 10);
 	if (errno || *end || arg[0] < '0' || arg[0] > '9' || v < min || v > max) {
-		fprintf(stderr, "wg-dynamic-server: %s %s: give whole seconds from %ld to %ld\n",
-			opt, arg, min, max);
+		fprintf(stderr, "wg-dynamic-server: %s %s: give %s from %ld to %ld\n", opt, arg,
+			what, min, max);
 		exit(EXIT_USAGE);
 	}
 	return v;
+}
+
+static long seconds_arg(const char *opt, const char *arg, long min, long max)
+{
+	return number_arg(opt, arg, min, max, "whole seconds");
+}
+
+static long count_arg(const char *opt, const char *arg, long min, long max)
+{
+	return number_arg(opt, arg, min, max, "a number");
 }
 
 /* ---- the engine ---- */
@@ -1524,6 +1537,10 @@ static void usage(FILE *f)
 		"  --state-dir DIR     keep the lease journal DIR/IFACE.leases\n"
 		"                      (default /var/lib/wg-dynamic)\n"
 		"  --user USER         run the unprivileged engine as USER (default nobody)\n"
+		"  --idle-timeout SECS close a connection whose request is not whole by then\n"
+		"                      (default 5)\n"
+		"  --max-connections N concurrent connections (default 256)\n"
+		"  --max-connections-per-peer N  from any one peer (default 4)\n"
 		"  --quarantine SECS   hold back a departed peer's addresses this long\n"
 		"                      (default: the lease time)\n"
 		"  --device-refresh SECS  re-read the device this often (default 30,\n"
@@ -1550,6 +1567,9 @@ int main(int argc, char *argv[])
 		{ "auto-ll", no_argument, NULL, 'a' },
 		{ "state-dir", required_argument, NULL, 's' },
 		{ "user", required_argument, NULL, 'u' },
+		{ "idle-timeout", required_argument, NULL, 'I' },
+		{ "max-connections", required_argument, NULL, 'C' },
+		{ "max-connections-per-peer", required_argument, NULL, 'P' },
 		{ "quarantine", required_argument, NULL, 'q' },
 		{ "device-refresh", required_argument, NULL, 'R' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -1563,6 +1583,9 @@ int main(int argc, char *argv[])
 	srv.leasetime = 3600;
 	srv.state_dir = "/var/lib/wg-dynamic";
 	srv.user = "nobody";
+	srv.idle_timeout_ms = IDLE_TIMEOUT_S * 1000;
+	srv.max_conns = MAX_CONNS;
+	srv.max_conns_per_peer = MAX_CONNS_PER_PEER;
 	srv.commit_tail = &srv.commit_head;
 	while ((opt = getopt_long(argc, argv, "vh", longopts, NULL)) != -1) {
 		switch (opt) {
@@ -1595,6 +1618,16 @@ int main(int argc, char *argv[])
 			break;
 		case 'u':
 			srv.user = optarg;
+			break;
+		case 'I':
+			srv.idle_timeout_ms = (uint32_t)seconds_arg("--idle-timeout", optarg, 1, 3600) * 1000;
+			break;
+		case 'C':
+			srv.max_conns = (size_t)count_arg("--max-connections", optarg, 1, 65536);
+			break;
+		case 'P':
+			srv.max_conns_per_peer =
+				(size_t)count_arg("--max-connections-per-peer", optarg, 1, 65536);
 			break;
 		case 'a':
 			srv.auto_ll = true;
