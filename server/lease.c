@@ -488,8 +488,9 @@ int lease_quarantine_addr(struct lease_table *lt, const struct wgd_ip *addr, uin
 		else
 			hi = mid;
 	}
-	memmove(&lt->quarantine[lo + 1], &lt->quarantine[lo],
-		(lt->n_quarantine - lo) * sizeof(*lt->quarantine));
+	if (lo < lt->n_quarantine)
+		memmove(&lt->quarantine[lo + 1], &lt->quarantine[lo],
+			(lt->n_quarantine - lo) * sizeof(*lt->quarantine));
 	lt->quarantine[lo].addr = *addr;
 	lt->quarantine[lo].until = until;
 	lt->n_quarantine++;
@@ -520,9 +521,11 @@ size_t lease_quarantine_expire(struct lease_table *lt, uint64_t now)
 		poolset_put(lt->pools, &lt->quarantine[n].addr);
 		n++;
 	}
-	memmove(lt->quarantine, lt->quarantine + n,
-		(lt->n_quarantine - n) * sizeof(*lt->quarantine));
-	lt->n_quarantine -= n;
+	if (n) {
+		memmove(lt->quarantine, lt->quarantine + n,
+			(lt->n_quarantine - n) * sizeof(*lt->quarantine));
+		lt->n_quarantine -= n;
+	}
 	return n;
 }
 
