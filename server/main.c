@@ -27,6 +27,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -43,6 +44,7 @@
 #include "lease.h"
 #include "peers.h"
 #include "privsep.h"
+#include "status.h"
 #include "pool.h"
 
 #define MAX_CONNS 256            /* concurrent connections, all peers */
@@ -51,6 +53,7 @@
 #define REFRESH_MIN_MS 1000      /* device re-reads on lookup misses, at most */
 #define REFRESH_PERIOD_MS 30000  /* periodic re-read: peers come and go */
 #define REFRESH_PERIOD_AUTO_LL_MS 3000
+#define CONTROL_DIR "/run/wg-dynamic"
 
 enum exit_status {
 	EXIT_OK = 0,
@@ -80,6 +83,8 @@ struct conn {
 	uint8_t pubkey[WG_KEY_LEN];
 	uint64_t deadline_ms;
 	enum conn_state state;
+	bool ctl;                     /* a status query on the control socket */
+	char *big_out;                /* a status reply, instead of out[] */
 	struct lease_change change;   /* for the device, once committed */
 	struct conn *commit_next;
 	size_t out_len, out_off;
@@ -115,7 +120,9 @@ struct server {
 	struct wgd_ip cfg_routes[WGD_MAX_ROUTES];
 	size_t n_cfg_routes;
 
-	int epfd, listen_fd, sig_fd;
+	int epfd, listen_fd, sig_fd, ctl_fd;
+	char ctl_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	struct status_counters counters;
 	uint64_t last_refresh_ms;
 	struct conn *conns;
 	size_t n_conns;
@@ -382,14 +389,17 @@ static void conn_close(struct conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	srv.n_conns--;
+	free(c->big_out);
 	free(c);
 }
 
 /* Writes what is pending; closes once all is out. */
 static void conn_flush(struct conn *c)
 {
+	const char *out = c->big_out ? c->big_out : c->out;
+
 	while (c->out_off < c->out_len) {
-		ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+		ssize_t n = send(c->fd, out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
 
 		if (n < 0) {
 			if (errno == EINTR)
@@ -482,16 +492,22 @@ static void handle_request(struct conn *c, const struct wgd_msg *req)
 		fmt_ip(&resp.ip4, b4);
 	if (resp.has_ip6)
 		fmt_ip(&resp.ip6, b6);
-	if (!resp.has_ip4 && !resp.has_ip6 && !req->has_ip4 && !req->has_ip6)
+	if (!resp.has_ip4 && !resp.has_ip6 && !req->has_ip4 && !req->has_ip6) {
+		srv.counters.releases++;
 		log_info("peer %s: released", fmt_key(c->pubkey, kb));
-	else if (renewal && !c->change.n_add && !c->change.n_del)
+	} else if (renewal && !c->change.n_add && !c->change.n_del) {
+		srv.counters.renewals++;
 		log_info("peer %s: renewed ip4 %s ip6 %s for %us", fmt_key(c->pubkey, kb), b4, b6,
 			 srv.leasetime);
-	else
+	} else if (resp.has_ip4 || resp.has_ip6) {
+		srv.counters.grants++;
 		log_info("peer %s: granted ip4 %s ip6 %s for %us", fmt_key(c->pubkey, kb), b4, b6,
 			 srv.leasetime);
-	if (resp.err)
+	}
+	if (resp.err) {
+		srv.counters.unavailable++;
 		log_info("peer %s: %s", fmt_key(c->pubkey, kb), resp.errmsg);
+	}
 
 	len = wgd_serialize_response(&resp, c->out, sizeof(c->out));
 	if (len < 0)
@@ -513,6 +529,7 @@ static void fail_committed(struct conn *c, int err)
 	struct lease *l = lease_find(srv.leases, c->pubkey);
 	char kb[WG_KEY_B64_LEN];
 
+	srv.counters.errors++;
 	log_warnx("peer %s: cannot update its allowed-IPs: %s", fmt_key(c->pubkey, kb),
 		  strerror(-err));
 	if (l)
@@ -581,6 +598,10 @@ static void conn_read(struct conn *c)
 		if (ret < 0) {
 			char ab[INET6_ADDRSTRLEN];
 
+			if (ret == -WGD_E_UNSUPPORTED)
+				srv.counters.unsupported++;
+			else
+				srv.counters.invalid++;
 			log_info("bad request from %s: %s",
 				 inet_ntop(AF_INET6, &c->ll, ab, sizeof(ab)), c->parser.error);
 			conn_respond_error(c, (enum wgd_error)-ret);
@@ -630,6 +651,7 @@ static void accept_conns(void)
 			return;
 		}
 		if (sa.sin6_family != AF_INET6 || ntohs(sa.sin6_port) != WGD_PORT) {
+			srv.counters.refused_port++;
 			refuse(fd, &sa, "source port is not 970");
 			continue;
 		}
@@ -642,14 +664,17 @@ static void accept_conns(void)
 			pubkey = srv.peers ? peer_index_lookup(srv.peers, &sa.sin6_addr) : NULL;
 		}
 		if (!pubkey) {
+			srv.counters.refused_peer++;
 			refuse(fd, &sa, "no peer has this link-local /128 in its allowed-IPs");
 			continue;
 		}
 		if (srv.n_conns >= srv.max_conns) {
+			srv.counters.refused_busy++;
 			refuse(fd, &sa, "too many connections");
 			continue;
 		}
 		if (conns_of_peer(pubkey) >= srv.max_conns_per_peer) {
+			srv.counters.refused_busy++;
 			refuse(fd, &sa, "too many connections from this peer");
 			continue;
 		}
@@ -678,6 +703,139 @@ static void accept_conns(void)
 	}
 }
 
+/* ---- status queries ---- */
+
+static int by_peer_key(const void *a, const void *b)
+{
+	return memcmp(((const struct wgdev_peer *)a)->pubkey,
+		      ((const struct wgdev_peer *)b)->pubkey, WG_KEY_LEN);
+}
+
+struct status_fill {
+	struct status *st;
+	struct wgdev *dev;
+	uint32_t now;
+	uint64_t now_boot;
+};
+
+static void status_add_lease(const struct lease *l, void *ctx)
+{
+	struct status_fill *f = ctx;
+	struct status_lease *out = &f->st->leases[f->st->n_leases++];
+	struct wgdev_peer key, *peer = NULL;
+
+	memset(out, 0, sizeof(*out));
+	memcpy(out->pubkey, l->pubkey, WG_KEY_LEN);
+	out->lladdr = l->lladdr;
+	out->has_ip4 = l->has_ip4;
+	out->has_ip6 = l->has_ip6;
+	out->ip4 = l->ip4;
+	out->ip6 = l->ip6;
+	out->start = l->start;
+	out->left = l->expires > f->now_boot ? (uint32_t)(l->expires - f->now_boot) : 0;
+	if (f->dev) {
+		memcpy(key.pubkey, l->pubkey, WG_KEY_LEN);
+		peer = bsearch(&key, f->dev->peers, f->dev->n_peers, sizeof(key), by_peer_key);
+	}
+	if (peer)
+		memcpy(&out->endpoint, &peer->endpoint, sizeof(out->endpoint) < sizeof(peer->endpoint) ?
+			sizeof(out->endpoint) : sizeof(peer->endpoint));
+}
+
+/* Answers a status query: a fresh device read for the endpoints, then the
+ * leases, pools and counters as asked. */
+static void ctl_answer(struct conn *c, enum status_format format)
+{
+	struct status st = {
+		.ifname = srv.ifname,
+		.leasetime = srv.leasetime,
+		.now = clock_real_s(),
+		.n_quarantined = lease_quarantine_count(srv.leases),
+		.counters = srv.counters,
+	};
+	struct status_fill fill = { .st = &st, .now_boot = clock_boot_ms() / 1000 };
+	size_t len = 0;
+
+	st.leases = calloc(lease_count(srv.leases) + 1, sizeof(*st.leases));
+	st.pools = calloc(poolset_count(srv.pools) + 1, sizeof(*st.pools));
+	if (st.leases && st.pools) {
+		if (!priv_get_device(&fill.dev))
+			qsort(fill.dev->peers, fill.dev->n_peers, sizeof(fill.dev->peers[0]),
+			      by_peer_key);
+		lease_foreach(srv.leases, status_add_lease, &fill);
+		for (size_t i = 0; i < poolset_count(srv.pools); i++) {
+			st.pools[i].prefix = *poolset_prefix(srv.pools, i);
+			st.pools[i].size = poolset_pool_size(srv.pools, i);
+			st.pools[i].free = poolset_pool_free(srv.pools, i);
+		}
+		st.n_pools = poolset_count(srv.pools);
+		c->big_out = status_render(&st, format, &len);
+	}
+	wgdev_free(fill.dev);
+	free(st.leases);
+	free(st.pools);
+	if (!c->big_out) {
+		conn_close(c);
+		return;
+	}
+	c->out_len = len;
+	c->out_off = 0;
+	c->state = CONN_WRITING;
+	conn_flush(c);
+}
+
+/* A query is one line naming the format. */
+static void ctl_read(struct conn *c)
+{
+	enum status_format format;
+	char *nl;
+	ssize_t n = recv(c->fd, c->out + c->out_len, 64 - c->out_len, 0);
+
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		conn_close(c);
+		return;
+	}
+	c->out_len += (size_t)n;
+	nl = memchr(c->out, '\n', c->out_len);
+	if (!nl) {
+		if (c->out_len >= 64)
+			conn_close(c);
+		return;
+	}
+	if (status_format_parse(c->out, (size_t)(nl - c->out), &format)) {
+		conn_close(c);
+		return;
+	}
+	ctl_answer(c, format);
+}
+
+static void accept_ctl(void)
+{
+	for (;;) {
+		int fd = accept4(srv.ctl_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		struct conn *c;
+
+		if (fd < 0)
+			return;
+		c = calloc(1, sizeof(*c));
+		if (!c || epoll_add(fd, EPOLLIN, c)) {
+			free(c);
+			close(fd);
+			continue;
+		}
+		c->fd = fd;
+		c->ctl = true;
+		c->deadline_ms = clock_boot_ms() + 2000;
+		c->next = srv.conns;
+		if (srv.conns)
+			srv.conns->prev = c;
+		srv.conns = c;
+		srv.n_conns++;
+	}
+}
+
 /* ---- timers ---- */
 
 static void expire_leases(void)
@@ -685,8 +843,10 @@ static void expire_leases(void)
 	uint64_t now = clock_boot_ms() / 1000;
 	struct lease *l;
 
-	while ((l = lease_first_expiry(srv.leases)) && l->expires <= now)
+	while ((l = lease_first_expiry(srv.leases)) && l->expires <= now) {
+		srv.counters.expiries++;
 		release_lease(l, "expired", false);
+	}
 }
 
 static void expire_quarantine(void)
@@ -707,6 +867,7 @@ static void expire_conns(void)
 		if (c->state != CONN_COMMITTING && c->deadline_ms <= now) {
 			char ab[INET6_ADDRSTRLEN];
 
+			srv.counters.idle_timeouts += !c->ctl;
 			log_info("closing idle connection from %s",
 				 inet_ntop(AF_INET6, &c->ll, ab, sizeof(ab)));
 			conn_close(c);
@@ -739,8 +900,10 @@ static void drop_departed_peers(void)
 	if (!d.keys)
 		return;
 	lease_foreach(srv.leases, collect_departed, &d);
-	for (size_t i = 0; i < d.n; i++)
+	for (size_t i = 0; i < d.n; i++) {
+		srv.counters.departures++;
 		release_lease(lease_find(srv.leases, d.keys[i]), "dropped: the peer is gone", true);
+	}
 	free(d.keys);
 }
 
@@ -1328,6 +1491,8 @@ static void __attribute__((noreturn)) engine_main(int fd)
 	if (srv.epfd < 0 || srv.sig_fd < 0)
 		fatal("cannot set up the event loop");
 	epoll_add(srv.listen_fd, EPOLLIN, &srv.listen_fd);
+	if (srv.ctl_fd >= 0)
+		epoll_add(srv.ctl_fd, EPOLLIN, &srv.ctl_fd);
 	epoll_add(srv.sig_fd, EPOLLIN, &srv.sig_fd);
 	epoll_add(rtnl_monitor_fd(srv.mon), EPOLLIN, srv.mon);
 	log_info("serving %s on [fe80::%%%s]:970, lease time %us", srv.ifname, srv.ifname,
@@ -1344,6 +1509,8 @@ static void __attribute__((noreturn)) engine_main(int fd)
 
 			if (p == &srv.listen_fd) {
 				accept_conns();
+			} else if (p == &srv.ctl_fd) {
+				accept_ctl();
 			} else if (p == &srv.sig_fd) {
 				struct signalfd_siginfo si;
 
@@ -1364,6 +1531,8 @@ static void __attribute__((noreturn)) engine_main(int fd)
 
 				if (c->state == CONN_WRITING)
 					conn_flush(c);
+				else if (c->state == CONN_READING && c->ctl)
+					ctl_read(c);
 				else if (c->state == CONN_READING)
 					conn_read(c);
 			}
@@ -1441,7 +1610,7 @@ static int parent_main(int fd)
 
 static int split(void)
 {
-	int sp[2];
+	int sp[2], ret;
 
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp))
 		fatal("socketpair");
@@ -1454,7 +1623,12 @@ static int split(void)
 	}
 	close(sp[1]);
 	close(srv.listen_fd);
-	return parent_main(sp[0]);
+	if (srv.ctl_fd >= 0)
+		close(srv.ctl_fd);
+	ret = parent_main(sp[0]);
+	if (srv.ctl_fd >= 0)
+		unlink(srv.ctl_path);
+	return ret;
 }
 
 /* ---- start-up checks, with privileges ---- */
@@ -1524,10 +1698,88 @@ static void check_pool_overlaps(void)
 	wgdev_free(dev);
 }
 
+/*
+ * The control socket, /run/wg-dynamic/IFACE.sock: root's alone (mode 0600),
+ * opened here and served by the engine, which inherits it.
+ */
+static void open_control_socket(void)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd;
+
+	srv.ctl_fd = -1;
+	snprintf(srv.ctl_path, sizeof(srv.ctl_path), "%s/%s.sock", CONTROL_DIR, srv.ifname);
+	if (file_mkdir_p(CONTROL_DIR)) {
+		log_warnx("cannot create %s: %s; no status queries", CONTROL_DIR, strerror(errno));
+		return;
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	memcpy(sa.sun_path, srv.ctl_path, strlen(srv.ctl_path) + 1);
+	/* The listener on port 970 is ours, so a socket file left here is stale. */
+	unlink(srv.ctl_path);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || chmod(srv.ctl_path, 0600) ||
+	    listen(fd, 16)) {
+		log_warnx("cannot listen on %s: %s; no status queries", srv.ctl_path,
+			  strerror(errno));
+		close(fd);
+		return;
+	}
+	srv.ctl_fd = fd;
+}
+
+/* wg-dynamic-server show IFACE [--json | --prometheus] */
+static int show_main(int argc, char *argv[])
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	const char *format = "table", *ifname = NULL;
+	char buf[65536];
+	size_t len;
+	int fd;
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--json"))
+			format = "json";
+		else if (!strcmp(argv[i], "--prometheus"))
+			format = "prometheus";
+		else if (!ifname && argv[i][0] != '-')
+			ifname = argv[i];
+		else
+			ifname = NULL, i = argc;
+	}
+	if (!ifname || strlen(ifname) >= IF_NAMESIZE) {
+		fprintf(stderr, "Usage: wg-dynamic-server show IFACE [--json | --prometheus]\n");
+		return EXIT_USAGE;
+	}
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/%s.sock", CONTROL_DIR, ifname);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+		fprintf(stderr, "wg-dynamic-server: cannot reach the server of %s at %s: %s (is it "
+			"running? status needs root)\n", ifname, sa.sun_path, strerror(errno));
+		return EXIT_NO_IFACE;
+	}
+	len = (size_t)snprintf(buf, sizeof(buf), "%s\n", format);
+	if (write(fd, buf, len) != (ssize_t)len)
+		return EXIT_SYSTEM;
+	for (;;) {
+		ssize_t n = read(fd, buf, sizeof(buf));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		fwrite(buf, 1, (size_t)n, stdout);
+	}
+	close(fd);
+	return ferror(stdout) ? EXIT_SYSTEM : EXIT_OK;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
 		"Usage: wg-dynamic-server [options] IFACE\n"
+		"       wg-dynamic-server show IFACE [--json | --prometheus]\n"
 		"\n"
 		"  --pool CIDR         lease addresses from CIDR (repeatable); the interface's\n"
 		"                      direct routes are pools as well\n"
@@ -1580,6 +1832,8 @@ int main(int argc, char *argv[])
 	int verbose = 0, opt, ret;
 	long quarantine = -1, refresh = -1;
 
+	if (argc >= 2 && !strcmp(argv[1], "show"))
+		return show_main(argc - 1, argv + 1);
 	srv.leasetime = 3600;
 	srv.state_dir = "/var/lib/wg-dynamic";
 	srv.user = "nobody";
@@ -1702,6 +1956,7 @@ int main(int argc, char *argv[])
 				  strerror(-srv.listen_fd));
 		return EXIT_SOCKET;
 	}
+	open_control_socket();
 	log_info("%s is %s WireGuard", srv.ifname, wgctl_backend_name(srv.wg));
 	return split();
 }

@@ -99,6 +99,9 @@ int priv_get_device(struct wgdev **out)
 			ret = wgdev_add_peer(dev, m->peer.pubkey, &peer);
 			if (ret)
 				goto out;
+			memcpy(&peer->endpoint, &m->peer.endpoint,
+			       sizeof(m->peer.endpoint) < sizeof(peer->endpoint) ?
+				       sizeof(m->peer.endpoint) : sizeof(peer->endpoint));
 		}
 		for (size_t i = 0; i < m->peer.n_allowedips; i++) {
 			ret = wgdev_peer_add_allowedip(peer, &m->peer.allowedips[i]);
@@ -264,6 +267,8 @@ static int serve_device(int fd, struct wgctl *wg)
 			memset(m, 0, sizeof(*m));
 			m->type = PRIV_DEV_PEER;
 			memcpy(m->pubkey, p->pubkey, WG_KEY_LEN);
+			memcpy(&m->endpoint, &p->endpoint, sizeof(m->endpoint) < sizeof(p->endpoint) ?
+				sizeof(m->endpoint) : sizeof(p->endpoint));
 			m->n_allowedips = (uint8_t)chunk;
 			memcpy(m->allowedips, p->allowedips + off, chunk * sizeof(m->allowedips[0]));
 			off += chunk;

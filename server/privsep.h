@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <netinet/in.h>
 
 #include "../common/wgdev.h"
 #include "../protocol/ipaddr.h"
@@ -55,6 +56,7 @@ struct priv_result {
 struct priv_dev_peer {
 	uint32_t type;
 	uint8_t pubkey[WG_KEY_LEN];
+	struct sockaddr_in6 endpoint; /* or a sockaddr_in; family 0 when none */
 	uint8_t more;           /* 1: the next message continues this peer */
 	uint8_t n_allowedips;
 	uint8_t pad[2];
