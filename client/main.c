@@ -35,6 +35,7 @@
 #include "../common/file.h"
 #include "../common/key.h"
 #include "../common/log.h"
+#include "../common/notify.h"
 #include "../common/rng.h"
 #include "../common/rtnl.h"
 #include "../common/wgdev.h"
@@ -898,6 +899,12 @@ int main(int argc, char *argv[])
 	if (ret)
 		log_warnx("cannot drop capabilities: %s", strerror(-ret));
 	log_info("asking for a lease on %s", cl.ifname);
+	/* Ready once set up; the lease may take as long as the hub does. */
+	ret = notify_open();
+	if (!ret)
+		ret = notify_send("READY=1\nSTATUS=asking for a lease");
+	if (ret)
+		log_warnx("cannot reach $NOTIFY_SOCKET: %s", strerror(-ret));
 	cl.next_try_ms = clock_boot_ms();
 
 	for (;;) {

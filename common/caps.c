@@ -44,7 +44,8 @@ int caps_limit(uint64_t keep)
 	/* The bounding set first: dropping from it needs CAP_SETPCAP, which
 	 * goes with the rest below. */
 	for (int cap = 0; cap <= CAP_LAST_CAP; cap++) {
-		if (keep & CAP_BIT(cap))
+		/* What the bounding set lacks already needs no CAP_SETPCAP. */
+		if ((keep & CAP_BIT(cap)) || prctl(PR_CAPBSET_READ, cap, 0, 0, 0) != 1)
 			continue;
 		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) && errno != EINVAL)
 			return -errno;

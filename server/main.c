@@ -37,6 +37,7 @@
 #include "../common/file.h"
 #include "../common/key.h"
 #include "../common/log.h"
+#include "../common/notify.h"
 #include "../common/rtnl.h"
 #include "../common/wgdev.h"
 #include "../protocol/proto.h"
@@ -1451,6 +1452,11 @@ static void __attribute__((noreturn)) engine_main(int fd)
 	ret = rtnl_monitor_open(&srv.mon, RTMGRP_LINK | RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE);
 	if (ret)
 		fatalx("cannot watch rtnetlink: %s", strerror(-ret));
+	/* Readiness is the engine's to tell (NotifyAccess=all); connect
+	 * before the chroot hides the socket. */
+	ret = notify_open();
+	if (ret)
+		log_warnx("cannot reach $NOTIFY_SOCKET: %s", strerror(-ret));
 	if (chroot(srv.state_dir) || chdir("/"))
 		fatal("cannot confine the engine to %s", srv.state_dir);
 	ret = caps_become_user(srv.pw->pw_uid, srv.pw->pw_gid);
@@ -1497,6 +1503,7 @@ static void __attribute__((noreturn)) engine_main(int fd)
 	epoll_add(rtnl_monitor_fd(srv.mon), EPOLLIN, srv.mon);
 	log_info("serving %s on [fe80::%%%s]:970, lease time %us", srv.ifname, srv.ifname,
 		 srv.leasetime);
+	notify_send("READY=1\nSTATUS=serving leases");
 
 	for (;;) {
 		struct epoll_event evs[64];
