@@ -40,6 +40,7 @@
 #include "../common/rtnl.h"
 #include "../common/wgdev.h"
 #include "../protocol/proto.h"
+#include "hook.h"
 
 #define REQUEST_TIMEOUT_MS 3000
 #define RELEASE_TIMEOUT_MS 1500
@@ -72,6 +73,10 @@ struct lease_state {
 	struct wgd_ip hub_routes[WGD_MAX_ROUTES];
 	uint32_t leasestart, leasetime;
 	uint64_t expires_ms;          /* CLOCK_BOOTTIME */
+	size_t n_dns;
+	struct wgd_ip dns[WGD_MAX_DNS];
+	char dns_search[WGD_MAX_DNS_SEARCH];
+	bool dns_applied;             /* handed to resolvconf */
 };
 
 struct client {
@@ -91,6 +96,10 @@ struct client {
 
 	const char *state_dir;
 	char state_file[IF_NAMESIZE + 8];
+	const char *script;
+	unsigned script_timeout;
+	bool no_dns, no_mtu;
+	unsigned failures;            /* requests failed since the last answer */
 	/* Addresses to ask for without a lease: the last ones we held. */
 	bool has_hint4, has_hint6;
 	struct wgd_ip hint4, hint6;
@@ -350,13 +359,123 @@ static void routes_apply(struct lease_state *ls, const struct wgd_ip *routes, si
 	ls->n_routes = n;
 }
 
+/* ---- hooks, DNS and MTU ---- */
+
+#define RESOLVCONF_TIMEOUT_S 5
+
+static void run_hook(const char *reason, const struct lease_state *old,
+		     const struct lease_state *new)
+{
+	struct hook_env env = {
+		.reason = reason,
+		.interface = cl.ifname,
+		.new_ip4 = new && new->has_ip4 ? &new->ip4 : NULL,
+		.new_ip6 = new && new->has_ip6 ? &new->ip6 : NULL,
+		.old_ip4 = old && old->has_ip4 ? &old->ip4 : NULL,
+		.old_ip6 = old && old->has_ip6 ? &old->ip6 : NULL,
+	};
+	const struct lease_state *cur = new ? new : old;
+	pid_t pid;
+
+	if (!cl.script)
+		return;
+	if (cur) {
+		env.routes = cur->routes;
+		env.n_routes = cur->n_routes;
+		env.lease_time = cur->leasetime;
+		env.dns = cur->dns;
+		env.n_dns = cur->n_dns;
+		env.dns_search = cur->dns_search;
+	}
+	pid = hook_run(cl.script, &env, cl.script_timeout);
+	if (pid < 0)
+		log_warnx("cannot run %s: %s", cl.script, strerror((int)-pid));
+}
+
+/* resolvconf from $PATH, as wg-quick finds it. */
+static const char *resolvconf_path(void)
+{
+	static char found[4096];
+	const char *path = getenv("PATH");
+	char dirs[4096], *dir, *save = NULL;
+
+	snprintf(dirs, sizeof(dirs), "%s", path ? path : "/usr/sbin:/usr/bin:/sbin:/bin");
+	for (dir = strtok_r(dirs, ":", &save); dir; dir = strtok_r(NULL, ":", &save)) {
+		if ((size_t)snprintf(found, sizeof(found), "%s/resolvconf", dir) < sizeof(found) &&
+		    !access(found, X_OK))
+			return found;
+	}
+	return NULL;
+}
+
+/* DNS as wg-quick gives it: one resolvconf record named after the interface. */
+static void dns_apply(struct lease_state *ls)
+{
+	const char *rc = resolvconf_path();
+	char input[WGD_MAX_DNS * (INET6_ADDRSTRLEN + 12) + WGD_MAX_DNS_SEARCH + 16];
+	char a[WGD_IP_STRLEN], *search, *save = NULL;
+	size_t off = 0;
+	int ret;
+
+	if (cl.no_dns || (!ls->n_dns && !ls->dns_search[0]))
+		return;
+	if (!rc) {
+		log_info("the server pushes DNS, but resolvconf is not installed; not applied");
+		return;
+	}
+	for (size_t i = 0; i < ls->n_dns; i++)
+		off += (size_t)snprintf(input + off, sizeof(input) - off, "nameserver %s\n",
+					wgd_ip_format_addr(&ls->dns[i], a, sizeof(a)));
+	if (ls->dns_search[0]) {
+		char domains[WGD_MAX_DNS_SEARCH];
+
+		snprintf(domains, sizeof(domains), "%s", ls->dns_search);
+		off += (size_t)snprintf(input + off, sizeof(input) - off, "search");
+		for (search = strtok_r(domains, ",", &save); search; search = strtok_r(NULL, ",", &save))
+			off += (size_t)snprintf(input + off, sizeof(input) - off, " %s", search);
+		snprintf(input + off, sizeof(input) - off, "\n");
+	}
+	char *argv[] = { (char *)rc, "-a", (char *)cl.ifname, "-m", "0", "-x", NULL };
+	ret = hook_run_wait(argv, input, RESOLVCONF_TIMEOUT_S);
+	if (ret)
+		log_warnx("resolvconf -a %s failed (%d)", cl.ifname, ret);
+	else
+		ls->dns_applied = true;
+}
+
+static void dns_remove(struct lease_state *ls)
+{
+	const char *rc = resolvconf_path();
+
+	if (!ls->dns_applied || !rc)
+		return;
+	char *argv[] = { (char *)rc, "-d", (char *)cl.ifname, "-f", NULL };
+	if (hook_run_wait(argv, NULL, RESOLVCONF_TIMEOUT_S))
+		log_warnx("resolvconf -d %s failed", cl.ifname);
+	ls->dns_applied = false;
+}
+
+static void mtu_apply(uint32_t mtu)
+{
+	int ret;
+
+	if (!mtu || cl.no_mtu)
+		return;
+	ret = rtnl_link_set_mtu(cl.rt, cl.ifindex, mtu);
+	if (ret)
+		log_warnx("cannot set the MTU of %s to %u: %s", cl.ifname, mtu, strerror(-ret));
+}
+
 /* Removes everything the lease put in place. */
-static void lease_drop(void)
+static void lease_drop(const char *reason)
 {
 	struct lease_state *ls = &cl.lease;
 
-	if (ls->bound)
+	if (ls->bound) {
 		lease_save(true);
+		run_hook(reason, ls, NULL);
+	}
+	dns_remove(ls);
 	addr_apply(ls->has_ip4, &ls->ip4, false, NULL, 0);
 	addr_apply(ls->has_ip6, &ls->ip6, false, NULL, 0);
 	routes_apply(ls, NULL, 0);
@@ -374,6 +493,7 @@ static void schedule_retry(void)
 {
 	uint64_t now = clock_boot_ms();
 
+	cl.failures++;
 	cl.backoff_ms = cl.backoff_ms ? cl.backoff_ms * 2 : BACKOFF_MIN_MS;
 	if (cl.backoff_ms > BACKOFF_MAX_MS)
 		cl.backoff_ms = BACKOFF_MAX_MS;
@@ -411,6 +531,10 @@ static void lease_accept(const struct wgd_msg *req, const struct wgd_msg *resp)
 	same = ls->bound && ls->has_ip4 == resp->has_ip4 && ls->has_ip6 == resp->has_ip6 &&
 	       (!resp->has_ip4 || wgd_ip_equal(&ls->ip4, &resp->ip4)) &&
 	       (!resp->has_ip6 || wgd_ip_equal(&ls->ip6, &resp->ip6));
+	struct lease_state old = *ls;
+	bool dns_changed = ls->n_dns != resp->n_dns ||
+			   memcmp(ls->dns, resp->dns, resp->n_dns * sizeof(resp->dns[0])) ||
+			   strcmp(ls->dns_search, resp->dns_search);
 
 	addr_apply(ls->has_ip4, &ls->ip4, resp->has_ip4, &resp->ip4, lifetime);
 	addr_apply(ls->has_ip6, &ls->ip6, resp->has_ip6, &resp->ip6, lifetime);
@@ -424,6 +548,14 @@ static void lease_accept(const struct wgd_msg *req, const struct wgd_msg *resp)
 	ls->leasestart = resp->leasestart;
 	ls->leasetime = resp->leasetime;
 	ls->expires_ms = now_ms + (uint64_t)lifetime * 1000;
+	ls->n_dns = resp->n_dns;
+	memcpy(ls->dns, resp->dns, resp->n_dns * sizeof(resp->dns[0]));
+	memcpy(ls->dns_search, resp->dns_search, sizeof(ls->dns_search));
+	if (dns_changed || !ls->dns_applied) {
+		dns_remove(ls);
+		dns_apply(ls);
+	}
+	mtu_apply(resp->mtu);
 
 	if (ls->has_ip4)
 		fmt_ip(&ls->ip4, b4);
@@ -432,6 +564,8 @@ static void lease_accept(const struct wgd_msg *req, const struct wgd_msg *resp)
 	log_info("%s: ip4 %s ip6 %s leasetime %u leasestart %u", same ? "renewed" : "bound", b4,
 		 b6, ls->leasetime, ls->leasestart);
 	lease_save(false);
+	run_hook(!same ? "BOUND" : cl.failures ? "REBIND" : "RENEW", old.bound ? &old : NULL, ls);
+	cl.failures = 0;
 	cl.has_hint4 = ls->has_ip4;
 	cl.has_hint6 = ls->has_ip6;
 	cl.hint4 = ls->ip4;
@@ -465,6 +599,9 @@ static void lease_save(bool ended)
 	m.ip6 = ls->ip6;
 	m.n_routes = ls->n_routes;
 	memcpy(m.routes, ls->routes, ls->n_routes * sizeof(ls->routes[0]));
+	m.n_dns = ls->n_dns;
+	memcpy(m.dns, ls->dns, ls->n_dns * sizeof(ls->dns[0]));
+	memcpy(m.dns_search, ls->dns_search, sizeof(m.dns_search));
 	m.has_leasestart = m.has_leasetime = true;
 	m.leasestart = ls->leasestart;
 	m.leasetime = ended ? 0 : ls->leasetime;
@@ -588,7 +725,7 @@ static void release_and_exit(void)
 		req.version = 1;
 		if (exchange(&req, &resp, RELEASE_TIMEOUT_MS))
 			log_info("could not tell the server of the release; the lease will expire");
-		lease_drop();
+		lease_drop("RELEASE");
 	}
 	if (cl.added_server_route) {
 		struct wgd_ip server = { .family = AF_INET6, .cidr = 128, .bytes = { 0xfe, 0x80 } };
@@ -702,6 +839,9 @@ static void on_rtnl_event(const struct rtnl_event *ev, void *ctx)
 		return;
 	if (ev->type == RTNL_EV_LINK_DEL) {
 		log_info("%s is gone; exiting", cl.ifname);
+		if (cl.lease.bound)
+			run_hook("STOP", &cl.lease, NULL);
+		dns_remove(&cl.lease);
 		exit(EXIT_OK);
 	}
 	if (ev->type == RTNL_EV_LINK) {
@@ -763,15 +903,90 @@ static void daemonize(void)
 	}
 }
 
+/* wg-dynamic-client show IFACE [--state-dir DIR]: the remembered lease and
+ * whether a client holds the interface. */
+static int show_main(int argc, char *argv[])
+{
+	const char *ifname = NULL;
+	char buf[WGD_MAX_MESSAGE], path[4096], a[WGD_IP_STRLEN];
+	struct wgd_parser *p;
+	bool running = false;
+	ssize_t len;
+	int fd;
+
+	cl.state_dir = "/var/lib/wg-dynamic";
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--state-dir") && i + 1 < argc)
+			cl.state_dir = argv[++i];
+		else if (!ifname && argv[i][0] != '-')
+			ifname = argv[i];
+		else
+			ifname = NULL, i = argc;
+	}
+	if (!ifname || strlen(ifname) >= IF_NAMESIZE) {
+		fprintf(stderr, "Usage: wg-dynamic-client show IFACE [--state-dir DIR]\n");
+		return EXIT_USAGE;
+	}
+	snprintf(path, sizeof(path), "%s/%s.lock", cl.state_dir, ifname);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		running = flock(fd, LOCK_SH | LOCK_NB) && errno == EWOULDBLOCK;
+		close(fd);
+	}
+	printf("interface: %s\n  client: %s\n", ifname, running ? "running" : "not running");
+	snprintf(cl.state_file, sizeof(cl.state_file), "%s.lease", ifname);
+	len = file_read(cl.state_dir, cl.state_file, buf, sizeof(buf));
+	if (len < 0) {
+		printf("  lease: none remembered\n");
+		return EXIT_OK;
+	}
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return EXIT_SYSTEM;
+	wgd_parser_init(p, WGD_PARSE_RESPONSE);
+	if (wgd_parse(p, buf, (size_t)len) <= 0) {
+		printf("  lease: unreadable (%s/%s)\n", cl.state_dir, cl.state_file);
+		free(p);
+		return EXIT_SYSTEM;
+	}
+	const struct wgd_msg *m = &p->msg;
+	uint32_t now = clock_real_s();
+	uint64_t end = (uint64_t)m->leasestart + m->leasetime;
+
+	if (m->has_ip4)
+		printf("  ipv4: %s\n", wgd_ip_format_addr(&m->ip4, a, sizeof(a)));
+	if (m->has_ip6)
+		printf("  ipv6: %s\n", wgd_ip_format_addr(&m->ip6, a, sizeof(a)));
+	for (size_t i = 0; i < m->n_routes; i++)
+		printf("  route: %s\n", wgd_ip_format(&m->routes[i], a, sizeof(a)));
+	for (size_t i = 0; i < m->n_dns; i++)
+		printf("  dns: %s\n", wgd_ip_format_addr(&m->dns[i], a, sizeof(a)));
+	if (m->dns_search[0])
+		printf("  dns search: %s\n", m->dns_search);
+	if (m->leasetime && end > now)
+		printf("  lease: %u seconds, %llu left\n", m->leasetime,
+		       (unsigned long long)(end - now));
+	else
+		printf("  lease: ended; these addresses are asked for next\n");
+	free(p);
+	return EXIT_OK;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
 		"Usage: wg-dynamic-client [options] IFACE\n"
+		"       wg-dynamic-client show IFACE [--state-dir DIR]\n"
 		"\n"
 		"  -f, --foreground    stay in the foreground, logging to stderr\n"
 		"  -v, --verbose       log debug messages\n"
 		"  --state-dir DIR     remember the lease in DIR/IFACE.lease\n"
 		"                      (default /var/lib/wg-dynamic)\n"
+		"  --script PATH       run PATH on every change of state (reason=BOUND,\n"
+		"                      RENEW, REBIND, EXPIRE, RELEASE or STOP)\n"
+		"  --script-timeout SECS  kill the script after SECS (default 10)\n"
+		"  --no-dns            do not hand pushed DNS servers to resolvconf\n"
+		"  --no-mtu            do not apply a pushed MTU\n"
 		"  -h, --help          show this help\n");
 }
 
@@ -781,6 +996,10 @@ int main(int argc, char *argv[])
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "state-dir", required_argument, NULL, 's' },
+		{ "script", required_argument, NULL, 'S' },
+		{ "script-timeout", required_argument, NULL, 'T' },
+		{ "no-dns", no_argument, NULL, 'N' },
+		{ "no-mtu", no_argument, NULL, 'M' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -790,6 +1009,8 @@ int main(int argc, char *argv[])
 	int verbose = 0, opt, ret;
 	sigset_t mask;
 
+	if (argc >= 2 && !strcmp(argv[1], "show"))
+		return show_main(argc - 1, argv + 1);
 	while ((opt = getopt_long(argc, argv, "fvh", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'f':
@@ -800,6 +1021,32 @@ int main(int argc, char *argv[])
 			break;
 		case 's':
 			cl.state_dir = optarg;
+			break;
+		case 'S':
+			cl.script = optarg;
+			if (access(optarg, X_OK)) {
+				fprintf(stderr, "wg-dynamic-client: --script %s: not an executable "
+					"file (%s)\n", optarg, strerror(errno));
+				return EXIT_USAGE;
+			}
+			break;
+		case 'T': {
+			char *end;
+			unsigned long v = strtoul(optarg, &end, 10);
+
+			if (*end || optarg[0] < '0' || optarg[0] > '9' || v < 1 || v > 3600) {
+				fprintf(stderr, "wg-dynamic-client: --script-timeout %s: give whole "
+					"seconds from 1 to 3600\n", optarg);
+				return EXIT_USAGE;
+			}
+			cl.script_timeout = (unsigned)v;
+			break;
+		}
+		case 'N':
+			cl.no_dns = true;
+			break;
+		case 'M':
+			cl.no_mtu = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -814,6 +1061,8 @@ int main(int argc, char *argv[])
 		return EXIT_USAGE;
 	}
 	cl.ifname = argv[optind];
+	if (!cl.script_timeout)
+		cl.script_timeout = 10;
 	if (!cl.state_dir)
 		cl.state_dir = "/var/lib/wg-dynamic";
 	log_init("wg-dynamic-client", false, verbose);
@@ -914,11 +1163,12 @@ int main(int argc, char *argv[])
 		};
 		uint64_t now = clock_boot_ms(), wake = UINT64_MAX;
 
+		hook_reap();
 		if (cl.pending_signal)
 			release_and_exit();
 		if (cl.lease.bound && now >= cl.lease.expires_ms) {
 			log_warnx("the lease expired; removing its addresses and starting over");
-			lease_drop();
+			lease_drop("EXPIRE");
 			cl.backoff_ms = 0;
 			cl.next_try_ms = now;
 		}

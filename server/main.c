@@ -120,6 +120,10 @@ struct server {
 	size_t n_cfg_pools;
 	struct wgd_ip cfg_routes[WGD_MAX_ROUTES];
 	size_t n_cfg_routes;
+	struct wgd_ip dns[WGD_MAX_DNS];
+	size_t n_dns;
+	char dns_search[WGD_MAX_DNS_SEARCH];
+	uint32_t mtu;
 
 	int epfd, listen_fd, sig_fd, ctl_fd;
 	char ctl_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
@@ -445,8 +449,13 @@ static void conn_respond_error(struct conn *c, enum wgd_error err)
 	conn_respond(c, &resp);
 }
 
-static void add_routes(struct wgd_msg *resp)
+/* What every lease carries besides its addresses: routes, DNS, MTU. */
+static void add_config(struct wgd_msg *resp)
 {
+	memcpy(resp->dns, srv.dns, srv.n_dns * sizeof(resp->dns[0]));
+	resp->n_dns = srv.n_dns;
+	memcpy(resp->dns_search, srv.dns_search, sizeof(resp->dns_search));
+	resp->mtu = srv.mtu;
 	if (srv.n_cfg_routes) {
 		memcpy(resp->routes, srv.cfg_routes, srv.n_cfg_routes * sizeof(resp->routes[0]));
 		resp->n_routes = srv.n_cfg_routes;
@@ -488,7 +497,7 @@ static void handle_request(struct conn *c, const struct wgd_msg *req)
 		journal_release(c->pubkey, &c->change, 0);
 
 	if (resp.has_ip4 || resp.has_ip6)
-		add_routes(&resp);
+		add_config(&resp);
 	if (resp.has_ip4)
 		fmt_ip(&resp.ip4, b4);
 	if (resp.has_ip6)
@@ -1782,6 +1791,19 @@ static int show_main(int argc, char *argv[])
 	return ferror(stdout) ? EXIT_SYSTEM : EXIT_OK;
 }
 
+/* The wire carries dns_search as printable ASCII without spaces. */
+static bool dns_search_ok(const char *s)
+{
+	size_t len = strlen(s);
+
+	if (!len || len >= WGD_MAX_DNS_SEARCH)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (s[i] <= 0x20 || s[i] >= 0x7f)
+			return false;
+	return true;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -1791,6 +1813,9 @@ static void usage(FILE *f)
 		"  --pool CIDR         lease addresses from CIDR (repeatable); the interface's\n"
 		"                      direct routes are pools as well\n"
 		"  --route CIDR        push CIDR to clients (repeatable; default: the pools)\n"
+		"  --dns ADDR          push a DNS server (repeatable)\n"
+		"  --dns-search DOMAINS  push search domains, separated by commas\n"
+		"  --mtu MTU           push an interface MTU\n"
 		"  --lease-time SECS   lease time in seconds (default 3600)\n"
 		"  --auto-ll           give every peer its derived link-local /128\n"
 		"  --state-dir DIR     keep the lease journal DIR/IFACE.leases\n"
@@ -1826,6 +1851,9 @@ int main(int argc, char *argv[])
 		{ "auto-ll", no_argument, NULL, 'a' },
 		{ "state-dir", required_argument, NULL, 's' },
 		{ "user", required_argument, NULL, 'u' },
+		{ "dns", required_argument, NULL, 'd' },
+		{ "dns-search", required_argument, NULL, 'D' },
+		{ "mtu", required_argument, NULL, 'm' },
 		{ "idle-timeout", required_argument, NULL, 'I' },
 		{ "max-connections", required_argument, NULL, 'C' },
 		{ "max-connections-per-peer", required_argument, NULL, 'P' },
@@ -1879,6 +1907,28 @@ int main(int argc, char *argv[])
 			break;
 		case 'u':
 			srv.user = optarg;
+			break;
+		case 'd':
+			if (srv.n_dns == WGD_MAX_DNS ||
+			    wgd_ip_parse(&srv.dns[srv.n_dns], optarg, strlen(optarg), true) ||
+			    srv.dns[srv.n_dns].cidr != wgd_ip_bits(srv.dns[srv.n_dns].family)) {
+				fprintf(stderr, "wg-dynamic-server: --dns %s: give one address, at most "
+					"%d times\n", optarg, WGD_MAX_DNS);
+				return EXIT_USAGE;
+			}
+			srv.n_dns++;
+			break;
+		case 'D':
+			if (!dns_search_ok(optarg)) {
+				fprintf(stderr, "wg-dynamic-server: --dns-search %s: give domains "
+					"separated by commas, no spaces, at most %d characters\n", optarg,
+					WGD_MAX_DNS_SEARCH - 1);
+				return EXIT_USAGE;
+			}
+			snprintf(srv.dns_search, sizeof(srv.dns_search), "%s", optarg);
+			break;
+		case 'm':
+			srv.mtu = (uint32_t)count_arg("--mtu", optarg, 1280, 65535);
 			break;
 		case 'I':
 			srv.idle_timeout_ms = (uint32_t)seconds_arg("--idle-timeout", optarg, 1, 3600) * 1000;
