@@ -714,6 +714,13 @@ static int rtnl_addr_request(struct rtnl *rt, uint16_t type, uint16_t flags,
 	mnl_attr_put(nlh, IFA_ADDRESS, len, ip->bytes);
 	if (ci)
 		mnl_attr_put(nlh, IFA_CACHEINFO, sizeof(*ci), ci);
+	/*
+	 * A host address needs no prefix route, and one made for an address
+	 * with a lifetime outlives the address's deletion. Nor is duplicate
+	 * detection of use on a point-to-point tunnel.
+	 */
+	if (type == RTM_NEWADDR && ip->family == AF_INET6 && ip->cidr == 128)
+		mnl_attr_put_u32(nlh, IFA_FLAGS, IFA_F_NOPREFIXROUTE | IFA_F_NODAD);
 	return rtnl_talk(rt, nlh, NULL, NULL);
 }
 

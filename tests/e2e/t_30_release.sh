@@ -39,6 +39,8 @@ hub_dropped_lease() {
 }
 
 check "client 1's interface has no leased address left" client_has_none
+check_eq "no route to the released IPv6 address is left behind" "" \
+	"$(ip -n "${CLIENT_NS[1]}" -6 route show table all | grep -F "${a6%/128}")"
 check "client 1's interface keeps its link-local ${CLIENT_LL[1]}" \
 	ip -n "${CLIENT_NS[1]}" -o addr show dev "${CLIENT_IF[1]}" to "${CLIENT_LL[1]}/128"
 check "client 1 took its pushed routes back off the hub peer" \
