@@ -26,7 +26,10 @@
 #
 # Knobs from the environment: E2E_KEEP=1 keeps the logs and keys directory;
 # SERVER_BIN and CLIENT_BIN point at other daemon binaries; WAIT_TIMEOUT is
-# wait_for's default limit in seconds; WGD_E2E_ID forces the run id.
+# wait_for's default limit in seconds; WGD_E2E_ID forces the run id;
+# KERNEL_WG=1 makes the WireGuard interfaces created from then on kernel ones
+# (ip link add IF type wireguard) instead of wireguard-go, so the daemons
+# take the generic netlink path (tests/kernel/ runs the tests that way).
 
 E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 E2E_TOP=$(cd "$E2E_DIR/../.." && pwd)
@@ -36,6 +39,8 @@ WG_SOCK_DIR=/var/run/wireguard
 HUB_PORT=51820
 # Seconds wait_for waits unless told otherwise.
 WAIT_TIMEOUT=${WAIT_TIMEOUT:-10}
+# Read by wg_iface_start at each call, so a test may switch it in between.
+KERNEL_WG=${KERNEL_WG:-0}
 
 E2E_NAME=
 E2E_ID=
@@ -51,7 +56,8 @@ E2E_WG_IFS=()
 HUB_NS=
 HUB_IF=
 HUB_PUB=
-# The hub's wireguard-go, for tests that delete and recreate the interface.
+# The hub's wireguard-go, for tests that delete and recreate the interface;
+# empty when the hub's interface is a kernel one.
 HUB_WG_PID=
 SERVER_PID=
 SERVER_LOG=
@@ -163,6 +169,22 @@ pid_alive() {
 	own_child_alive "$1"
 }
 
+# pid_descendants PID: the PIDs of PID's children, theirs, and so on.
+pid_descendants() {
+	local child
+	pgrep -P "$1" | while read -r child; do
+		printf '%s\n' "$child"
+		pid_descendants "$child"
+	done
+}
+
+# pid_gone PID: whether PID has exited (a zombie has), whoever its parent.
+pid_gone() {
+	local stat
+	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+	[ "$(cut -d' ' -f1 <<<"${stat##*) }")" = Z ]
+}
+
 # kill_pid PID: SIGKILL, for a crash that leaves no time to clean up, then
 # reaps the process.
 kill_pid() {
@@ -199,10 +221,20 @@ e2e_dump_logs() {
 	done
 }
 
+# Whether the hub's interface is there for wg(8) to read: wireguard-go's by
+# its UAPI socket, a kernel one by its link.
+hub_iface_readable() {
+	if [ -n "$HUB_WG_PID" ]; then
+		[ -S "$WG_SOCK_DIR/$HUB_IF.sock" ]
+	else
+		ip -n "$HUB_NS" link show dev "$HUB_IF" >/dev/null 2>&1
+	fi
+}
+
 e2e_dump_state() {
 	local n
 
-	if [ -n "$HUB_NS" ] && [ -S "$WG_SOCK_DIR/$HUB_IF.sock" ]; then
+	if [ -n "$HUB_NS" ] && hub_iface_readable; then
 		say "---- hub allowed-ips ----"
 		hub_allowed_ips 2>&1
 	fi
@@ -295,15 +327,23 @@ wg_key() {
 }
 
 # wg_iface_start NS IFACE [no-ll]: starts wireguard-go for IFACE in NS and
-# waits for its UAPI socket; WG_IFACE_PID is its PID. With no-ll, the kernel
-# is told not to give the interface an automatic link-local address. The
-# interface stays down.
+# waits for its UAPI socket; WG_IFACE_PID is its PID. With KERNEL_WG=1 it
+# creates a kernel WireGuard interface instead, and WG_IFACE_PID is empty.
+# With no-ll, the kernel is told not to give the interface an automatic
+# link-local address. The interface stays down.
 WG_IFACE_PID=
 wg_iface_start() {
 	local ns=$1 ifname=$2
 
 	[ "${#ifname}" -le 15 ] || die "interface name $ifname is too long"
 	[ ! -e "$WG_SOCK_DIR/$ifname.sock" ] || die "$WG_SOCK_DIR/$ifname.sock already exists"
+	if [ "$KERNEL_WG" = 1 ]; then
+		WG_IFACE_PID=
+		ip -n "$ns" link add "$ifname" type wireguard ||
+			die "cannot create kernel WireGuard interface $ifname in $ns"
+		wg_iface_no_ll "$ns" "$ifname" "${3:-}"
+		return
+	fi
 	E2E_WG_IFS+=("$ifname")
 	# The PID of ip(8) is wireguard-go's: ip netns exec execs the command.
 	# WG_PROCESS_FOREGROUND=1 silences its banner about kernel WireGuard.
@@ -315,9 +355,14 @@ wg_iface_start() {
 		die "wireguard-go did not create $WG_SOCK_DIR/$ifname.sock"
 	wait_for -t 5 ip -n "$ns" link show dev "$ifname" >/dev/null 2>&1 ||
 		die "wireguard-go did not create $ifname in $ns"
-	if [ "${3:-}" = no-ll ]; then
-		ip netns exec "$ns" sysctl -qw "net.ipv6.conf.$ifname.addr_gen_mode=1" ||
-			die "cannot turn off link-local address generation on $ifname"
+	wg_iface_no_ll "$ns" "$ifname" "${3:-}"
+}
+
+# wg_iface_no_ll NS IFACE MODE: with MODE no-ll, no automatic link-local.
+wg_iface_no_ll() {
+	if [ "$3" = no-ll ]; then
+		ip netns exec "$1" sysctl -qw "net.ipv6.conf.$2.addr_gen_mode=1" ||
+			die "cannot turn off link-local address generation on $2"
 	fi
 }
 
@@ -348,8 +393,12 @@ hub_iface_up() {
 }
 
 # hub_iface_delete: stops the hub's wireguard-go, which deletes the
-# interface, its peers and its UAPI socket. hub_iface_up makes it again.
+# interface, its peers and its UAPI socket; a kernel interface is deleted.
+# hub_iface_up makes it again.
 hub_iface_delete() {
+	if [ -z "$HUB_WG_PID" ]; then
+		ip -n "$HUB_NS" link del "$HUB_IF" || die "cannot delete $HUB_IF"
+	fi
 	stop_pid "$HUB_WG_PID"
 	wait_for -t 5 not ip -n "$HUB_NS" link show dev "$HUB_IF" >/dev/null 2>&1 ||
 		die "$HUB_IF still exists after its wireguard-go stopped"
@@ -431,16 +480,25 @@ server_listening() {
 		ip netns exec "$HUB_NS" ss -Hltn 'sport = :970' 2>/dev/null | grep -q .
 }
 
+# server_ready MARK: listening, and done starting up: the port is bound
+# before the journal is read, the "serving" line comes after.
+server_ready() {
+	server_listening && log_since "$SERVER_LOG" "$1" | grep -q '^serving '
+}
+
 # server_start [OPTION...]: runs wg-dynamic-server -v OPTION... on the hub
-# and waits until it listens.
+# and waits until it is ready to serve.
 server_start() {
+	local mark
+
 	SERVER_LOG=$E2E_TMP/server.log
 	[ -x "$SERVER_BIN" ] || die "$SERVER_BIN is missing: run make"
+	mark=$(log_mark "$SERVER_LOG")
 	ip netns exec "$HUB_NS" "$SERVER_BIN" -v --state-dir "$E2E_TMP/hub-state" "$@" "$HUB_IF" \
 		>>"$SERVER_LOG" 2>&1 &
 	SERVER_PID=$!
 	E2E_PIDS+=("$SERVER_PID")
-	wait_for -t 10 server_listening || die "wg-dynamic-server is not listening on port 970"
+	wait_for -t 10 server_ready "$mark" || die "wg-dynamic-server is not serving on port 970"
 }
 
 # server_wait_exit [SECONDS]: waits for the server to exit; returns its exit
