@@ -355,7 +355,8 @@ static void routes_apply(struct lease_state *ls, const struct wgd_ip *routes, si
 			for (size_t i = 0; i < n_add; i++)
 				ls->hub_routes[ls->n_hub_routes++] = add[i];
 	}
-	memcpy(ls->routes, routes, n * sizeof(routes[0]));
+	if (n)
+		memcpy(ls->routes, routes, n * sizeof(routes[0]));
 	ls->n_routes = n;
 }
 
@@ -671,7 +672,7 @@ static void lease_load(void)
 
 static void request_lease(void)
 {
-	struct wgd_msg req, resp;
+	struct wgd_msg req, resp = { 0 };
 	struct lease_state *ls = &cl.lease;
 	int ret;
 

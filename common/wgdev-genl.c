@@ -473,6 +473,17 @@ static int done_status(const struct nlmsghdr *nlh)
 }
 
 /*
+ * Whether a whole message starts at nlh with rem bytes left. Not
+ * mnl_nlmsg_ok(): it compares nlmsg_len as an int, so a length past INT_MAX
+ * passes for a short one and mnl_nlmsg_next() then jumps far outside buf.
+ */
+static bool msg_fits(const struct nlmsghdr *nlh, int rem)
+{
+	return rem >= (int)sizeof(*nlh) && nlh->nlmsg_len >= sizeof(*nlh) &&
+	       nlh->nlmsg_len <= (unsigned)rem;
+}
+
+/*
  * Walks the netlink messages in buf that answer request seq. For each
  * message that is neither NOOP, DONE nor ERROR, msg_cb decides. Returns
  * what DONE or ERROR says, 1 when the buffer ended without either, or the
@@ -487,7 +498,7 @@ static int msgs_walk(const void *buf, size_t len, uint32_t seq, uint32_t portid,
 	if (len > INT_MAX)
 		return -EPROTO;
 	rem = (int)len;
-	while (mnl_nlmsg_ok(nlh, rem)) {
+	while (msg_fits(nlh, rem)) {
 		if (nlh->nlmsg_seq != seq || !mnl_nlmsg_portid_ok(nlh, portid))
 			return -EPROTO;
 		/* The dump saw the device change; what we have mixes two states. */

@@ -380,7 +380,9 @@ int uapi_build_set_allowedips(char **out, size_t *out_len,
 	*out_len = 0;
 	if (replace && n_del)
 		return -EINVAL;
-	if (n_add > SIZE_MAX / line_max - n_del - 1)
+	/* n_del on its own first, so that the subtraction cannot wrap. */
+	if (n_del > (SIZE_MAX - 256) / line_max ||
+	    n_add > (SIZE_MAX - 256) / line_max - n_del)
 		return -ENOMEM;
 	size = 256 + (n_add + n_del) * line_max;
 	s = malloc(size);
@@ -500,12 +502,13 @@ static int buf_grow(struct uapi_conn *uc, size_t used)
 	return 0;
 }
 
-/* Reads one reply into uc->buf; its length goes to *out_len. */
+/* Reads one reply into uc->buf; its length goes to *out_len (0 on failure). */
 static int read_reply(struct uapi_conn *uc, size_t *out_len)
 {
 	size_t len = 0, end;
 	int ret;
 
+	*out_len = 0;
 	for (;;) {
 		ssize_t n;
 

@@ -139,18 +139,20 @@ int wgdev_allowedips_apply(const struct wgd_ip *cur, size_t n_cur,
 			   const struct wgd_ip *del, size_t n_del,
 			   struct wgd_ip **out, size_t *n_out)
 {
-	struct wgd_ip *res = NULL;
+	struct wgd_ip *res;
 	size_t n = 0;
 
 	*out = NULL;
 	*n_out = 0;
-	if (n_cur > SIZE_MAX / sizeof(*res) - n_add)
+	/* Both bounds: with n_add alone past the limit, the subtraction
+	 * wraps and n_cur + n_add can come out as a small number. */
+	if (n_add > SIZE_MAX / sizeof(*res) || n_cur > SIZE_MAX / sizeof(*res) - n_add)
 		return -ENOMEM;
-	if (n_cur + n_add) {
-		res = malloc((n_cur + n_add) * sizeof(*res));
-		if (!res)
-			return -ENOMEM;
-	}
+	if (!n_cur && !n_add)
+		return 0;
+	res = malloc((n_cur + n_add) * sizeof(*res));
+	if (!res)
+		return -ENOMEM;
 	for (size_t i = 0; i < n_cur; ++i) {
 		if (!ip_in(&cur[i], del, n_del) && !ip_in(&cur[i], res, n))
 			res[n++] = cur[i];

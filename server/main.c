@@ -646,7 +646,7 @@ static void refuse(int fd, const struct sockaddr_in6 *sa, const char *why)
 static void accept_conns(void)
 {
 	for (;;) {
-		struct sockaddr_in6 sa;
+		struct sockaddr_in6 sa = { 0 };
 		socklen_t salen = sizeof(sa);
 		const uint8_t *pubkey;
 		struct conn *c;
@@ -660,7 +660,8 @@ static void accept_conns(void)
 				log_warn("accept");
 			return;
 		}
-		if (sa.sin6_family != AF_INET6 || ntohs(sa.sin6_port) != WGD_PORT) {
+		if (salen != sizeof(sa) || sa.sin6_family != AF_INET6 ||
+		    ntohs(sa.sin6_port) != WGD_PORT) {
 			srv.counters.refused_port++;
 			refuse(fd, &sa, "source port is not 970");
 			continue;

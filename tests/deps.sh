@@ -1,9 +1,15 @@
 #!/bin/sh
 # Installs the Debian packages that building and testing need, when missing.
+# With arguments, checks those packages instead (make fuzz and make analyze
+# ask for their tools this way, so that make check does not need them).
 set -eu
 
-pkgs="build-essential pkg-config libmnl-dev libsodium-dev check wireguard-go
+if [ "$#" -gt 0 ]; then
+	pkgs="$*"
+else
+	pkgs="build-essential pkg-config libmnl-dev libsodium-dev check wireguard-go
 wireguard-tools iproute2 iputils-ping procps psmisc"
+fi
 
 missing=
 for p in $pkgs; do

@@ -701,6 +701,34 @@ START_TEST(parse_ack)
 }
 END_TEST
 
+/*
+ * A message claiming more than INT_MAX bytes. libmnl's mnl_nlmsg_ok()
+ * compares the length as a signed int and let it through, and stepping
+ * over it read far outside the buffer (found by tests/fuzz/fuzz_genl).
+ */
+START_TEST(parse_huge_length)
+{
+	static const uint8_t msg[] = {
+		/* nlmsghdr: len 0xd0cc001b, NLMSG_NOOP, seq 5, pid 0 */
+		0x1b, 0x00, 0xcc, 0xd0, 0x01, 0x00, 0x00, 0x00,
+		0x05, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+		0x00, 0x20, 0x00, 0x00,
+	};
+	uint32_t buf[8];
+	struct wgdev *dev = calloc(1, sizeof(*dev));
+	uint16_t id = 0;
+
+	memcpy(buf, msg, sizeof(msg));
+	ck_assert_int_eq(genl_parse_dump(buf, sizeof(msg), FAMILY, 5, 0, dev), -EPROTO);
+	ck_assert_int_eq(genl_parse_family_reply(buf, sizeof(msg), 5, 0, &id), -EPROTO);
+	ck_assert_int_eq(genl_parse_ack(buf, sizeof(msg), 5, 0), -EPROTO);
+	/* Exactly INT_MAX + 1, the smallest length that wraps. */
+	buf[0] = 0x80000000u;
+	ck_assert_int_eq(genl_parse_ack(buf, sizeof(msg), 5, 0), -EPROTO);
+	wgdev_free(dev);
+}
+END_TEST
+
 START_TEST(merge_helpers)
 {
 	struct wgd_ip cur[3], add[2], del[2], *out;
@@ -722,6 +750,18 @@ START_TEST(merge_helpers)
 
 	/* Everything removed: an empty list. */
 	ck_assert_int_eq(wgdev_allowedips_apply(cur, 1, NULL, 0, cur, 1, &out, &n), 0);
+	ck_assert_ptr_null(out);
+	ck_assert_uint_eq(n, 0);
+
+	/*
+	 * Counts whose sum wraps to 0 are refused before anything is read:
+	 * the size check once let them through to writes into a NULL list
+	 * (found by the clang static analyzer).
+	 */
+	out = (struct wgd_ip *)cur;
+	n = 7;
+	ck_assert_int_eq(wgdev_allowedips_apply(cur, 1, add, SIZE_MAX, NULL, 0, &out, &n),
+			 -ENOMEM);
 	ck_assert_ptr_null(out);
 	ck_assert_uint_eq(n, 0);
 
@@ -1295,6 +1335,7 @@ static Suite *wgdev_genl_suite(void)
 	tcase_add_test(tc, parse_unknown_attrs_skipped);
 	tcase_add_test(tc, parse_family);
 	tcase_add_test(tc, parse_ack);
+	tcase_add_test(tc, parse_huge_length);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("model");

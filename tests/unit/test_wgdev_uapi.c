@@ -272,6 +272,18 @@ START_TEST(build_set)
 	free(s);
 	ck_assert_int_eq(uapi_build_set_allowedips(&s, &len, key, true, &add, 1, del, 1), -EINVAL);
 	ck_assert_ptr_null(s);
+
+	/*
+	 * Counts whose buffer size would overflow are refused before any is
+	 * read. The check once wrapped when n_del alone was past the limit,
+	 * and the list was then written into a buffer far too small.
+	 */
+	ck_assert_int_eq(uapi_build_set_allowedips(&s, &len, key, false, &add, 0,
+						   del, SIZE_MAX), -ENOMEM);
+	ck_assert_ptr_null(s);
+	ck_assert_int_eq(uapi_build_set_allowedips(&s, &len, key, false, &add, SIZE_MAX / 2,
+						   del, SIZE_MAX / 2), -ENOMEM);
+	ck_assert_ptr_null(s);
 }
 END_TEST
 

@@ -1,0 +1,16 @@
+// SPDX-License-Identifier: MIT
+
+/*
+ * The server's request parser, fed as a peer would: in reads of any size,
+ * several messages back to back. See fuzz-proto.h.
+ */
+
+#include "fuzz-proto.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	fuzz_proto_one(WGD_PARSE_REQUEST, data, size);
+	return 0;
+}

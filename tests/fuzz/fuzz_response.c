@@ -1,0 +1,16 @@
+// SPDX-License-Identifier: MIT
+
+/*
+ * The client's response parser, which also reads the client's saved lease
+ * file. See fuzz-proto.h.
+ */
+
+#include "fuzz-proto.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	fuzz_proto_one(WGD_PARSE_RESPONSE, data, size);
+	return 0;
+}
