@@ -125,7 +125,7 @@ struct server {
 	char dns_search[WGD_MAX_DNS_SEARCH];
 	uint32_t mtu;
 
-	int epfd, listen_fd, sig_fd, ctl_fd;
+	int epfd, listen_fd, sig_fd, ctl_fd, priv_fd;
 	char ctl_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	struct status_counters counters;
 	uint64_t last_refresh_ms;
@@ -1455,8 +1455,10 @@ static void __attribute__((noreturn)) engine_main(int fd)
 {
 	int ret;
 
+	pid_t parent = getppid();
+
 	priv_engine_init(fd);
-	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	srv.priv_fd = fd;
 	wgctl_close(srv.wg);
 	srv.wg = NULL;
 	ret = rtnl_monitor_open(&srv.mon, RTMGRP_LINK | RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE);
@@ -1472,6 +1474,11 @@ static void __attribute__((noreturn)) engine_main(int fd)
 	ret = caps_become_user(srv.pw->pw_uid, srv.pw->pw_gid);
 	if (ret)
 		fatalx("cannot drop privileges to user %s: %s", srv.user, strerror(-ret));
+	/* After the change of user, which clears it; a parent already gone
+	 * would never send the signal. */
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	if (getppid() != parent)
+		fatalx("the parent is gone; exiting");
 
 	srv.pools = poolset_new();
 	srv.leases = srv.pools ? lease_table_new(srv.pools) : NULL;
@@ -1509,6 +1516,8 @@ static void __attribute__((noreturn)) engine_main(int fd)
 	epoll_add(srv.listen_fd, EPOLLIN, &srv.listen_fd);
 	if (srv.ctl_fd >= 0)
 		epoll_add(srv.ctl_fd, EPOLLIN, &srv.ctl_fd);
+	/* The parent speaks only when asked: anything else is its end. */
+	epoll_add(srv.priv_fd, EPOLLIN, &srv.priv_fd);
 	epoll_add(srv.sig_fd, EPOLLIN, &srv.sig_fd);
 	epoll_add(rtnl_monitor_fd(srv.mon), EPOLLIN, srv.mon);
 	log_info("serving %s on [fe80::%%%s]:970, lease time %us", srv.ifname, srv.ifname,
@@ -1528,6 +1537,9 @@ static void __attribute__((noreturn)) engine_main(int fd)
 				accept_conns();
 			} else if (p == &srv.ctl_fd) {
 				accept_ctl();
+			} else if (p == &srv.priv_fd) {
+				log_warnx("the privileged parent is gone; exiting");
+				exit(EXIT_ENGINE);
 			} else if (p == &srv.sig_fd) {
 				struct signalfd_siginfo si;
 

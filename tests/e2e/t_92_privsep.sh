@@ -61,4 +61,16 @@ wait "$SERVER_PID"
 check_eq "the server exits with status 74" 74 "$?"
 check "the server says the engine died" grep -q "the engine died of signal 11" "$SERVER_LOG"
 check "no engine is left behind" not pid_alive "$engine"
+
+# The other way round: a parent killed outright takes the engine along.
+server_start --pool 10.92.0.0/24 --pool fd92::/64
+engine=$(pgrep -P "$SERVER_PID" -x wg-dynamic-serv | head -n 1)
+[ -n "$engine" ] || die "the restarted server has no engine process"
+kill -KILL "$SERVER_PID"
+engine_exited() {
+	# Gone, or a zombie waiting for a reaper: either way it stopped.
+	[ ! -e "/proc/$engine" ] || grep -q '^State:.*Z' "/proc/$engine/status" 2>/dev/null
+}
+check "an engine whose parent was killed exits" wait_for -t 5 engine_exited
+check "it says why" wait_for -t 2 grep -q "the privileged parent is gone" "$SERVER_LOG"
 e2e_finish
