@@ -1413,7 +1413,8 @@ static int open_listener(void)
 		}
 		usleep(100 * 1000);
 	}
-	if (listen(fd, 128)) {
+	/* Reconnect storms after an outage arrive at once: take them all. */
+	if (listen(fd, SOMAXCONN)) {
 		int err = errno;
 
 		close(fd);
