@@ -155,6 +155,13 @@ static const char *fmt_key(const uint8_t *key, char buf[WG_KEY_B64_LEN])
 	return buf;
 }
 
+/* Orders device peers by public key, for bsearch(). */
+static int by_pubkey(const void *a, const void *b)
+{
+	return memcmp(((const struct wgdev_peer *)a)->pubkey,
+		      ((const struct wgdev_peer *)b)->pubkey, WG_KEY_LEN);
+}
+
 /* ---- device state ---- */
 
 static int apply_change(const uint8_t *pubkey, const struct lease_change *c)
@@ -236,18 +243,24 @@ static void ensure_auto_ll(struct wgdev *dev)
 
 /* ---- the journal ---- */
 
+/* A lease as the journal records a grant or renewal of it. */
+static void lease_to_record(const struct lease *l, struct journal_record *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->type = JREC_GRANT;
+	r->flags = (l->has_ip4 ? JREC_F_IP4 : 0) | (l->has_ip6 ? JREC_F_IP6 : 0);
+	r->start = l->start;
+	r->leasetime = l->leasetime;
+	r->ip4 = l->ip4;
+	r->ip6 = l->ip6;
+	memcpy(r->pubkey, l->pubkey, WG_KEY_LEN);
+}
+
 static void journal_lease(const struct lease *l)
 {
-	struct journal_record r = {
-		.type = JREC_GRANT,
-		.flags = (l->has_ip4 ? JREC_F_IP4 : 0) | (l->has_ip6 ? JREC_F_IP6 : 0),
-		.start = l->start,
-		.leasetime = l->leasetime,
-		.ip4 = l->ip4,
-		.ip6 = l->ip6,
-	};
+	struct journal_record r;
 
-	memcpy(r.pubkey, l->pubkey, WG_KEY_LEN);
+	lease_to_record(l, &r);
 	if (journal_append(srv.journal, &r))
 		fatalx("out of memory for the journal");
 }
@@ -339,13 +352,6 @@ static int refresh_device(void)
 
 /* ---- pools ---- */
 
-static bool is_pool_route(const struct wgd_ip *dst)
-{
-	if (dst->family == AF_INET6 && (wgd_ip_is_linklocal6(dst) || dst->bytes[0] == 0xff))
-		return false;
-	return dst->cidr > 0;
-}
-
 static void pool_add(const struct wgd_ip *prefix, const char *origin)
 {
 	char b[WGD_IP_STRLEN];
@@ -376,7 +382,7 @@ static void load_route_pools(void)
 		return;
 	}
 	for (size_t i = 0; i < n; i++)
-		if (is_pool_route(&routes[i]))
+		if (priv_is_pool_route(&routes[i]))
 			pool_add(&routes[i], "route");
 	free(routes);
 }
@@ -716,12 +722,6 @@ static void accept_conns(void)
 
 /* ---- status queries ---- */
 
-static int by_peer_key(const void *a, const void *b)
-{
-	return memcmp(((const struct wgdev_peer *)a)->pubkey,
-		      ((const struct wgdev_peer *)b)->pubkey, WG_KEY_LEN);
-}
-
 struct status_fill {
 	struct status *st;
 	struct wgdev *dev;
@@ -746,7 +746,7 @@ static void status_add_lease(const struct lease *l, void *ctx)
 	out->left = l->expires > f->now_boot ? (uint32_t)(l->expires - f->now_boot) : 0;
 	if (f->dev) {
 		memcpy(key.pubkey, l->pubkey, WG_KEY_LEN);
-		peer = bsearch(&key, f->dev->peers, f->dev->n_peers, sizeof(key), by_peer_key);
+		peer = bsearch(&key, f->dev->peers, f->dev->n_peers, sizeof(key), by_pubkey);
 	}
 	if (peer)
 		memcpy(&out->endpoint, &peer->endpoint, sizeof(out->endpoint) < sizeof(peer->endpoint) ?
@@ -772,7 +772,7 @@ static void ctl_answer(struct conn *c, enum status_format format)
 	if (st.leases && st.pools) {
 		if (!priv_get_device(&fill.dev))
 			qsort(fill.dev->peers, fill.dev->n_peers, sizeof(fill.dev->peers[0]),
-			      by_peer_key);
+			      by_pubkey);
 		lease_foreach(srv.leases, status_add_lease, &fill);
 		for (size_t i = 0; i < poolset_count(srv.pools); i++) {
 			st.pools[i].prefix = *poolset_prefix(srv.pools, i);
@@ -949,7 +949,7 @@ static void on_rtnl_event(const struct rtnl_event *ev, void *ctx)
 		break;
 	case RTNL_EV_ROUTE_NEW:
 		if (ev->ifindex == srv.ifindex && !ev->has_gateway && ev->table == RT_TABLE_MAIN &&
-		    is_pool_route(&ev->ip))
+		    priv_is_pool_route(&ev->ip))
 			pool_add(&ev->ip, "route");
 		break;
 	case RTNL_EV_ROUTE_DEL:
@@ -1146,16 +1146,9 @@ struct compact_ctx {
 static void compact_lease(const struct lease *l, void *ctx)
 {
 	struct compact_ctx *cc = ctx;
-	struct journal_record r = {
-		.type = JREC_GRANT,
-		.flags = (l->has_ip4 ? JREC_F_IP4 : 0) | (l->has_ip6 ? JREC_F_IP6 : 0),
-		.start = l->start,
-		.leasetime = l->leasetime,
-		.ip4 = l->ip4,
-		.ip6 = l->ip6,
-	};
+	struct journal_record r;
 
-	memcpy(r.pubkey, l->pubkey, WG_KEY_LEN);
+	lease_to_record(l, &r);
 	if (!cc->err)
 		cc->err = journal_compact_add(srv.journal, &r);
 }
@@ -1224,12 +1217,6 @@ static void open_journal(struct replay *rp)
 }
 
 /* ---- start-up: the device ---- */
-
-static int by_pubkey(const void *a, const void *b)
-{
-	return memcmp(((const struct wgdev_peer *)a)->pubkey,
-		      ((const struct wgdev_peer *)b)->pubkey, WG_KEY_LEN);
-}
 
 static bool peer_has_ip(const struct wgdev_peer *p, const struct wgd_ip *ip)
 {

@@ -212,7 +212,7 @@ int priv_check_update(const void *msg, size_t len, const struct wgd_ip *pools, s
 	return 0;
 }
 
-static bool is_pool_route(const struct wgd_ip *dst)
+bool priv_is_pool_route(const struct wgd_ip *dst)
 {
 	if (dst->family == AF_INET6 && (wgd_ip_is_linklocal6(dst) || dst->bytes[0] == 0xff))
 		return false;
@@ -234,7 +234,7 @@ static size_t current_pools(struct rtnl *rt, const struct priv_policy *policy,
 		memcpy(pools, policy->cfg_pools, policy->n_cfg_pools * sizeof(*pools));
 		n = policy->n_cfg_pools;
 		for (size_t i = 0; i < n_routes; i++)
-			if (is_pool_route(&routes[i]))
+			if (priv_is_pool_route(&routes[i]))
 				pools[n++] = routes[i];
 	}
 	free(routes);

@@ -100,6 +100,10 @@ struct priv_policy {
 int priv_check_update(const void *msg, size_t len, const struct wgd_ip *pools, size_t n_pools,
 		      bool auto_ll);
 
+/* Whether a direct route on the interface is a pool: not link-local, not
+ * multicast, not a default route. The engine and the parent agree on it. */
+bool priv_is_pool_route(const struct wgd_ip *dst);
+
 /*
  * Serves the engine until it closes its end. Returns the reason the loop
  * ended: 0 for a clean close, -errno otherwise.
