@@ -744,7 +744,7 @@ static void status_add_lease(const struct lease *l, void *ctx)
 	out->ip6 = l->ip6;
 	out->start = l->start;
 	out->left = l->expires > f->now_boot ? (uint32_t)(l->expires - f->now_boot) : 0;
-	if (f->dev) {
+	if (f->dev && f->dev->n_peers) {
 		memcpy(key.pubkey, l->pubkey, WG_KEY_LEN);
 		peer = bsearch(&key, f->dev->peers, f->dev->n_peers, sizeof(key), by_pubkey);
 	}
@@ -770,7 +770,7 @@ static void ctl_answer(struct conn *c, enum status_format format)
 	st.leases = calloc(lease_count(srv.leases) + 1, sizeof(*st.leases));
 	st.pools = calloc(poolset_count(srv.pools) + 1, sizeof(*st.pools));
 	if (st.leases && st.pools) {
-		if (!priv_get_device(&fill.dev))
+		if (!priv_get_device(&fill.dev) && fill.dev->n_peers)
 			qsort(fill.dev->peers, fill.dev->n_peers, sizeof(fill.dev->peers[0]),
 			      by_pubkey);
 		lease_foreach(srv.leases, status_add_lease, &fill);
@@ -1235,7 +1235,7 @@ static void reconcile_lease(const struct lease *l, void *ctx)
 	char kb[WG_KEY_B64_LEN], ab[WGD_IP_STRLEN];
 
 	memcpy(key.pubkey, l->pubkey, WG_KEY_LEN);
-	peer = bsearch(&key, dev->peers, dev->n_peers, sizeof(key), by_pubkey);
+	peer = dev->n_peers ? bsearch(&key, dev->peers, dev->n_peers, sizeof(key), by_pubkey) : NULL;
 	if (!peer)
 		return; /* dropped afterwards, by drop_departed_peers() */
 	if (l->has_ip4)
@@ -1264,7 +1264,8 @@ static void reconcile(struct wgdev *dev, struct lease_table *gone)
 {
 	char kb[WG_KEY_B64_LEN], ab[WGD_IP_STRLEN];
 
-	qsort(dev->peers, dev->n_peers, sizeof(dev->peers[0]), by_pubkey);
+	if (dev->n_peers)
+		qsort(dev->peers, dev->n_peers, sizeof(dev->peers[0]), by_pubkey);
 	lease_foreach(srv.leases, reconcile_lease, dev);
 
 	for (size_t i = 0; i < dev->n_peers; i++) {

@@ -270,7 +270,9 @@ static int serve_device(int fd, struct wgctl *wg)
 			memcpy(&m->endpoint, &p->endpoint, sizeof(m->endpoint) < sizeof(p->endpoint) ?
 				sizeof(m->endpoint) : sizeof(p->endpoint));
 			m->n_allowedips = (uint8_t)chunk;
-			memcpy(m->allowedips, p->allowedips + off, chunk * sizeof(m->allowedips[0]));
+			if (chunk)
+				memcpy(m->allowedips, p->allowedips + off,
+				       chunk * sizeof(m->allowedips[0]));
 			off += chunk;
 			m->more = off < p->n_allowedips;
 			ret = priv_send(fd, m, sizeof(*m));
