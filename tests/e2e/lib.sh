@@ -277,7 +277,8 @@ e2e_cleanup() {
 		ip netns del "$ns" 2>/dev/null
 	done
 	for ifname in "${E2E_WG_IFS[@]}"; do
-		rm -f "$WG_SOCK_DIR/$ifname.sock"
+		# A server killed outright leaves its control socket behind too.
+		rm -f "$WG_SOCK_DIR/$ifname.sock" "/run/wg-dynamic/$ifname.sock"
 	done
 	if [ -n "$E2E_TMP" ] && [ "${E2E_KEEP:-0}" = 1 ]; then
 		say "logs kept in $E2E_TMP"
