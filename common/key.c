@@ -32,11 +32,6 @@ bool wgkey_is_zero(const uint8_t key[WG_KEY_LEN])
 	return sodium_is_zero(key, WG_KEY_LEN);
 }
 
-bool wgkey_equal(const uint8_t a[WG_KEY_LEN], const uint8_t b[WG_KEY_LEN])
-{
-	return sodium_memcmp(a, b, WG_KEY_LEN) == 0;
-}
-
 static const char linklocal_label[] = "wg-dynamic link-local v1";
 
 void wgkey_derive_linklocal(struct wgd_ip *out, const uint8_t pubkey[WG_KEY_LEN])

@@ -15,7 +15,6 @@ void wgkey_to_base64(char out[WG_KEY_B64_LEN], const uint8_t key[WG_KEY_LEN]);
 /* Accepts exactly 44 characters of standard padded base64; 0 or -EINVAL. */
 int wgkey_from_base64(uint8_t key[WG_KEY_LEN], const char *b64);
 bool wgkey_is_zero(const uint8_t key[WG_KEY_LEN]);
-bool wgkey_equal(const uint8_t a[WG_KEY_LEN], const uint8_t b[WG_KEY_LEN]);
 
 /*
  * The link-local /128 derived from a peer's public key: fe80::/64 followed

@@ -118,17 +118,3 @@ void fatalx(const char *fmt, ...)
 	exit(1);
 }
 
-char *log_sanitize(char *dst, size_t dstlen, const void *src, size_t len)
-{
-	const unsigned char *s = src;
-	size_t i;
-
-	if (!dstlen)
-		return dst;
-	if (len > dstlen - 1)
-		len = dstlen - 1;
-	for (i = 0; i < len; i++)
-		dst[i] = (s[i] >= 0x20 && s[i] < 0x7f) ? (char)s[i] : '?';
-	dst[i] = '\0';
-	return dst;
-}

@@ -21,11 +21,4 @@ void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 void fatalx(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
-/*
- * Copies at most len bytes of untrusted text into dst (size dstlen),
- * replacing anything not printable ASCII with '?', so peer data cannot
- * forge log lines. Returns dst.
- */
-char *log_sanitize(char *dst, size_t dstlen, const void *src, size_t len);
-
 #endif

@@ -7,6 +7,7 @@
 
 #include <sodium.h>
 
+#include "../common/array.h"
 #include "lease.h"
 
 #define SLOT_EMPTY UINT32_MAX
@@ -76,12 +77,6 @@ void lease_table_free(struct lease_table *lt)
 size_t lease_count(const struct lease_table *lt)
 {
 	return lt->count;
-}
-
-size_t lease_table_memory(const struct lease_table *lt)
-{
-	return sizeof(*lt) + (size_t)lt->cap_slab * (sizeof(struct lease) + sizeof(uint32_t)) +
-	       (size_t)lt->n_slots * sizeof(uint32_t);
 }
 
 static uint32_t slot_of(const struct lease_table *lt, const uint8_t *pubkey)
@@ -470,15 +465,9 @@ int lease_quarantine_addr(struct lease_table *lt, const struct wgd_ip *addr, uin
 {
 	size_t lo = 0, hi = lt->n_quarantine;
 
-	if (lt->n_quarantine == lt->cap_quarantine) {
-		size_t cap = lt->cap_quarantine ? lt->cap_quarantine * 2 : 16;
-		struct quarantine *q = realloc(lt->quarantine, cap * sizeof(*q));
-
-		if (!q)
-			return -ENOMEM;
-		lt->quarantine = q;
-		lt->cap_quarantine = cap;
-	}
+	if (array_reserve(&lt->quarantine, &lt->cap_quarantine, lt->n_quarantine,
+			  sizeof(*lt->quarantine), 16))
+		return -ENOMEM;
 	/* Almost always appended: quarantines share one length. */
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;

@@ -105,6 +105,5 @@ size_t lease_quarantine_count(const struct lease_table *lt);
 /* The i-th quarantined address and its end, soonest first. */
 const struct wgd_ip *lease_quarantine_get(const struct lease_table *lt, size_t i, uint64_t *until);
 
-size_t lease_table_memory(const struct lease_table *lt);
 
 #endif

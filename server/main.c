@@ -32,6 +32,7 @@
 
 #include <sodium.h>
 
+#include "../common/array.h"
 #include "../common/caps.h"
 #include "../common/clock.h"
 #include "../common/file.h"
@@ -1000,15 +1001,8 @@ static void record_to_lease(const struct journal_record *r, struct lease *l)
 
 static int replay_quarantine(struct replay *rp, const struct wgd_ip *addr, uint64_t until)
 {
-	if (rp->n_q == rp->cap_q) {
-		size_t cap = rp->cap_q ? rp->cap_q * 2 : 16;
-		struct replay_quarantine *q = realloc(rp->q, cap * sizeof(*q));
-
-		if (!q)
-			return -ENOMEM;
-		rp->q = q;
-		rp->cap_q = cap;
-	}
+	if (array_reserve(&rp->q, &rp->cap_q, rp->n_q, sizeof(*rp->q), 16))
+		return -ENOMEM;
 	rp->q[rp->n_q].addr = *addr;
 	rp->q[rp->n_q++].until_real = until;
 	return 0;

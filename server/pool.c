@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "../common/rng.h"
+#include "../common/array.h"
 #include "pool.h"
 
 /*
@@ -649,18 +650,8 @@ static int sp_reserve(struct sparse_pool *sp, struct u128 first, struct u128 las
 		j++;
 	}
 	if (i == j) {
-		if (sp->nranges == sp->ranges_cap) {
-			size_t cap = sp->ranges_cap ? sp->ranges_cap * 2 : 8;
-			struct pool_range *ranges;
-
-			if (cap > SIZE_MAX / sizeof(*ranges))
-				return -ENOMEM;
-			ranges = realloc(sp->ranges, cap * sizeof(*ranges));
-			if (!ranges)
-				return -ENOMEM;
-			sp->ranges = ranges;
-			sp->ranges_cap = cap;
-		}
+		if (array_reserve(&sp->ranges, &sp->ranges_cap, sp->nranges, sizeof(*sp->ranges), 8))
+			return -ENOMEM;
 		memmove(&sp->ranges[i + 1], &sp->ranges[i],
 			(sp->nranges - i) * sizeof(*sp->ranges));
 		sp->nranges++;
@@ -891,18 +882,8 @@ int poolset_add(struct poolset *ps, const struct wgd_ip *prefix)
 			return -EINVAL;
 	}
 
-	if (ps->n == ps->cap) {
-		size_t cap = ps->cap ? ps->cap * 2 : 4;
-		struct pool *pools;
-
-		if (cap > SIZE_MAX / sizeof(*pools))
-			return -ENOMEM;
-		pools = realloc(ps->pools, cap * sizeof(*pools));
-		if (!pools)
-			return -ENOMEM;
-		ps->pools = pools;
-		ps->cap = cap;
-	}
+	if (array_reserve(&ps->pools, &ps->cap, ps->n, sizeof(*ps->pools), 4))
+		return -ENOMEM;
 	ret = pool_init(&ps->pools[ps->n], prefix);
 	if (ret)
 		return ret;
