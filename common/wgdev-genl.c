@@ -876,10 +876,11 @@ static struct genl_allowedip *to_genl_list(const struct wgd_ip *a, size_t n_a, u
  * long list installed over several messages is briefly partial. Additions
  * alone never need the flag.
  *
- * Every message carries WGPEER_F_UPDATE_ONLY so a peer removed meanwhile is
- * not re-created; the kernel then says nothing, so the peer is looked up
- * first: -ENOENT when absent. A peer removed after that lookup is as if
- * removed just after this update.
+ * Every message carries WGPEER_F_UPDATE_ONLY so that a peer removed
+ * meanwhile is not re-created; the kernel then says nothing. Whether the
+ * peer exists is the caller's question (see wgview.h): the incremental path
+ * does not read the device, and only the read-modify-write fallback does,
+ * answering -ENOENT when the peer is gone.
  */
 int genl_conn_allowedips_update(struct genl_conn *gc, const uint8_t pubkey[WG_KEY_LEN],
 				const struct wgd_ip *add, size_t n_add,
@@ -891,13 +892,9 @@ int genl_conn_allowedips_update(struct genl_conn *gc, const uint8_t pubkey[WG_KE
 	struct wgdev_peer *peer;
 	bool first_failed;
 	size_t n_merged;
-	int ret;
+	int ret = 0;
 
-	ret = genl_conn_get_device(gc, &dev);
-	if (ret)
-		goto out;
-	ret = wgdev_update_check(dev, pubkey, add, n_add, &peer);
-	if (ret || (!n_add && !n_del))
+	if (!n_add && !n_del)
 		goto out;
 	if (!n_del || !gc->no_remove_flag) {
 		list = to_genl_list(del, n_del, WGALLOWEDIP_F_REMOVE_ME, add, n_add, 0);
@@ -912,6 +909,14 @@ int genl_conn_allowedips_update(struct genl_conn *gc, const uint8_t pubkey[WG_KE
 		gc->no_remove_flag = true;
 		free(list);
 		list = NULL;
+	}
+	ret = genl_conn_get_device(gc, &dev);
+	if (ret)
+		goto out;
+	peer = wgdev_find_peer(dev, pubkey);
+	if (!peer) {
+		ret = -ENOENT;
+		goto out;
 	}
 	ret = wgdev_allowedips_apply(peer->allowedips, peer->n_allowedips,
 				     add, n_add, del, n_del, &merged, &n_merged);

@@ -664,9 +664,10 @@ static int send_set(struct uapi_conn *uc, const uint8_t pubkey[WG_KEY_LEN], bool
  * Additions alone are always incremental.
  *
  * update_only=true keeps a peer removed meanwhile from being re-created,
- * but then the daemon reports success all the same, so the peer is looked
- * up first: -ENOENT when absent. A peer removed after that lookup is as if
- * removed just after this update.
+ * and the daemon then reports success all the same. Whether the peer
+ * exists is the caller's question (see wgview.h): the incremental path does
+ * not read the device, and only the read-modify-write fallback does,
+ * answering -ENOENT when the peer is gone.
  */
 int uapi_conn_allowedips_update(struct uapi_conn *uc, const uint8_t pubkey[WG_KEY_LEN],
 				const struct wgd_ip *add, size_t n_add,
@@ -676,19 +677,23 @@ int uapi_conn_allowedips_update(struct uapi_conn *uc, const uint8_t pubkey[WG_KE
 	struct wgdev *dev = NULL;
 	struct wgdev_peer *peer;
 	size_t n_list;
-	int ret;
+	int ret = 0;
 
-	ret = uapi_conn_get_device(uc, &dev);
-	if (ret)
-		goto out;
-	ret = wgdev_update_check(dev, pubkey, add, n_add, &peer);
-	if (ret || (!n_add && !n_del))
+	if (!n_add && !n_del)
 		goto out;
 	if (!n_del || !uc->no_remove_syntax) {
 		ret = send_set(uc, pubkey, false, add, n_add, del, n_del);
 		if (ret != -EINVAL || !n_del)
 			goto out;
 		uc->no_remove_syntax = true;
+	}
+	ret = uapi_conn_get_device(uc, &dev);
+	if (ret)
+		goto out;
+	peer = wgdev_find_peer(dev, pubkey);
+	if (!peer) {
+		ret = -ENOENT;
+		goto out;
 	}
 	ret = wgdev_allowedips_apply(peer->allowedips, peer->n_allowedips,
 				     add, n_add, del, n_del, &list, &n_list);

@@ -6,11 +6,20 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
+#include "clock.h"
 #include "wgdev.h"
 #include "wgdev-genl.h"
 #include "wgdev-uapi.h"
+#include "wgview.h"
 
 const char *wgctl_uapi_dir = "/var/run/wireguard";
+
+/*
+ * How stale the view an update is checked against may grow before the
+ * next update reads the device again. Callers that read the device on
+ * their own schedule (the server, every --device-refresh) keep it fresher.
+ */
+#define WGCTL_VIEW_MAX_MS 10000
 
 struct wgctl {
 	enum wgctl_backend backend;
@@ -18,6 +27,7 @@ struct wgctl {
 		struct uapi_conn *uapi;
 		struct genl_conn *genl;
 	};
+	struct wgview *view;
 };
 
 void wgdev_free(struct wgdev *dev)
@@ -112,28 +122,6 @@ static bool ip_in(const struct wgd_ip *ip, const struct wgd_ip *list, size_t n)
 	return false;
 }
 
-int wgdev_update_check(const struct wgdev *dev, const uint8_t pubkey[WG_KEY_LEN],
-		       const struct wgd_ip *add, size_t n_add,
-		       struct wgdev_peer **peer)
-{
-	*peer = wgdev_find_peer(dev, pubkey);
-	if (!*peer)
-		return -ENOENT;
-	if (!n_add)
-		return 0;
-	for (size_t i = 0; i < dev->n_peers; ++i) {
-		const struct wgdev_peer *other = &dev->peers[i];
-
-		if (other == *peer)
-			continue;
-		for (size_t j = 0; j < other->n_allowedips; ++j) {
-			if (ip_in(&other->allowedips[j], add, n_add))
-				return -EEXIST;
-		}
-	}
-	return 0;
-}
-
 int wgdev_allowedips_apply(const struct wgd_ip *cur, size_t n_cur,
 			   const struct wgd_ip *add, size_t n_add,
 			   const struct wgd_ip *del, size_t n_del,
@@ -196,6 +184,11 @@ int wgctl_open(struct wgctl **out, const char *ifname)
 	ctl = calloc(1, sizeof(*ctl));
 	if (!ctl)
 		return -ENOMEM;
+	ctl->view = wgview_new();
+	if (!ctl->view) {
+		ret = -ENOMEM;
+		goto out;
+	}
 
 	/*
 	 * Like wg(8): a socket in the UAPI directory means a userspace
@@ -213,6 +206,7 @@ int wgctl_open(struct wgctl **out, const char *ifname)
 	}
 out:
 	if (ret) {
+		wgview_free(ctl->view);
 		free(ctl);
 		return ret;
 	}
@@ -228,6 +222,7 @@ void wgctl_close(struct wgctl *ctl)
 		uapi_conn_close(ctl->uapi);
 	else
 		genl_conn_close(ctl->genl);
+	wgview_free(ctl->view);
 	free(ctl);
 }
 
@@ -243,10 +238,32 @@ const char *wgctl_backend_name(const struct wgctl *ctl)
 
 int wgctl_get_device(struct wgctl *ctl, struct wgdev **out)
 {
+	int ret;
+
 	*out = NULL;
 	if (ctl->backend == WGCTL_UAPI)
-		return uapi_conn_get_device(ctl->uapi, out);
-	return genl_conn_get_device(ctl->genl, out);
+		ret = uapi_conn_get_device(ctl->uapi, out);
+	else
+		ret = genl_conn_get_device(ctl->genl, out);
+	/* Without memory for the view the next update reads again. */
+	if (!ret)
+		wgview_rebuild(ctl->view, *out, clock_boot_ms());
+	return ret;
+}
+
+static int view_refresh(struct wgctl *ctl)
+{
+	struct wgdev *dev;
+	int ret;
+
+	if (wgview_valid(ctl->view) &&
+	    wgview_age_ms(ctl->view, clock_boot_ms()) <= WGCTL_VIEW_MAX_MS)
+		return 0;
+	ret = wgctl_get_device(ctl, &dev);
+	wgdev_free(dev);
+	if (!ret && !wgview_valid(ctl->view))
+		ret = -ENOMEM;
+	return ret;
 }
 
 static int canon_list(const struct wgd_ip *in, size_t n, struct wgd_ip **out)
@@ -287,12 +304,25 @@ int wgctl_allowedips_update(struct wgctl *ctl, const uint8_t pubkey[WG_KEY_LEN],
 	ret = canon_list(del, n_del, &cdel);
 	if (ret)
 		goto out;
+	ret = view_refresh(ctl);
+	if (!ret)
+		ret = wgview_check(ctl->view, pubkey, cadd, n_add);
+	if (ret || (!n_add && !n_del))
+		goto out;
 	if (ctl->backend == WGCTL_UAPI)
 		ret = uapi_conn_allowedips_update(ctl->uapi, pubkey, cadd, n_add,
 						  cdel, n_del);
 	else
 		ret = genl_conn_allowedips_update(ctl->genl, pubkey, cadd, n_add,
 						  cdel, n_del);
+	/*
+	 * Applied: the view follows (a view lost for want of memory is only
+	 * read again). Refused or unreached: the view may be what is wrong.
+	 */
+	if (!ret)
+		wgview_apply(ctl->view, pubkey, cadd, n_add, cdel, n_del);
+	else
+		wgview_invalidate(ctl->view);
 out:
 	free(cadd);
 	free(cdel);

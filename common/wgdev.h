@@ -79,6 +79,13 @@ int wgctl_get_device(struct wgctl *ctl, struct wgdev **out);
  * is absent is not an error. Adding a prefix another peer holds exactly is
  * refused with -EEXIST, as WireGuard would silently move it. -EINVAL for a
  * malformed prefix; host bits past the prefix length are ignored.
+ *
+ * The device is not read per update: -ENOENT and -EEXIST are judged by the
+ * handle's view (wgview.h), built by the last wgctl_get_device() and kept
+ * up by the updates since, and read again when over ten seconds old. So a
+ * change another tool made after that read is seen late: a peer removed
+ * meanwhile is not re-created (the update is a no-op the device accepts),
+ * but an allowed-IP another tool gave a peer meanwhile can be moved.
  */
 int wgctl_allowedips_update(struct wgctl *ctl, const uint8_t pubkey[WG_KEY_LEN],
 			    const struct wgd_ip *add, size_t n_add,
@@ -103,15 +110,6 @@ int wgdev_peer_add_allowedip(struct wgdev_peer *peer, const struct wgd_ip *ip);
  * the unused tail zeroed. 0 or -EINVAL.
  */
 int wgdev_allowedip_canon(struct wgd_ip *out, const struct wgd_ip *in);
-
-/*
- * The checks an update makes against a fresh read of the device: the peer
- * exists (else -ENOENT) and no addition equals an allowed-IP of another
- * peer (else -EEXIST). On success *peer is the peer in dev.
- */
-int wgdev_update_check(const struct wgdev *dev, const uint8_t pubkey[WG_KEY_LEN],
-		       const struct wgd_ip *add, size_t n_add,
-		       struct wgdev_peer **peer);
 
 /*
  * The list cur - del + add, for backends that can only replace a peer's

@@ -1263,31 +1263,39 @@ START_TEST(io_update_missing_peer)
 {
 	struct fake_kernel *fk = fk_new(true);
 	struct genl_conn *gc;
-	struct wgd_ip add;
+	struct wgd_ip add, del;
 
 	ck_assert_int_eq(genl_conn_open_io(&gc, "wgf0", &fk_io, fk), 0);
+	/* The incremental path does not read the device: see wgview.h. */
 	ip4(&add, 10, 0, 0, 9, 32);
-	fk->sets = 0;
-	ck_assert_int_eq(genl_conn_allowedips_update(gc, key_c, &add, 1, NULL, 0), -ENOENT);
-	ck_assert_int_eq(fk->sets, 0);
-	ck_assert_uint_eq(fk->n_peers, 2);
-
-	/* Held by another peer: refused rather than moved. */
-	ip4(&add, 10, 0, 1, 0, 24);
-	ck_assert_int_eq(genl_conn_allowedips_update(gc, key_a, &add, 1, NULL, 0), -EEXIST);
-	ck_assert_int_eq(fk->sets, 0);
-	ck_assert_uint_eq(fk->peers[1].n, 1);
+	fk->sets = fk->dumps = 0;
+	ck_assert_int_eq(genl_conn_allowedips_update(gc, key_a, &add, 1, NULL, 0), 0);
+	ck_assert_int_eq(fk->sets, 1);
+	ck_assert_int_eq(fk->dumps, 0);
 	/* Nothing to do: nothing sent. */
 	ck_assert_int_eq(genl_conn_allowedips_update(gc, key_a, NULL, 0, NULL, 0), 0);
-	ck_assert_int_eq(fk->sets, 0);
+	ck_assert_int_eq(fk->sets, 1);
 
-	/* Gone between the read and the write: not re-created. */
-	ip4(&add, 10, 0, 0, 9, 32);
+	/* Gone before the write: WGPEER_F_UPDATE_ONLY keeps it gone. */
+	ip4(&add, 10, 0, 0, 10, 32);
 	fk->vanish_on_set = true;
 	ck_assert_int_eq(genl_conn_allowedips_update(gc, key_b, &add, 1, NULL, 0), 0);
-	ck_assert_int_eq(fk->sets, 1);
+	ck_assert_int_eq(fk->sets, 2);
 	ck_assert_uint_eq(fk->n_peers, 1);
 	ck_assert_ptr_null(fk_find(fk, key_b));
+	genl_conn_close(gc);
+	free(fk);
+
+	/* The read-modify-write fallback reads, and finds a missing peer. */
+	fk = fk_new(false);
+	ck_assert_int_eq(genl_conn_open_io(&gc, "wgf0", &fk_io, fk), 0);
+	ip4(&del, 10, 0, 0, 1, 32);
+	fk->sets = fk->dumps = 0;
+	ck_assert_int_eq(genl_conn_allowedips_update(gc, key_c, &add, 1, &del, 1), -ENOENT);
+	ck_assert_int_eq(fk->dumps, 1);
+	ck_assert_int_eq(fk->sets, 1);      /* the refused probe alone */
+	ck_assert_uint_eq(fk->n_peers, 2);
+	ck_assert_ptr_null(fk_find(fk, key_c));
 	genl_conn_close(gc);
 	free(fk);
 }

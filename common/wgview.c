@@ -1,0 +1,245 @@
+// SPDX-License-Identifier: MIT
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "wgview.h"
+
+#define NO_PEER UINT32_MAX
+
+struct ip_slot {
+	struct wgd_ip ip;           /* canonical */
+	uint32_t peer;              /* index in keys, or NO_PEER when empty */
+};
+
+struct wgview {
+	bool valid;
+	uint64_t read_ms;
+
+	uint8_t (*keys)[WG_KEY_LEN]; /* sorted: peers do not come and go here */
+	size_t n_keys;
+
+	struct ip_slot *slots;      /* open addressing, at most half full */
+	size_t n_slots, n_ips;
+	uint8_t hash_key[crypto_shorthash_KEYBYTES];
+};
+
+struct wgview *wgview_new(void)
+{
+	struct wgview *v = calloc(1, sizeof(*v));
+
+	if (v)
+		crypto_shorthash_keygen(v->hash_key);
+	return v;
+}
+
+void wgview_invalidate(struct wgview *v)
+{
+	free(v->keys);
+	free(v->slots);
+	v->keys = NULL;
+	v->slots = NULL;
+	v->n_keys = v->n_slots = v->n_ips = 0;
+	v->valid = false;
+}
+
+void wgview_free(struct wgview *v)
+{
+	if (!v)
+		return;
+	wgview_invalidate(v);
+	free(v);
+}
+
+bool wgview_valid(const struct wgview *v)
+{
+	return v->valid;
+}
+
+uint64_t wgview_age_ms(const struct wgview *v, uint64_t now_ms)
+{
+	return now_ms > v->read_ms ? now_ms - v->read_ms : 0;
+}
+
+size_t wgview_peer_count(const struct wgview *v)
+{
+	return v->n_keys;
+}
+
+static int key_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, WG_KEY_LEN);
+}
+
+static uint32_t peer_of(const struct wgview *v, const uint8_t pubkey[WG_KEY_LEN])
+{
+	const uint8_t (*k)[WG_KEY_LEN];
+
+	if (!v->n_keys)
+		return NO_PEER;
+	k = bsearch(pubkey, v->keys, v->n_keys, WG_KEY_LEN, key_cmp);
+	return k ? (uint32_t)(k - v->keys) : NO_PEER;
+}
+
+bool wgview_has_peer(const struct wgview *v, const uint8_t pubkey[WG_KEY_LEN])
+{
+	return peer_of(v, pubkey) != NO_PEER;
+}
+
+static size_t ip_home(const struct wgview *v, const struct wgd_ip *ip)
+{
+	uint64_t h;
+
+	crypto_shorthash((uint8_t *)&h, (const uint8_t *)ip, sizeof(*ip), v->hash_key);
+	return (size_t)h & (v->n_slots - 1);
+}
+
+/* The slot holding ip, or the empty slot where it would go. */
+static size_t ip_slot(const struct wgview *v, const struct wgd_ip *ip)
+{
+	size_t mask = v->n_slots - 1, i = ip_home(v, ip);
+
+	while (v->slots[i].peer != NO_PEER && memcmp(&v->slots[i].ip, ip, sizeof(*ip)))
+		i = (i + 1) & mask;
+	return i;
+}
+
+static int slots_resize(struct wgview *v, size_t n_slots)
+{
+	struct ip_slot *old = v->slots;
+	size_t n_old = v->n_slots;
+
+	v->slots = malloc(n_slots * sizeof(*v->slots));
+	if (!v->slots) {
+		v->slots = old;
+		return -ENOMEM;
+	}
+	v->n_slots = n_slots;
+	for (size_t i = 0; i < n_slots; i++)
+		v->slots[i].peer = NO_PEER;
+	for (size_t i = 0; i < n_old; i++)
+		if (old[i].peer != NO_PEER)
+			v->slots[ip_slot(v, &old[i].ip)] = old[i];
+	free(old);
+	return 0;
+}
+
+static int ip_set(struct wgview *v, const struct wgd_ip *ip, uint32_t peer)
+{
+	size_t i;
+
+	if ((v->n_ips + 1) * 2 > v->n_slots) {
+		if (v->n_slots > SIZE_MAX / 2 / sizeof(*v->slots) ||
+		    slots_resize(v, v->n_slots ? v->n_slots * 2 : 64))
+			return -ENOMEM;
+	}
+	i = ip_slot(v, ip);
+	if (v->slots[i].peer == NO_PEER) {
+		v->slots[i].ip = *ip;
+		v->n_ips++;
+	}
+	v->slots[i].peer = peer;
+	return 0;
+}
+
+/* Backward-shift deletion keeps linear probing free of tombstones. */
+static void ip_delete(struct wgview *v, size_t i)
+{
+	size_t mask = v->n_slots - 1, j = i;
+
+	for (;;) {
+		j = (j + 1) & mask;
+		if (v->slots[j].peer == NO_PEER)
+			break;
+		size_t home = ip_home(v, &v->slots[j].ip);
+		/* Move j back to i unless its home lies cyclically in (i, j]. */
+		if (i <= j ? (home <= i || home > j) : (home <= i && home > j)) {
+			v->slots[i] = v->slots[j];
+			i = j;
+		}
+	}
+	v->slots[i].peer = NO_PEER;
+	v->n_ips--;
+}
+
+int wgview_rebuild(struct wgview *v, const struct wgdev *dev, uint64_t now_ms)
+{
+	struct wgd_ip ip;
+
+	wgview_invalidate(v);
+	if (dev->n_peers) {
+		v->keys = malloc(dev->n_peers * WG_KEY_LEN);
+		if (!v->keys)
+			return -ENOMEM;
+		for (size_t i = 0; i < dev->n_peers; i++)
+			memcpy(v->keys[i], dev->peers[i].pubkey, WG_KEY_LEN);
+		qsort(v->keys, dev->n_peers, WG_KEY_LEN, key_cmp);
+		v->n_keys = dev->n_peers;
+	}
+	for (size_t i = 0; i < dev->n_peers; i++) {
+		uint32_t peer = peer_of(v, dev->peers[i].pubkey);
+
+		for (size_t j = 0; j < dev->peers[i].n_allowedips; j++) {
+			if (wgdev_allowedip_canon(&ip, &dev->peers[i].allowedips[j]))
+				continue;
+			if (ip_set(v, &ip, peer)) {
+				wgview_invalidate(v);
+				return -ENOMEM;
+			}
+		}
+	}
+	v->read_ms = now_ms;
+	v->valid = true;
+	return 0;
+}
+
+int wgview_check(const struct wgview *v, const uint8_t pubkey[WG_KEY_LEN],
+		 const struct wgd_ip *add, size_t n_add)
+{
+	uint32_t peer = peer_of(v, pubkey);
+	struct wgd_ip ip;
+
+	if (peer == NO_PEER)
+		return -ENOENT;
+	for (size_t i = 0; i < n_add && v->n_slots; i++) {
+		if (wgdev_allowedip_canon(&ip, &add[i]))
+			return -EINVAL;
+		size_t s = ip_slot(v, &ip);
+
+		if (v->slots[s].peer != NO_PEER && v->slots[s].peer != peer)
+			return -EEXIST;
+	}
+	return 0;
+}
+
+int wgview_apply(struct wgview *v, const uint8_t pubkey[WG_KEY_LEN],
+		 const struct wgd_ip *add, size_t n_add,
+		 const struct wgd_ip *del, size_t n_del)
+{
+	uint32_t peer = peer_of(v, pubkey);
+	struct wgd_ip ip;
+
+	if (peer == NO_PEER)
+		return 0;
+	/* Removals first, as the backends send them: an addition wins. */
+	for (size_t i = 0; i < n_del && v->n_slots; i++) {
+		if (wgdev_allowedip_canon(&ip, &del[i]))
+			continue;
+		size_t s = ip_slot(v, &ip);
+
+		if (v->slots[s].peer == peer)
+			ip_delete(v, s);
+	}
+	for (size_t i = 0; i < n_add; i++) {
+		if (wgdev_allowedip_canon(&ip, &add[i]))
+			continue;
+		if (ip_set(v, &ip, peer)) {
+			wgview_invalidate(v);
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}

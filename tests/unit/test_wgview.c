@@ -1,0 +1,197 @@
+// SPDX-License-Identifier: MIT
+
+#include <check.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "../../common/wgview.h"
+
+static void key_of(uint8_t key[WG_KEY_LEN], unsigned n)
+{
+	memset(key, 0, WG_KEY_LEN);
+	key[0] = (uint8_t)(n >> 8);
+	key[1] = (uint8_t)n;
+	key[31] = 0x5a;
+}
+
+static struct wgd_ip host4(unsigned n)
+{
+	struct wgd_ip ip = { .family = AF_INET, .cidr = 32 };
+
+	ip.bytes[0] = 10;
+	ip.bytes[1] = (uint8_t)(n >> 16);
+	ip.bytes[2] = (uint8_t)(n >> 8);
+	ip.bytes[3] = (uint8_t)n;
+	return ip;
+}
+
+/* A device of n peers, peer i holding 10.0.0.0/24-style 10.i.0.0/16 and host4(i). */
+static struct wgdev *device(unsigned n)
+{
+	struct wgdev *dev = calloc(1, sizeof(*dev));
+	uint8_t key[WG_KEY_LEN];
+
+	ck_assert_ptr_nonnull(dev);
+	for (unsigned i = 0; i < n; i++) {
+		struct wgdev_peer *p;
+		struct wgd_ip net = { .family = AF_INET, .cidr = 16 };
+
+		key_of(key, i);
+		ck_assert_int_eq(wgdev_add_peer(dev, key, &p), 0);
+		net.bytes[0] = 172;
+		net.bytes[1] = (uint8_t)i;
+		ck_assert_int_eq(wgdev_peer_add_allowedip(p, &net), 0);
+		struct wgd_ip h = host4(i);
+		ck_assert_int_eq(wgdev_peer_add_allowedip(p, &h), 0);
+	}
+	return dev;
+}
+
+START_TEST(test_checks)
+{
+	struct wgview *v = wgview_new();
+	struct wgdev *dev = device(3);
+	uint8_t a[WG_KEY_LEN], b[WG_KEY_LEN], stranger[WG_KEY_LEN];
+	struct wgd_ip ip;
+
+	key_of(a, 0);
+	key_of(b, 1);
+	key_of(stranger, 99);
+	ck_assert(!wgview_valid(v));
+	ck_assert_int_eq(wgview_rebuild(v, dev, 1000), 0);
+	ck_assert(wgview_valid(v));
+	ck_assert_uint_eq(wgview_peer_count(v), 3);
+	ck_assert_uint_eq(wgview_age_ms(v, 1500), 500);
+	ck_assert(wgview_has_peer(v, b));
+	ck_assert(!wgview_has_peer(v, stranger));
+
+	ip = host4(5);
+	ck_assert_int_eq(wgview_check(v, stranger, &ip, 1), -ENOENT);
+	ck_assert_int_eq(wgview_check(v, a, &ip, 1), 0);
+	/* B's own address: another peer may not have it, B may. */
+	ip = host4(1);
+	ck_assert_int_eq(wgview_check(v, a, &ip, 1), -EEXIST);
+	ck_assert_int_eq(wgview_check(v, b, &ip, 1), 0);
+	/* Exact prefixes only: a host inside B's /16 is not B's entry. */
+	ip = (struct wgd_ip){ .family = AF_INET, .cidr = 32, .bytes = { 172, 1, 0, 7 } };
+	ck_assert_int_eq(wgview_check(v, a, &ip, 1), 0);
+	/* Host bits past the prefix length do not hide a clash. */
+	ip = (struct wgd_ip){ .family = AF_INET, .cidr = 16, .bytes = { 172, 1, 9, 9 } };
+	ck_assert_int_eq(wgview_check(v, a, &ip, 1), -EEXIST);
+
+	wgview_invalidate(v);
+	ck_assert(!wgview_valid(v));
+	ck_assert(!wgview_has_peer(v, b));
+	wgdev_free(dev);
+	wgview_free(v);
+}
+END_TEST
+
+START_TEST(test_follows_updates)
+{
+	struct wgview *v = wgview_new();
+	struct wgdev *dev = device(2);
+	uint8_t a[WG_KEY_LEN], b[WG_KEY_LEN];
+	struct wgd_ip moved = host4(1), fresh = host4(7);
+
+	key_of(a, 0);
+	key_of(b, 1);
+	ck_assert_int_eq(wgview_rebuild(v, dev, 0), 0);
+	/* B gives its address up and takes another; A may then have B's old one. */
+	ck_assert_int_eq(wgview_apply(v, b, &fresh, 1, &moved, 1), 0);
+	ck_assert_int_eq(wgview_check(v, a, &moved, 1), 0);
+	ck_assert_int_eq(wgview_check(v, a, &fresh, 1), -EEXIST);
+	/* A removal of what the peer does not hold takes nothing from others. */
+	ck_assert_int_eq(wgview_apply(v, a, NULL, 0, &fresh, 1), 0);
+	ck_assert_int_eq(wgview_check(v, a, &fresh, 1), -EEXIST);
+	/* Removed and re-added in one update: the addition wins. */
+	ck_assert_int_eq(wgview_apply(v, b, &fresh, 1, &fresh, 1), 0);
+	ck_assert_int_eq(wgview_check(v, a, &fresh, 1), -EEXIST);
+	wgdev_free(dev);
+	wgview_free(v);
+}
+END_TEST
+
+/* Thousands of entries added and removed: every lookup stays exact. */
+START_TEST(test_churn)
+{
+	enum { N = 4000 };
+	struct wgview *v = wgview_new();
+	struct wgdev *dev = device(2);
+	uint8_t a[WG_KEY_LEN], b[WG_KEY_LEN];
+	static bool held[N];
+
+	key_of(a, 0);
+	key_of(b, 1);
+	ck_assert_int_eq(wgview_rebuild(v, dev, 0), 0);
+	for (unsigned i = 100; i < N; i++) {
+		struct wgd_ip ip = host4(i);
+
+		ck_assert_int_eq(wgview_apply(v, a, &ip, 1, NULL, 0), 0);
+		held[i] = true;
+	}
+	/* Removals scattered through runs of probing, then some re-added. */
+	for (unsigned i = 100; i < N; i++)
+		if (i % 3 == 0 || i % 7 == 0) {
+			struct wgd_ip ip = host4(i);
+
+			ck_assert_int_eq(wgview_apply(v, a, NULL, 0, &ip, 1), 0);
+			held[i] = false;
+		}
+	for (unsigned i = 100; i < N; i += 21) {
+		struct wgd_ip ip = host4(i);
+
+		ck_assert_int_eq(wgview_apply(v, a, &ip, 1, NULL, 0), 0);
+		held[i] = true;
+	}
+	for (unsigned i = 100; i < N; i++) {
+		struct wgd_ip ip = host4(i);
+
+		ck_assert_int_eq(wgview_check(v, b, &ip, 1), held[i] ? -EEXIST : 0);
+	}
+	wgdev_free(dev);
+	wgview_free(v);
+}
+END_TEST
+
+START_TEST(test_empty_device)
+{
+	struct wgview *v = wgview_new();
+	struct wgdev dev = { .n_peers = 0 };
+	uint8_t a[WG_KEY_LEN];
+	struct wgd_ip ip = host4(1);
+
+	key_of(a, 0);
+	ck_assert_int_eq(wgview_rebuild(v, &dev, 0), 0);
+	ck_assert(wgview_valid(v));
+	ck_assert_int_eq(wgview_check(v, a, &ip, 1), -ENOENT);
+	ck_assert_int_eq(wgview_apply(v, a, &ip, 1, NULL, 0), 0);
+	wgview_free(v);
+}
+END_TEST
+
+static Suite *wgview_suite(void)
+{
+	Suite *s = suite_create("wgview");
+	TCase *tc = tcase_create("view");
+
+	tcase_add_test(tc, test_checks);
+	tcase_add_test(tc, test_follows_updates);
+	tcase_add_test(tc, test_churn);
+	tcase_add_test(tc, test_empty_device);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(wgview_suite());
+	int failures;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failures = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failures ? EXIT_FAILURE : EXIT_SUCCESS;
+}
