@@ -89,6 +89,7 @@ struct conn {
 	char *big_out;                /* a status reply, instead of out[] */
 	struct lease_change change;   /* for the device, once committed */
 	struct conn *commit_next;
+	int commit_err;               /* how the device took the change */
 	size_t out_len, out_off;
 	char out[WGD_MAX_MESSAGE];
 	struct wgd_parser parser;
@@ -577,14 +578,36 @@ static void commit_round(void)
 	c = srv.commit_head;
 	srv.commit_head = NULL;
 	srv.commit_tail = &srv.commit_head;
-	for (; c; c = next) {
-		next = c->commit_next;
-		ret = apply_change(c->pubkey, &c->change);
-		if (ret)
-			fail_committed(c, ret);
-		else {
-			c->state = CONN_WRITING;
-			conn_flush(c);
+	/*
+	 * The changes go to the parent PRIV_PIPELINE at a time without waiting
+	 * for each answer; the answers are all in before any is acted upon,
+	 * since acting on a failure sends changes of its own.
+	 */
+	while (c) {
+		struct conn *window = c, *sent_end;
+		bool sent[PRIV_PIPELINE];
+		size_t n = 0;
+
+		for (; c && n < PRIV_PIPELINE; c = c->commit_next, n++) {
+			sent[n] = c->change.n_add || c->change.n_del;
+			c->commit_err = sent[n] ? priv_update_send(c->pubkey, c->change.add,
+								   c->change.n_add, c->change.del,
+								   c->change.n_del) : 0;
+			sent[n] = sent[n] && !c->commit_err;
+		}
+		sent_end = c;
+		n = 0;
+		for (struct conn *p = window; p != sent_end; p = p->commit_next, n++)
+			if (sent[n])
+				p->commit_err = priv_update_result();
+		for (struct conn *p = window; p != sent_end; p = next) {
+			next = p->commit_next;
+			if (p->commit_err)
+				fail_committed(p, p->commit_err);
+			else {
+				p->state = CONN_WRITING;
+				conn_flush(p);
+			}
 		}
 	}
 	/* Records of failed changes, if any, go in now. */

@@ -5,6 +5,8 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include <linux/rtnetlink.h>
+
 #include "../common/key.h"
 #include "../common/log.h"
 #include "../common/rtnl.h"
@@ -120,13 +122,10 @@ out:
 	return 0;
 }
 
-int priv_update(const uint8_t pubkey[WG_KEY_LEN], const struct wgd_ip *add, size_t n_add,
-		const struct wgd_ip *del, size_t n_del)
+int priv_update_send(const uint8_t pubkey[WG_KEY_LEN], const struct wgd_ip *add, size_t n_add,
+		     const struct wgd_ip *del, size_t n_del)
 {
 	struct priv_update req;
-	union priv_msg m;
-	ssize_t n;
-	int ret;
 
 	if (n_add > PRIV_MAX_CHANGE || n_del > PRIV_MAX_CHANGE)
 		return -E2BIG;
@@ -139,15 +138,28 @@ int priv_update(const uint8_t pubkey[WG_KEY_LEN], const struct wgd_ip *add, size
 		wgdev_allowedip_canon(&req.add[i], &add[i]);
 	for (size_t i = 0; i < n_del; i++)
 		wgdev_allowedip_canon(&req.del[i], &del[i]);
-	ret = priv_send(engine_fd, &req, sizeof(req));
-	if (ret)
-		return ret;
+	return priv_send(engine_fd, &req, sizeof(req));
+}
+
+int priv_update_result(void)
+{
+	union priv_msg m;
+	ssize_t n;
+
 	n = priv_recv(engine_fd, &m);
 	if (n <= 0)
 		return n ? (int)n : -ECONNRESET;
 	if (m.type != PRIV_RESULT || n != sizeof(m.result))
 		return -EPROTO;
 	return m.result.err;
+}
+
+int priv_update(const uint8_t pubkey[WG_KEY_LEN], const struct wgd_ip *add, size_t n_add,
+		const struct wgd_ip *del, size_t n_del)
+{
+	int ret = priv_update_send(pubkey, add, n_add, del, n_del);
+
+	return ret ? ret : priv_update_result();
 }
 
 /* ---- the parent's side ---- */
@@ -219,27 +231,62 @@ bool priv_is_pool_route(const struct wgd_ip *dst)
 	return dst->cidr > 0;
 }
 
-/* The prefixes the engine may lease from: the configured pools and the
- * interface's direct routes, read now rather than taken from the engine. */
-static size_t current_pools(struct rtnl *rt, const struct priv_policy *policy,
-			    struct wgd_ip **out)
-{
-	struct wgd_ip *routes = NULL, *pools;
-	size_t n_routes = 0, n = 0;
+/*
+ * The prefixes the engine may lease from: the configured pools and the
+ * interface's direct routes, read by the parent itself rather than taken
+ * from the engine. Reading the routes per update would cost a netlink dump
+ * on the hot path, so they are cached and read again only after a route
+ * notification (or a lost one) about the interface. The kernel queues a
+ * notification to every listener before the change it reports returns, so
+ * an update the engine sends after learning of a new route finds the
+ * parent's notification already queued.
+ */
+struct pool_cache {
+	struct rtnl *rt;
+	struct rtnl_monitor *mon;  /* NULL: read the routes every time */
+	const struct priv_policy *policy;
+	bool stale;
+	struct wgd_ip *pools;
+	size_t n_pools;
+};
 
-	if (rtnl_route_list(rt, policy->ifindex, AF_UNSPEC, &routes, &n_routes))
-		n_routes = 0;
-	pools = calloc(policy->n_cfg_pools + n_routes + 1, sizeof(*pools));
-	if (pools) {
-		memcpy(pools, policy->cfg_pools, policy->n_cfg_pools * sizeof(*pools));
-		n = policy->n_cfg_pools;
+static void pool_cache_event(const struct rtnl_event *ev, void *ctx)
+{
+	struct pool_cache *pc = ctx;
+
+	if (ev->type == RTNL_EV_OVERRUN || ev->ifindex == pc->policy->ifindex)
+		pc->stale = true;
+}
+
+static int pool_cache_get(struct pool_cache *pc, const struct wgd_ip **pools, size_t *n)
+{
+	struct wgd_ip *routes = NULL, *fresh;
+	size_t n_routes = 0, n_fresh;
+
+	if (!pc->mon || rtnl_monitor_read(pc->mon, pool_cache_event, pc))
+		pc->stale = true;
+	if (pc->stale || !pc->pools) {
+		if (rtnl_route_list(pc->rt, pc->policy->ifindex, AF_UNSPEC, &routes, &n_routes))
+			n_routes = 0;
+		fresh = calloc(pc->policy->n_cfg_pools + n_routes + 1, sizeof(*fresh));
+		if (!fresh) {
+			free(routes);
+			return -ENOMEM;
+		}
+		memcpy(fresh, pc->policy->cfg_pools, pc->policy->n_cfg_pools * sizeof(*fresh));
+		n_fresh = pc->policy->n_cfg_pools;
 		for (size_t i = 0; i < n_routes; i++)
 			if (priv_is_pool_route(&routes[i]))
-				pools[n++] = routes[i];
+				fresh[n_fresh++] = routes[i];
+		free(routes);
+		free(pc->pools);
+		pc->pools = fresh;
+		pc->n_pools = n_fresh;
+		pc->stale = false;
 	}
-	free(routes);
-	*out = pools;
-	return n;
+	*pools = pc->pools;
+	*n = pc->n_pools;
+	return 0;
 }
 
 static int serve_device(int fd, struct wgctl *wg)
@@ -295,14 +342,16 @@ out:
 int priv_serve(int fd, struct wgctl *wg, const struct priv_policy *policy)
 {
 	union priv_msg *m = malloc(sizeof(*m));
-	struct rtnl *rt = NULL;
+	struct pool_cache pc = { .policy = policy };
 	int ret;
 
 	if (!m)
 		return -ENOMEM;
-	ret = rtnl_open(&rt);
+	ret = rtnl_open(&pc.rt);
 	if (ret)
 		goto out;
+	if (rtnl_monitor_open(&pc.mon, RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE))
+		log_warnx("cannot follow route changes; reading the routes per update");
 	for (;;) {
 		ssize_t n = priv_recv(fd, m);
 		struct priv_result res = { .type = PRIV_RESULT };
@@ -324,23 +373,25 @@ int priv_serve(int fd, struct wgctl *wg, const struct priv_policy *policy)
 			ret = serve_device(fd, wg);
 			break;
 		case PRIV_UPDATE: {
-			struct wgd_ip *pools = NULL;
-			size_t n_pools = current_pools(rt, policy, &pools);
+			const struct wgd_ip *pools;
+			size_t n_pools;
 
-			res.err = priv_check_update(m, (size_t)n, pools, n_pools, policy->auto_ll);
-			free(pools);
+			res.err = pool_cache_get(&pc, &pools, &n_pools);
+			if (!res.err)
+				res.err = priv_check_update(m, (size_t)n, pools, n_pools,
+							    policy->auto_ll);
 			if (res.err == -EINVAL) {
 				/* Malformed: the engine is not what we started. */
 				ret = -EPROTO;
 				goto out;
 			}
-			if (res.err) {
+			if (res.err == -EPERM) {
 				char kb[WG_KEY_B64_LEN];
 
 				wgkey_to_base64(kb, m->update.pubkey);
 				log_warnx("refused the engine's change to peer %s: an address "
 					  "outside the pools", kb);
-			} else {
+			} else if (!res.err) {
 				res.err = wgctl_allowedips_update(wg, m->update.pubkey, m->update.add,
 								  m->update.n_add, m->update.del,
 								  m->update.n_del);
@@ -356,7 +407,9 @@ int priv_serve(int fd, struct wgctl *wg, const struct priv_policy *policy)
 			goto out;
 	}
 out:
-	rtnl_close(rt);
+	rtnl_monitor_close(pc.mon);
+	rtnl_close(pc.rt);
+	free(pc.pools);
 	free(m);
 	return ret;
 }

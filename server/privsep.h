@@ -79,6 +79,16 @@ void priv_engine_init(int fd);
 int priv_get_device(struct wgdev **out);
 int priv_update(const uint8_t pubkey[WG_KEY_LEN], const struct wgd_ip *add, size_t n_add,
 		const struct wgd_ip *del, size_t n_del);
+/*
+ * priv_update() in two halves, so that several updates can be in flight:
+ * the parent answers them in the order sent, one priv_update_result() each.
+ * Keep no more than PRIV_PIPELINE unanswered, so that neither side's
+ * socket buffer fills.
+ */
+#define PRIV_PIPELINE 32
+int priv_update_send(const uint8_t pubkey[WG_KEY_LEN], const struct wgd_ip *add, size_t n_add,
+		     const struct wgd_ip *del, size_t n_del);
+int priv_update_result(void);
 
 /* ---- the parent's side ---- */
 
