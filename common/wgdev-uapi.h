@@ -52,6 +52,10 @@ int uapi_build_set_allowedips(char **out, size_t *out_len,
 			      const uint8_t pubkey[WG_KEY_LEN], bool replace,
 			      const struct wgd_ip *add, size_t n_add,
 			      const struct wgd_ip *del, size_t n_del);
+/* The same for several peers in one operation; replace applies to all, and
+ * needs no removals. */
+int uapi_build_set_batch(char **out, size_t *out_len, const struct wgctl_update *u, size_t n,
+			 bool replace);
 
 /* One persistent connection to a UAPI socket, reconnected when it drops. */
 struct uapi_conn;
@@ -67,5 +71,11 @@ int uapi_conn_get_device(struct uapi_conn *uc, struct wgdev **out);
 int uapi_conn_allowedips_update(struct uapi_conn *uc, const uint8_t pubkey[WG_KEY_LEN],
 				const struct wgd_ip *add, size_t n_add,
 				const struct wgd_ip *del, size_t n_del);
+/*
+ * Several peers' changes, canonical, each with its outcome in err[i]: as
+ * far as it can, one set=1 operation for all of them.
+ */
+void uapi_conn_allowedips_update_batch(struct uapi_conn *uc, const struct wgctl_update *u,
+				       size_t n, int *err);
 
 #endif

@@ -294,37 +294,98 @@ int wgctl_allowedips_update(struct wgctl *ctl, const uint8_t pubkey[WG_KEY_LEN],
 			    const struct wgd_ip *add, size_t n_add,
 			    const struct wgd_ip *del, size_t n_del)
 {
-	struct wgd_ip *cadd = NULL, *cdel = NULL;
-	int ret;
+	struct wgctl_update u = { .add = add, .n_add = n_add, .del = del, .n_del = n_del };
+	int err;
 
+	memcpy(u.pubkey, pubkey, WG_KEY_LEN);
+	wgctl_allowedips_update_batch(ctl, &u, 1, &err);
+	return err;
+}
+
+void wgctl_allowedips_update_batch(struct wgctl *ctl, const struct wgctl_update *u, size_t n,
+				   int *err)
+{
+	struct wgctl_update *cu = calloc(n ? n : 1, sizeof(*cu)), *send = NULL;
+	size_t *which = NULL, n_send = 0;
+	int *send_err = NULL, ret;
+	bool failed = false;
+
+	if (!cu) {
+		for (size_t i = 0; i < n; i++)
+			err[i] = -ENOMEM;
+		return;
+	}
 	/* Bad input is refused before anything reaches the device. */
-	ret = canon_list(add, n_add, &cadd);
-	if (ret)
-		goto out;
-	ret = canon_list(del, n_del, &cdel);
-	if (ret)
-		goto out;
-	ret = view_refresh(ctl);
-	if (!ret)
-		ret = wgview_check(ctl->view, pubkey, cadd, n_add);
-	if (ret || (!n_add && !n_del))
-		goto out;
-	if (ctl->backend == WGCTL_UAPI)
-		ret = uapi_conn_allowedips_update(ctl->uapi, pubkey, cadd, n_add,
-						  cdel, n_del);
-	else
-		ret = genl_conn_allowedips_update(ctl->genl, pubkey, cadd, n_add,
-						  cdel, n_del);
+	for (size_t i = 0; i < n; i++) {
+		struct wgd_ip *cadd, *cdel = NULL;
+
+		memcpy(cu[i].pubkey, u[i].pubkey, WG_KEY_LEN);
+		err[i] = canon_list(u[i].add, u[i].n_add, &cadd);
+		if (!err[i])
+			err[i] = canon_list(u[i].del, u[i].n_del, &cdel);
+		cu[i].add = cadd;
+		cu[i].del = cdel;
+		cu[i].n_add = cadd ? u[i].n_add : 0;
+		cu[i].n_del = cdel ? u[i].n_del : 0;
+	}
 	/*
-	 * Applied: the view follows (a view lost for want of memory is only
-	 * read again). Refused or unreached: the view may be what is wrong.
+	 * Checked in order against the view, which takes each change as it
+	 * goes, so that a later change sees an earlier one's additions.
 	 */
-	if (!ret)
-		wgview_apply(ctl->view, pubkey, cadd, n_add, cdel, n_del);
-	else
+	ret = view_refresh(ctl);
+	for (size_t i = 0; i < n; i++) {
+		if (err[i])
+			continue;
+		err[i] = ret ? ret : wgview_check(ctl->view, cu[i].pubkey, cu[i].add, cu[i].n_add);
+		if (!err[i])
+			wgview_apply(ctl->view, cu[i].pubkey, cu[i].add, cu[i].n_add,
+				     cu[i].del, cu[i].n_del);
+		n_send += !err[i] && (cu[i].n_add || cu[i].n_del);
+	}
+	if (n_send) {
+		send = malloc(n_send * sizeof(*send));
+		which = malloc(n_send * sizeof(*which));
+		send_err = malloc(n_send * sizeof(*send_err));
+		if (!send || !which || !send_err) {
+			for (size_t i = 0; i < n; i++)
+				if (!err[i] && (cu[i].n_add || cu[i].n_del))
+					err[i] = -ENOMEM;
+			failed = true;
+			n_send = 0;
+		}
+	}
+	if (n_send) {
+		n_send = 0;
+		for (size_t i = 0; i < n; i++)
+			if (!err[i] && (cu[i].n_add || cu[i].n_del)) {
+				send[n_send] = cu[i];
+				which[n_send++] = i;
+			}
+		if (ctl->backend == WGCTL_UAPI)
+			uapi_conn_allowedips_update_batch(ctl->uapi, send, n_send, send_err);
+		else
+			/* The kernel takes each in a few microseconds: no batch. */
+			for (size_t j = 0; j < n_send; j++)
+				send_err[j] = genl_conn_allowedips_update(
+					ctl->genl, send[j].pubkey, send[j].add, send[j].n_add,
+					send[j].del, send[j].n_del);
+		for (size_t j = 0; j < n_send; j++) {
+			err[which[j]] = send_err[j];
+			failed |= send_err[j] != 0;
+		}
+	}
+	/*
+	 * The view took every change; a refused or unreached one means it may
+	 * now be wrong, and the next update reads the device again.
+	 */
+	if (failed)
 		wgview_invalidate(ctl->view);
-out:
-	free(cadd);
-	free(cdel);
-	return ret;
+	for (size_t i = 0; i < n; i++) {
+		free((void *)cu[i].add);
+		free((void *)cu[i].del);
+	}
+	free(cu);
+	free(send);
+	free(which);
+	free(send_err);
 }

@@ -91,6 +91,21 @@ int wgctl_allowedips_update(struct wgctl *ctl, const uint8_t pubkey[WG_KEY_LEN],
 			    const struct wgd_ip *add, size_t n_add,
 			    const struct wgd_ip *del, size_t n_del);
 
+/* One peer's change, for the batch below. */
+struct wgctl_update {
+	uint8_t pubkey[WG_KEY_LEN];
+	const struct wgd_ip *add, *del;
+	size_t n_add, n_del;
+};
+
+/*
+ * wgctl_allowedips_update() for n changes at once, as if made one after
+ * another, each with its own outcome in err[i]. A userspace daemon takes
+ * them in one operation, which costs it far less than one per peer.
+ */
+void wgctl_allowedips_update_batch(struct wgctl *ctl, const struct wgctl_update *u, size_t n,
+				   int *err);
+
 /*
  * Building blocks for the backends' parsers, also used by tests.
  *

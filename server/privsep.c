@@ -23,10 +23,10 @@ union priv_msg {
 
 /* Receives one message; its length, 0 when the other side closed, or -errno.
  * A message longer than any we know is an error (-EMSGSIZE). */
-static ssize_t priv_recv(int fd, union priv_msg *m)
+static ssize_t priv_recv_flags(int fd, union priv_msg *m, int flags)
 {
 	for (;;) {
-		ssize_t n = recv(fd, m, sizeof(*m), MSG_TRUNC);
+		ssize_t n = recv(fd, m, sizeof(*m), MSG_TRUNC | flags);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -36,6 +36,11 @@ static ssize_t priv_recv(int fd, union priv_msg *m)
 			return -EMSGSIZE;
 		return n;
 	}
+}
+
+static ssize_t priv_recv(int fd, union priv_msg *m)
+{
+	return priv_recv_flags(fd, m, 0);
 }
 
 static int priv_send(int fd, const void *m, size_t len)
@@ -339,23 +344,97 @@ out:
 	return ret;
 }
 
-int priv_serve(int fd, struct wgctl *wg, const struct priv_policy *policy)
+/*
+ * Takes the PRIV_UPDATE in batch[0] and those queued behind it, up to
+ * PRIV_PIPELINE, checks each, makes the allowed ones in one batch and
+ * answers each in order. A message of another type that was queued behind
+ * them is left in *next (next_len > 0) for the caller.
+ */
+static int serve_updates(int fd, struct wgctl *wg, struct pool_cache *pc,
+			 struct priv_update *batch, size_t first_len,
+			 union priv_msg *next, ssize_t *next_len)
 {
-	union priv_msg *m = malloc(sizeof(*m));
-	struct pool_cache pc = { .policy = policy };
+	struct wgctl_update u[PRIV_PIPELINE];
+	int err[PRIV_PIPELINE], dev_err[PRIV_PIPELINE];
+	size_t which[PRIV_PIPELINE], n = 1, n_dev = 0;
+	const struct wgd_ip *pools;
+	size_t n_pools;
 	int ret;
 
-	if (!m)
-		return -ENOMEM;
+	*next_len = 0;
+	err[0] = first_len == sizeof(batch[0]) ? 0 : -EINVAL;
+	while (n < PRIV_PIPELINE) {
+		ssize_t len = priv_recv_flags(fd, next, MSG_DONTWAIT);
+
+		if (len == -EAGAIN)
+			break;
+		if (len < (ssize_t)sizeof(uint32_t) || next->type != PRIV_UPDATE) {
+			*next_len = len ? len : -ECONNRESET;
+			break;
+		}
+		batch[n] = next->update;
+		err[n++] = len == sizeof(next->update) ? 0 : -EINVAL;
+	}
+	ret = pool_cache_get(pc, &pools, &n_pools);
+	for (size_t i = 0; i < n; i++) {
+		if (!err[i])
+			err[i] = ret ? ret : priv_check_update(&batch[i], sizeof(batch[i]), pools,
+							       n_pools, pc->policy->auto_ll);
+		if (err[i] == -EINVAL)
+			return -EPROTO; /* malformed: the engine is not what we started */
+		if (err[i] == -EPERM) {
+			char kb[WG_KEY_B64_LEN];
+
+			wgkey_to_base64(kb, batch[i].pubkey);
+			log_warnx("refused the engine's change to peer %s: an address outside "
+				  "the pools", kb);
+		}
+		if (err[i])
+			continue;
+		memcpy(u[n_dev].pubkey, batch[i].pubkey, WG_KEY_LEN);
+		u[n_dev].add = batch[i].add;
+		u[n_dev].n_add = batch[i].n_add;
+		u[n_dev].del = batch[i].del;
+		u[n_dev].n_del = batch[i].n_del;
+		which[n_dev++] = i;
+	}
+	wgctl_allowedips_update_batch(wg, u, n_dev, dev_err);
+	for (size_t j = 0; j < n_dev; j++)
+		err[which[j]] = dev_err[j];
+	for (size_t i = 0; i < n; i++) {
+		struct priv_result res = { .type = PRIV_RESULT, .err = err[i] };
+
+		ret = priv_send(fd, &res, sizeof(res));
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+int priv_serve(int fd, struct wgctl *wg, const struct priv_policy *policy)
+{
+	union priv_msg *m = malloc(sizeof(*m)), *next = malloc(sizeof(*next)), *swap;
+	struct priv_update *batch = calloc(PRIV_PIPELINE, sizeof(*batch));
+	struct pool_cache pc = { .policy = policy };
+	ssize_t n, next_len = 0;
+	int ret = -ENOMEM;
+
+	if (!m || !next || !batch)
+		goto out;
 	ret = rtnl_open(&pc.rt);
 	if (ret)
 		goto out;
 	if (rtnl_monitor_open(&pc.mon, RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE))
 		log_warnx("cannot follow route changes; reading the routes per update");
 	for (;;) {
-		ssize_t n = priv_recv(fd, m);
-		struct priv_result res = { .type = PRIV_RESULT };
-
+		if (next_len) {
+			swap = m;
+			m = next;
+			next = swap;
+			n = next_len;
+			next_len = 0;
+		} else
+			n = priv_recv(fd, m);
 		if (n <= 0) {
 			ret = (int)n;
 			goto out;
@@ -372,33 +451,10 @@ int priv_serve(int fd, struct wgctl *wg, const struct priv_policy *policy)
 			}
 			ret = serve_device(fd, wg);
 			break;
-		case PRIV_UPDATE: {
-			const struct wgd_ip *pools;
-			size_t n_pools;
-
-			res.err = pool_cache_get(&pc, &pools, &n_pools);
-			if (!res.err)
-				res.err = priv_check_update(m, (size_t)n, pools, n_pools,
-							    policy->auto_ll);
-			if (res.err == -EINVAL) {
-				/* Malformed: the engine is not what we started. */
-				ret = -EPROTO;
-				goto out;
-			}
-			if (res.err == -EPERM) {
-				char kb[WG_KEY_B64_LEN];
-
-				wgkey_to_base64(kb, m->update.pubkey);
-				log_warnx("refused the engine's change to peer %s: an address "
-					  "outside the pools", kb);
-			} else if (!res.err) {
-				res.err = wgctl_allowedips_update(wg, m->update.pubkey, m->update.add,
-								  m->update.n_add, m->update.del,
-								  m->update.n_del);
-			}
-			ret = priv_send(fd, &res, sizeof(res));
+		case PRIV_UPDATE:
+			memcpy(&batch[0], &m->update, sizeof(batch[0]));
+			ret = serve_updates(fd, wg, &pc, batch, (size_t)n, next, &next_len);
 			break;
-		}
 		default:
 			ret = -EPROTO;
 			goto out;
@@ -410,6 +466,8 @@ out:
 	rtnl_monitor_close(pc.mon);
 	rtnl_close(pc.rt);
 	free(pc.pools);
+	free(batch);
+	free(next);
 	free(m);
 	return ret;
 }

@@ -772,6 +772,90 @@ START_TEST(conversation_reconnect)
 }
 END_TEST
 
+#define SET_HEAD_C "public_key=" PUB_C "\nupdate_only=true\n"
+
+/* Several peers' changes in one operation, each with its own outcome. */
+START_TEST(conversation_batch)
+{
+	struct fake_wg *fw = fake_start(true);
+	struct wgd_ip a3 = ip_of("10.0.0.3/32"), a4 = ip_of("10.0.0.4/32");
+	struct wgd_ip a5 = ip_of("10.0.0.5/32"), c_net = ip_of("10.0.1.0/24");
+	struct wgd_ip d1 = ip_of("10.0.0.1/32");
+	struct wgctl_update u[5] = {
+		{ .add = &a3, .n_add = 1, .del = &d1, .n_del = 1 },  /* B */
+		{ .add = &a4, .n_add = 1 },                          /* C */
+		{ .add = &a5, .n_add = 1 },                          /* D: no such peer */
+		{ .add = &c_net, .n_add = 1 },                       /* B: C's prefix */
+		{ .add = &a4, .n_add = 1 },                          /* B: what C just took */
+	};
+	int err[5];
+	struct wgctl *ctl;
+	struct wgdev *dev;
+
+	hex_key(u[0].pubkey, PUB_B);
+	hex_key(u[1].pubkey, PUB_C);
+	hex_key(u[2].pubkey, PUB_D);
+	hex_key(u[3].pubkey, PUB_B);
+	hex_key(u[4].pubkey, PUB_B);
+	ck_assert_int_eq(wgctl_open(&ctl, "wgu0"), 0);
+	ck_assert_int_eq(wgctl_get_device(ctl, &dev), 0);
+	wgdev_free(dev);
+	wgctl_allowedips_update_batch(ctl, u, 5, err);
+	ck_assert_int_eq(err[0], 0);
+	ck_assert_int_eq(err[1], 0);
+	ck_assert_int_eq(err[2], -ENOENT);
+	ck_assert_int_eq(err[3], -EEXIST);
+	ck_assert_int_eq(err[4], -EEXIST);
+	wgctl_close(ctl);
+	fake_join(fw);
+
+	ck_assert_int_eq(fw->ops, 2);
+	ck_assert_str_eq(fake_log(fw, 0),
+			 "get=1\n\n"
+			 SET_HEAD_B
+			 "allowed_ip=-10.0.0.1/32\n"
+			 "allowed_ip=10.0.0.3/32\n"
+			 SET_HEAD_C
+			 "allowed_ip=10.0.0.4/32\n"
+			 "\n");
+	assert_peer_ips(fw, PUB_B, "fd00::1/128 10.0.0.3/32");
+	assert_peer_ips(fw, PUB_C, "10.0.1.0/24 10.0.0.4/32");
+	fake_free(fw);
+}
+END_TEST
+
+/* A daemon that refuses the batch: each change is made again on its own. */
+START_TEST(conversation_batch_refused)
+{
+	struct fake_wg *fw = fake_start(false);
+	struct wgd_ip a3 = ip_of("10.0.0.3/32"), a4 = ip_of("10.0.0.4/32");
+	struct wgd_ip d1 = ip_of("10.0.0.1/32");
+	struct wgctl_update u[2] = {
+		{ .add = &a4, .n_add = 1 },                          /* C */
+		{ .add = &a3, .n_add = 1, .del = &d1, .n_del = 1 },  /* B */
+	};
+	int err[2];
+	struct wgctl *ctl;
+
+	hex_key(u[0].pubkey, PUB_C);
+	hex_key(u[1].pubkey, PUB_B);
+	ck_assert_int_eq(wgctl_open(&ctl, "wgu0"), 0);
+	wgctl_allowedips_update_batch(ctl, u, 2, err);
+	ck_assert_int_eq(err[0], 0);
+	ck_assert_int_eq(err[1], 0);
+	/* Known now: B's next removal goes alone, C's addition in a batch. */
+	wgctl_allowedips_update_batch(ctl, u, 2, err);
+	ck_assert_int_eq(err[0], 0);
+	ck_assert_int_eq(err[1], 0);
+	wgctl_close(ctl);
+	fake_join(fw);
+
+	assert_peer_ips(fw, PUB_B, "fd00::1/128 10.0.0.3/32");
+	assert_peer_ips(fw, PUB_C, "10.0.1.0/24 10.0.0.4/32");
+	fake_free(fw);
+}
+END_TEST
+
 /* Replies arriving in pieces, the blank line apart from the errno line. */
 START_TEST(conversation_dribble)
 {
@@ -839,6 +923,8 @@ static Suite *wgdev_uapi_suite(void)
 	tcase_add_test(tc, conversation_missing_peer);
 	tcase_add_test(tc, conversation_reconnect);
 	tcase_add_test(tc, conversation_dribble);
+	tcase_add_test(tc, conversation_batch);
+	tcase_add_test(tc, conversation_batch_refused);
 	tcase_add_test(tc, daemon_gone);
 	suite_add_tcase(s, tc);
 	return s;
