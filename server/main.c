@@ -484,6 +484,7 @@ static void handle_request(struct conn *c, const struct wgd_msg *req)
 	struct lease_clock now = { .real = clock_real_s(), .boot = clock_boot_ms() / 1000 };
 	struct wgd_msg resp;
 	char kb[WG_KEY_B64_LEN], b4[WGD_IP_STRLEN] = "-", b6[WGD_IP_STRLEN] = "-";
+	bool quiet;
 	bool renewal = lease_find(srv.leases, c->pubkey) != NULL;
 	const struct lease *l;
 	ssize_t len;
@@ -506,17 +507,24 @@ static void handle_request(struct conn *c, const struct wgd_msg *req)
 
 	if (resp.has_ip4 || resp.has_ip6)
 		add_config(&resp);
-	if (resp.has_ip4)
+	/*
+	 * Grants and releases change what the device carries and are logged;
+	 * a renewal that changes nothing is routine, every peer's every half
+	 * lease, and costs a log line only when debugging.
+	 */
+	quiet = renewal && !c->change.n_add && !c->change.n_del && log_verbosity() < 1;
+	if (resp.has_ip4 && !quiet)
 		fmt_ip(&resp.ip4, b4);
-	if (resp.has_ip6)
+	if (resp.has_ip6 && !quiet)
 		fmt_ip(&resp.ip6, b6);
 	if (!resp.has_ip4 && !resp.has_ip6 && !req->has_ip4 && !req->has_ip6) {
 		srv.counters.releases++;
 		log_info("peer %s: released", fmt_key(c->pubkey, kb));
 	} else if (renewal && !c->change.n_add && !c->change.n_del) {
 		srv.counters.renewals++;
-		log_info("peer %s: renewed ip4 %s ip6 %s for %us", fmt_key(c->pubkey, kb), b4, b6,
-			 srv.leasetime);
+		if (!quiet)
+			log_debug("peer %s: renewed ip4 %s ip6 %s for %us", fmt_key(c->pubkey, kb),
+				  b4, b6, srv.leasetime);
 	} else if (resp.has_ip4 || resp.has_ip6) {
 		srv.counters.grants++;
 		log_info("peer %s: granted ip4 %s ip6 %s for %us", fmt_key(c->pubkey, kb), b4, b6,
@@ -1318,26 +1326,38 @@ static void start_up_state(void)
 	struct wgdev *dev = NULL;
 	int ret;
 
+	uint64_t t[6];
+
+	t[0] = clock_mono_us();
 	rp.live = none ? lease_table_new(none) : NULL;
 	rp.gone = none ? lease_table_new(none) : NULL;
 	if (!rp.live || !rp.gone)
 		fatalx("out of memory");
 	open_journal(&rp);
+	t[1] = clock_mono_us();
 	restore_leases(&rp);
 	lease_table_free(rp.live);
 	free(rp.q);
 
+	t[2] = clock_mono_us();
 	srv.last_refresh_ms = clock_boot_ms();
 	ret = priv_get_device(&dev);
 	if (ret)
 		fatalx("cannot read WireGuard device %s: %s", srv.ifname, strerror(-ret));
+	t[3] = clock_mono_us();
 	reconcile(dev, rp.gone);
 	lease_table_free(rp.gone);
 	poolset_free(none);
+	t[4] = clock_mono_us();
 	ret = index_device(dev);
 	wgdev_free(dev);
 	if (ret)
 		fatalx("cannot index the peers of %s: %s", srv.ifname, strerror(-ret));
+	t[5] = clock_mono_us();
+	log_debug("start-up: journal replay %llu ms, restore %llu ms, device read %llu ms, "
+		  "reconcile %llu ms, index %llu ms",
+		  (t[1] - t[0]) / 1000ULL, (t[2] - t[1]) / 1000ULL, (t[3] - t[2]) / 1000ULL,
+		  (t[4] - t[3]) / 1000ULL, (t[5] - t[4]) / 1000ULL);
 }
 
 /* ---- start-up ---- */
