@@ -272,43 +272,57 @@ static int parse_line(struct get_state *st, const char *k, size_t klen,
 	return parse_peer_line(st, k, klen, v, vlen);
 }
 
+/* Where a walk over a reply's lines stands, for replies read piece by piece. */
+struct walker {
+	bool have_errno;        /* the errno line came: only the blank line may follow */
+	bool done;              /* the blank line came */
+	int err;                /* -|N| of errno=N */
+};
+
 /*
- * Splits buf into key=value lines up to the terminating blank line, which
- * must directly follow "errno=N" and end buf. Each line goes to line_cb
- * unless it is the errno line; *errno_out gets -|N|.
+ * Walks the whole key=value lines at the start of buf, up to the blank
+ * line that ends a reply, which must directly follow "errno=N" and end the
+ * reply. Each line but the errno line goes to line_cb. Returns the bytes
+ * consumed (a partial last line is left), or -EPROTO.
  */
-static int walk_reply(const char *buf, size_t len, int *errno_out,
-		      int (*line_cb)(struct get_state *, const char *, size_t,
-				     const char *, size_t),
-		      struct get_state *st)
+static ssize_t walk_lines(struct walker *w, const char *buf, size_t len,
+			  int (*line_cb)(struct get_state *, const char *, size_t,
+					 const char *, size_t),
+			  struct get_state *st)
 {
 	const char *p = buf, *end = buf + len;
-	bool have_errno = false;
 	int ret;
 
 	while (p < end) {
-		const char *nl = memchr(p, '\n', (size_t)(end - p)), *eq;
+		const char *nl, *eq;
 		size_t line_len;
 
-		if (!nl)
-			return -EPROTO;
+		if (w->done)
+			return -EPROTO; /* nothing may follow the reply */
+		nl = memchr(p, '\n', (size_t)(end - p));
+		if (!nl) {
+			if ((size_t)(end - p) > UAPI_LINE_MAX)
+				return -EPROTO;
+			break;
+		}
 		line_len = (size_t)(nl - p);
 		if (line_len == 0) {
-			if (!have_errno || nl + 1 != end)
+			if (!w->have_errno)
 				return -EPROTO;
-			return 0;
+			w->done = true;
+			p = nl + 1;
+			continue;
 		}
-		if (have_errno || line_len > UAPI_LINE_MAX)
+		if (w->have_errno || line_len > UAPI_LINE_MAX)
 			return -EPROTO;
 		eq = memchr(p, '=', line_len);
 		if (!eq || eq == p)
 			return -EPROTO;
 		if (key_is(p, (size_t)(eq - p), "errno")) {
-			ret = parse_errno(eq + 1, (size_t)(nl - eq - 1), errno_out);
-			have_errno = true;
+			ret = parse_errno(eq + 1, (size_t)(nl - eq - 1), &w->err);
+			w->have_errno = true;
 		} else if (line_cb) {
-			ret = line_cb(st, p, (size_t)(eq - p), eq + 1,
-				      (size_t)(nl - eq - 1));
+			ret = line_cb(st, p, (size_t)(eq - p), eq + 1, (size_t)(nl - eq - 1));
 		} else {
 			ret = -EPROTO;
 		}
@@ -316,7 +330,24 @@ static int walk_reply(const char *buf, size_t len, int *errno_out,
 			return ret;
 		p = nl + 1;
 	}
-	return -EPROTO;
+	return p - buf;
+}
+
+/* A whole reply in buf: 0 with *errno_out set, or -EPROTO. */
+static int walk_reply(const char *buf, size_t len, int *errno_out,
+		      int (*line_cb)(struct get_state *, const char *, size_t,
+				     const char *, size_t),
+		      struct get_state *st)
+{
+	struct walker w = { 0 };
+	ssize_t n = walk_lines(&w, buf, len, line_cb, st);
+
+	if (n < 0)
+		return (int)n;
+	if (!w.done || (size_t)n != len)
+		return -EPROTO;
+	*errno_out = w.err;
+	return 0;
 }
 
 /* Like uapi_reply_end(), but bytes before from were already searched. */
@@ -655,22 +686,89 @@ void uapi_conn_close(struct uapi_conn *uc)
 	free(uc);
 }
 
+/*
+ * Reads a get=1 reply and parses it as it arrives, through a buffer of
+ * UAPI_STREAM_BUF bytes: a device of a million peers is hundreds of
+ * megabytes of text, which is never held whole. *got_any says whether any
+ * of the reply came.
+ */
+static int read_get(struct uapi_conn *uc, struct wgdev **out, bool *got_any)
+{
+	struct get_state st = { 0 };
+	struct walker w = { 0 };
+	size_t len = 0;
+	int ret = 0;
+
+	*got_any = false;
+	while (uc->cap < UAPI_STREAM_BUF && !ret)
+		ret = buf_grow(uc, 0);
+	st.dev = ret ? NULL : calloc(1, sizeof(*st.dev));
+	if (!st.dev)
+		return -ENOMEM;
+	while (!w.done) {
+		ssize_t n = recv(uc->fd, uc->buf + len, uc->cap - len, 0), used;
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			ret = errno == EAGAIN ? -ETIMEDOUT : -errno;
+			goto out;
+		}
+		if (n == 0) {
+			ret = -ECONNRESET;
+			goto out;
+		}
+		*got_any = true;
+		len += (size_t)n;
+		used = walk_lines(&w, uc->buf, len, parse_line, &st);
+		if (used < 0) {
+			ret = (int)used;
+			goto out;
+		}
+		if (w.done && (size_t)used != len) {
+			ret = -EPROTO; /* nothing is pipelined: nothing may follow */
+			goto out;
+		}
+		memmove(uc->buf, uc->buf + used, len - (size_t)used);
+		len -= (size_t)used;
+	}
+	ret = w.err;
+out:
+	/* The reply carried the private key. */
+	sodium_memzero(uc->buf, uc->cap);
+	if (ret) {
+		wgdev_free(st.dev);
+		return ret;
+	}
+	*out = st.dev;
+	return 0;
+}
+
 int uapi_conn_get_device(struct uapi_conn *uc, struct wgdev **out)
 {
 	static const char req[] = "get=1\n\n";
-	size_t len;
+	bool got_any;
 	int ret;
 
 	*out = NULL;
-	ret = transact(uc, req, sizeof(req) - 1, &len);
-	if (ret)
-		return ret;
-	ret = uapi_parse_get(uc->buf, len, out);
-	/* The reply carried the private key. */
-	sodium_memzero(uc->buf, len);
-	if (ret)
+	for (int attempt = 0;; ++attempt) {
+		if (uc->fd < 0) {
+			ret = conn_connect(uc);
+			if (ret)
+				return ret;
+		}
+		ret = send_all(uc->fd, req, sizeof(req) - 1);
+		if (!ret)
+			ret = read_get(uc, out, &got_any);
+		else
+			got_any = false;
+		if (!ret)
+			return 0;
 		conn_drop(uc);
-	return ret;
+		/* A kept connection the daemon closed meanwhile: once more. */
+		if (attempt || got_any || (ret != -EPIPE && ret != -ECONNRESET))
+			return ret;
+	}
 }
 
 static int send_set(struct uapi_conn *uc, const uint8_t pubkey[WG_KEY_LEN], bool replace,

@@ -14,8 +14,10 @@
  * the parsers and builders are pure so tests and fuzzers can drive them.
  */
 
-/* Longest reply accepted from a UAPI daemon, a bound on a local peer's memory. */
+/* Longest set reply accepted from a UAPI daemon, a bound on a local peer's
+ * memory. A get reply is parsed as it arrives, through UAPI_STREAM_BUF. */
 #define UAPI_REPLY_MAX (64U << 20)
+#define UAPI_STREAM_BUF (64U << 10)
 /* Longest line; real ones stay under 100 bytes. */
 #define UAPI_LINE_MAX 512
 
