@@ -717,10 +717,13 @@ static int rtnl_addr_request(struct rtnl *rt, uint16_t type, uint16_t flags,
 	/*
 	 * A host address needs no prefix route, and one made for an address
 	 * with a lifetime outlives the address's deletion. Nor is duplicate
-	 * detection of use on a point-to-point tunnel.
+	 * detection of use on a tunnel, where WireGuard's allowed-IPs decide
+	 * who holds an address; skipping it makes the address usable at once
+	 * (the server's fe80::/64 too) on a device that is not NOARP.
 	 */
-	if (type == RTM_NEWADDR && ip->family == AF_INET6 && ip->cidr == 128)
-		mnl_attr_put_u32(nlh, IFA_FLAGS, IFA_F_NOPREFIXROUTE | IFA_F_NODAD);
+	if (type == RTM_NEWADDR && ip->family == AF_INET6)
+		mnl_attr_put_u32(nlh, IFA_FLAGS, ip->cidr == 128 ?
+				 IFA_F_NOPREFIXROUTE | IFA_F_NODAD : IFA_F_NODAD);
 	return rtnl_talk(rt, nlh, NULL, NULL);
 }
 

@@ -167,6 +167,7 @@ static void ip_delete(struct wgview *v, size_t i)
 
 int wgview_rebuild(struct wgview *v, const struct wgdev *dev, uint64_t now_ms)
 {
+	size_t total = 0, n_slots = 64;
 	struct wgd_ip ip;
 
 	wgview_invalidate(v);
@@ -178,6 +179,15 @@ int wgview_rebuild(struct wgview *v, const struct wgdev *dev, uint64_t now_ms)
 			memcpy(v->keys[i], dev->peers[i].pubkey, WG_KEY_LEN);
 		qsort(v->keys, dev->n_peers, WG_KEY_LEN, key_cmp);
 		v->n_keys = dev->n_peers;
+	}
+	/* Sized once for all, rather than grown step by step. */
+	for (size_t i = 0; i < dev->n_peers; i++)
+		total += dev->peers[i].n_allowedips;
+	while (n_slots < total * 2 && n_slots <= SIZE_MAX / 4 / sizeof(*v->slots))
+		n_slots *= 2;
+	if (total && slots_resize(v, n_slots)) {
+		wgview_invalidate(v);
+		return -ENOMEM;
 	}
 	for (size_t i = 0; i < dev->n_peers; i++) {
 		uint32_t peer = peer_of(v, dev->peers[i].pubkey);
