@@ -110,6 +110,8 @@ struct server {
 	char journal_name[4096];      /* for logs: the engine sees it from a chroot */
 	struct journal *journal;
 	struct passwd *pw;
+	struct wgdev *first_dev;      /* the parent's start-up read, for the engine */
+	uint64_t first_read_ms;
 
 	struct wgctl *wg;
 	struct rtnl *rt;
@@ -956,8 +958,8 @@ static int next_timeout_ms(void)
 	uint64_t q = lease_quarantine_next(srv.leases);
 	const struct lease *l = lease_first_expiry(srv.leases);
 
-	if (l && l->expires * 1000 < next)
-		next = l->expires * 1000;
+	if (l && (uint64_t)l->expires * 1000 < next)
+		next = (uint64_t)l->expires * 1000;
 	if (q != UINT64_MAX && q * 1000 < next)
 		next = q * 1000;
 	for (const struct conn *c = srv.conns; c; c = c->next)
@@ -1093,11 +1095,12 @@ static void collect_lease(const struct lease *l, void *ctx)
 	list->v[list->n++] = *l;
 }
 
-static int by_start_desc(const void *a, const void *b)
+/* Orders (start << 32 | position) keys newest first. */
+static int by_key_desc(const void *a, const void *b)
 {
-	const struct lease *x = a, *y = b;
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
 
-	return x->start < y->start ? 1 : x->start > y->start ? -1 : 0;
+	return x < y ? 1 : x > y ? -1 : 0;
 }
 
 /*
@@ -1112,12 +1115,17 @@ static void restore_leases(struct replay *rp)
 	size_t restored = 0, expired = 0, held = 0;
 	char kb[WG_KEY_B64_LEN];
 
-	if (!list.v)
+	uint64_t *order = calloc(lease_count(rp->live) + 1, sizeof(*order));
+
+	if (!list.v || !order)
 		fatalx("out of memory restoring leases");
 	lease_foreach(rp->live, collect_lease, &list);
-	qsort(list.v, list.n, sizeof(*list.v), by_start_desc);
+	/* Sorting small keys rather than whole leases. */
+	for (size_t i = 0; i < list.n; i++)
+		order[i] = (uint64_t)list.v[i].start << 32 | i;
+	qsort(order, list.n, sizeof(*order), by_key_desc);
 	for (size_t i = 0; i < list.n; i++) {
-		struct lease *l = &list.v[i];
+		struct lease *l = &list.v[(uint32_t)order[i]];
 		uint64_t end = (uint64_t)l->start + l->leasetime;
 
 		if (end <= now_real) {
@@ -1146,6 +1154,7 @@ static void restore_leases(struct replay *rp)
 			  ok ? "kept the other family" : "dropped the lease");
 		restored += ok;
 	}
+	free(order);
 	free(list.v);
 
 	for (size_t i = 0; i < rp->n_q; i++) {
@@ -1254,15 +1263,16 @@ static bool peer_has_ip(const struct wgdev_peer *p, const struct wgd_ip *ip)
 static void reconcile_lease(const struct lease *l, void *ctx)
 {
 	struct wgdev *dev = ctx;
-	struct wgdev_peer key, *peer;
+	struct wgdev_peer *peer;
 	struct wgd_ip want[2], add[2];
+	size_t pos;
 	size_t n_want = 0, n_add = 0;
 	char kb[WG_KEY_B64_LEN], ab[WGD_IP_STRLEN];
 
-	memcpy(key.pubkey, l->pubkey, WG_KEY_LEN);
-	peer = dev->n_peers ? bsearch(&key, dev->peers, dev->n_peers, sizeof(key), by_pubkey) : NULL;
-	if (!peer)
+	pos = peer_index_find_key(srv.peers, l->pubkey);
+	if (pos == SIZE_MAX)
 		return; /* dropped afterwards, by drop_departed_peers() */
+	peer = &dev->peers[pos];
 	if (l->has_ip4)
 		wgd_ip_host4(&want[n_want++], &l->ip4);
 	if (l->has_ip6)
@@ -1283,14 +1293,13 @@ static void reconcile_lease(const struct lease *l, void *ctx)
  * from their peer's allowed-IPs are added back; addresses the journal knows
  * as this peer's ended or moved leases are taken off. Host allowed-IPs the
  * journal never leased are configuration, and stay (and are reserved).
- * Leases of peers no longer on the device are dropped by the caller.
+ * Leases of peers no longer on the device are dropped by the caller. The
+ * peers are found through srv.peers, built from dev.
  */
 static void reconcile(struct wgdev *dev, struct lease_table *gone)
 {
 	char kb[WG_KEY_B64_LEN], ab[WGD_IP_STRLEN];
 
-	if (dev->n_peers)
-		qsort(dev->peers, dev->n_peers, sizeof(dev->peers[0]), by_pubkey);
 	lease_foreach(srv.leases, reconcile_lease, dev);
 
 	for (size_t i = 0; i < dev->n_peers; i++) {
@@ -1345,17 +1354,17 @@ static void start_up_state(void)
 	if (ret)
 		fatalx("cannot read WireGuard device %s: %s", srv.ifname, strerror(-ret));
 	t[3] = clock_mono_us();
-	reconcile(dev, rp.gone);
-	lease_table_free(rp.gone);
-	poolset_free(none);
-	t[4] = clock_mono_us();
 	ret = index_device(dev);
-	wgdev_free(dev);
 	if (ret)
 		fatalx("cannot index the peers of %s: %s", srv.ifname, strerror(-ret));
+	t[4] = clock_mono_us();
+	reconcile(dev, rp.gone);
+	wgdev_free(dev);
+	lease_table_free(rp.gone);
+	poolset_free(none);
 	t[5] = clock_mono_us();
 	log_debug("start-up: journal replay %llu ms, restore %llu ms, device read %llu ms, "
-		  "reconcile %llu ms, index %llu ms",
+		  "index %llu ms, reconcile %llu ms",
 		  (t[1] - t[0]) / 1000ULL, (t[2] - t[1]) / 1000ULL, (t[3] - t[2]) / 1000ULL,
 		  (t[4] - t[3]) / 1000ULL, (t[5] - t[4]) / 1000ULL);
 }
@@ -1623,6 +1632,47 @@ static void forward_signal(int sig)
  * engine that exits or dies takes the whole server down, never leaving a
  * parent that half works.
  */
+/*
+ * A --pool overlapping a peer's static allowed-IP subnet is a
+ * misconfiguration: WireGuard would route part of the pool to that peer.
+ * Static host addresses (/32, /128) inside a pool are fine: they are
+ * reserved, never leased.
+ */
+static void check_pool_overlaps(void)
+{
+	struct wgdev *dev = NULL;
+	char kb[WG_KEY_B64_LEN], pb[WGD_IP_STRLEN], ab[WGD_IP_STRLEN];
+	int ret = wgctl_get_device(srv.wg, &dev);
+
+	if (ret) {
+		log_warnx("cannot read WireGuard device %s: %s", srv.ifname, strerror(-ret));
+		exit(EXIT_NOT_WG);
+	}
+	srv.first_read_ms = clock_boot_ms();
+	for (size_t i = 0; i < dev->n_peers; i++) {
+		const struct wgdev_peer *peer = &dev->peers[i];
+
+		for (size_t j = 0; j < peer->n_allowedips; j++) {
+			const struct wgd_ip *a = &peer->allowedips[j];
+
+			if (a->cidr == wgd_ip_bits(a->family))
+				continue;
+			for (size_t k = 0; k < srv.n_cfg_pools; k++) {
+				if (!wgd_ip_overlaps(a, &srv.cfg_pools[k]))
+					continue;
+				log_warnx("--pool %s overlaps allowed-IP %s of peer %s: shrink the "
+					  "pool or that peer's allowed-IPs",
+					  fmt_ip(&srv.cfg_pools[k], pb), fmt_ip(a, ab),
+					  fmt_key(peer->pubkey, kb));
+				wgdev_free(dev);
+				exit(EXIT_POOL_OVERLAP);
+			}
+		}
+	}
+	/* The parent answers the engine's first read with it. */
+	srv.first_dev = dev;
+}
+
 static int parent_main(int fd)
 {
 	struct priv_policy policy = {
@@ -1639,11 +1689,19 @@ static int parent_main(int fd)
 	sigaction(SIGHUP, &sa, NULL);
 	/* CAP_KILL: the engine runs as another user, and stopping it is ours. */
 	ret = caps_limit(CAP_BIT(CAP_NET_ADMIN) | CAP_BIT(CAP_KILL));
+	/*
+	 * The device is read here, while the engine reads the journal: at a
+	 * million peers each takes seconds. A configuration this read refutes
+	 * ends the server, and the engine with it (PR_SET_PDEATHSIG).
+	 */
+	if (!ret)
+		check_pool_overlaps();
 	if (ret) {
 		log_warnx("cannot limit the parent's capabilities: %s", strerror(-ret));
 		kill(engine_pid, SIGKILL);
 	} else {
-		ret = priv_serve(fd, srv.wg, &policy);
+		ret = priv_serve_first(fd, srv.wg, &policy, srv.first_dev, srv.first_read_ms);
+		srv.first_dev = NULL;
 		if (ret) {
 			log_warnx("the engine broke the privilege protocol (%s); stopping it",
 				  strerror(-ret));
@@ -1712,45 +1770,6 @@ static void prepare_state_dir(void)
 		exit(EXIT_STATE_DIR);
 	}
 	snprintf(srv.journal_name, sizeof(srv.journal_name), "%s", path);
-}
-
-/*
- * A --pool overlapping a peer's static allowed-IP subnet is a
- * misconfiguration: WireGuard would route part of the pool to that peer.
- * Static host addresses (/32, /128) inside a pool are fine: they are
- * reserved, never leased.
- */
-static void check_pool_overlaps(void)
-{
-	struct wgdev *dev = NULL;
-	char kb[WG_KEY_B64_LEN], pb[WGD_IP_STRLEN], ab[WGD_IP_STRLEN];
-	int ret = wgctl_get_device(srv.wg, &dev);
-
-	if (ret) {
-		log_warnx("cannot read WireGuard device %s: %s", srv.ifname, strerror(-ret));
-		exit(EXIT_NOT_WG);
-	}
-	for (size_t i = 0; i < dev->n_peers; i++) {
-		const struct wgdev_peer *peer = &dev->peers[i];
-
-		for (size_t j = 0; j < peer->n_allowedips; j++) {
-			const struct wgd_ip *a = &peer->allowedips[j];
-
-			if (a->cidr == wgd_ip_bits(a->family))
-				continue;
-			for (size_t k = 0; k < srv.n_cfg_pools; k++) {
-				if (!wgd_ip_overlaps(a, &srv.cfg_pools[k]))
-					continue;
-				log_warnx("--pool %s overlaps allowed-IP %s of peer %s: shrink the "
-					  "pool or that peer's allowed-IPs",
-					  fmt_ip(&srv.cfg_pools[k], pb), fmt_ip(a, ab),
-					  fmt_key(peer->pubkey, kb));
-				wgdev_free(dev);
-				exit(EXIT_POOL_OVERLAP);
-			}
-		}
-	}
-	wgdev_free(dev);
 }
 
 /*
@@ -2038,7 +2057,6 @@ int main(int argc, char *argv[])
 			  srv.user);
 		return EXIT_USER;
 	}
-	check_pool_overlaps();
 	prepare_state_dir();
 	disable_iface_forwarding();
 	ensure_server_ll();

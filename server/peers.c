@@ -7,22 +7,26 @@
 
 #include "peers.h"
 
-struct peer_slot {
-	bool used;
-	struct in6_addr ll;
-	uint8_t pubkey[WG_KEY_LEN];
-};
+#define NO_ENTRY UINT32_MAX
 
-struct key_slot {
-	bool used;
-	uint8_t pubkey[WG_KEY_LEN];
-};
-
+/*
+ * Each peer's key is stored once, in device order; two open-addressing
+ * tables of 32-bit positions find a peer by key and by link-local. At a
+ * million peers that is about 60 bytes a peer, where slots holding keys
+ * and addresses themselves took three times as much.
+ */
 struct peer_index {
-	size_t n_ll, n_keys;
-	size_t ll_mask, key_mask;
-	struct peer_slot *ll;
-	struct key_slot *keys;
+	uint8_t (*keys)[WG_KEY_LEN];   /* by device position */
+	size_t n_keys;
+
+	struct ll_entry {
+		struct in6_addr ll;
+		uint32_t peer;             /* device position */
+	} *lls;
+	size_t n_ll;
+
+	uint32_t *key_slots, *ll_slots; /* positions in keys and lls */
+	size_t key_mask, ll_mask;
 	uint8_t hash_key[crypto_shorthash_KEYBYTES];
 };
 
@@ -34,6 +38,7 @@ static size_t hash_bytes(const struct peer_index *pi, const void *p, size_t len)
 	return (size_t)h;
 }
 
+/* At most half full. */
 static size_t table_size(size_t n)
 {
 	size_t size = 16;
@@ -43,9 +48,37 @@ static size_t table_size(size_t n)
 	return size;
 }
 
+static uint32_t *table_new(size_t size)
+{
+	uint32_t *t = malloc(size * sizeof(*t));
+
+	if (t)
+		memset(t, 0xff, size * sizeof(*t));
+	return t;
+}
+
 static bool is_ll_host(const struct wgd_ip *ip)
 {
 	return ip->family == AF_INET6 && ip->cidr == 128 && wgd_ip_is_linklocal6(ip);
+}
+
+/* The slot of the key at pubkey, or the empty slot where it would go. */
+static size_t key_slot(const struct peer_index *pi, const uint8_t *pubkey)
+{
+	size_t k = hash_bytes(pi, pubkey, WG_KEY_LEN) & pi->key_mask;
+
+	while (pi->key_slots[k] != NO_ENTRY && memcmp(pi->keys[pi->key_slots[k]], pubkey, WG_KEY_LEN))
+		k = (k + 1) & pi->key_mask;
+	return k;
+}
+
+static size_t ll_slot(const struct peer_index *pi, const struct in6_addr *ll)
+{
+	size_t s = hash_bytes(pi, ll, sizeof(*ll)) & pi->ll_mask;
+
+	while (pi->ll_slots[s] != NO_ENTRY && memcmp(&pi->lls[pi->ll_slots[s]].ll, ll, sizeof(*ll)))
+		s = (s + 1) & pi->ll_mask;
+	return s;
 }
 
 struct peer_index *peer_index_build(const struct wgdev *dev)
@@ -55,83 +88,81 @@ struct peer_index *peer_index_build(const struct wgdev *dev)
 
 	if (!pi)
 		return NULL;
+	if (dev->n_peers >= NO_ENTRY)
+		goto fail;
 	crypto_shorthash_keygen(pi->hash_key);
 	for (size_t i = 0; i < dev->n_peers; i++)
 		for (size_t j = 0; j < dev->peers[i].n_allowedips; j++)
 			n_ll += is_ll_host(&dev->peers[i].allowedips[j]);
+	if (n_ll >= NO_ENTRY)
+		goto fail;
 
-	size_t ll_size = table_size(n_ll), key_size = table_size(dev->n_peers);
-	pi->ll = calloc(ll_size, sizeof(*pi->ll));
-	pi->keys = calloc(key_size, sizeof(*pi->keys));
-	if (!pi->ll || !pi->keys) {
-		peer_index_free(pi);
-		return NULL;
-	}
-	pi->ll_mask = ll_size - 1;
-	pi->key_mask = key_size - 1;
+	pi->key_mask = table_size(dev->n_peers) - 1;
+	pi->ll_mask = table_size(n_ll) - 1;
+	pi->keys = malloc((dev->n_peers + 1) * WG_KEY_LEN);
+	pi->lls = malloc((n_ll + 1) * sizeof(*pi->lls));
+	pi->key_slots = table_new(pi->key_mask + 1);
+	pi->ll_slots = table_new(pi->ll_mask + 1);
+	if (!pi->keys || !pi->lls || !pi->key_slots || !pi->ll_slots)
+		goto fail;
 
 	for (size_t i = 0; i < dev->n_peers; i++) {
 		const struct wgdev_peer *peer = &dev->peers[i];
-		size_t k = hash_bytes(pi, peer->pubkey, WG_KEY_LEN) & pi->key_mask;
+		size_t k;
 
-		while (pi->keys[k].used && memcmp(pi->keys[k].pubkey, peer->pubkey, WG_KEY_LEN))
-			k = (k + 1) & pi->key_mask;
-		if (!pi->keys[k].used) {
-			pi->keys[k].used = true;
-			memcpy(pi->keys[k].pubkey, peer->pubkey, WG_KEY_LEN);
+		memcpy(pi->keys[i], peer->pubkey, WG_KEY_LEN);
+		k = key_slot(pi, peer->pubkey);
+		if (pi->key_slots[k] == NO_ENTRY) {
+			pi->key_slots[k] = (uint32_t)i;
 			pi->n_keys++;
 		}
-
 		for (size_t j = 0; j < peer->n_allowedips; j++) {
 			const struct wgd_ip *ip = &peer->allowedips[j];
+			size_t s;
 
 			if (!is_ll_host(ip))
 				continue;
-			size_t s = hash_bytes(pi, &ip->ip6, sizeof(ip->ip6)) & pi->ll_mask;
-			while (pi->ll[s].used && memcmp(&pi->ll[s].ll, &ip->ip6, sizeof(ip->ip6)))
-				s = (s + 1) & pi->ll_mask;
-			if (pi->ll[s].used)
+			s = ll_slot(pi, &ip->ip6);
+			if (pi->ll_slots[s] != NO_ENTRY)
 				continue; /* WireGuard keeps allowed-IPs unique; be safe */
-			pi->ll[s].used = true;
-			pi->ll[s].ll = ip->ip6;
-			memcpy(pi->ll[s].pubkey, peer->pubkey, WG_KEY_LEN);
-			pi->n_ll++;
+			pi->lls[pi->n_ll] = (struct ll_entry){ .ll = ip->ip6, .peer = (uint32_t)i };
+			pi->ll_slots[s] = (uint32_t)pi->n_ll++;
 		}
 	}
 	return pi;
+fail:
+	peer_index_free(pi);
+	return NULL;
 }
 
 void peer_index_free(struct peer_index *pi)
 {
 	if (!pi)
 		return;
-	free(pi->ll);
 	free(pi->keys);
+	free(pi->lls);
+	free(pi->key_slots);
+	free(pi->ll_slots);
 	free(pi);
 }
 
 const uint8_t *peer_index_lookup(const struct peer_index *pi, const struct in6_addr *lladdr)
 {
-	size_t s = hash_bytes(pi, lladdr, sizeof(*lladdr)) & pi->ll_mask;
+	size_t s = ll_slot(pi, lladdr);
 
-	while (pi->ll[s].used) {
-		if (!memcmp(&pi->ll[s].ll, lladdr, sizeof(*lladdr)))
-			return pi->ll[s].pubkey;
-		s = (s + 1) & pi->ll_mask;
-	}
-	return NULL;
+	return pi->ll_slots[s] == NO_ENTRY ? NULL : pi->keys[pi->lls[pi->ll_slots[s]].peer];
+}
+
+size_t peer_index_find_key(const struct peer_index *pi, const uint8_t pubkey[WG_KEY_LEN])
+{
+	size_t k = key_slot(pi, pubkey);
+
+	return pi->key_slots[k] == NO_ENTRY ? SIZE_MAX : pi->key_slots[k];
 }
 
 bool peer_index_has_key(const struct peer_index *pi, const uint8_t pubkey[WG_KEY_LEN])
 {
-	size_t k = hash_bytes(pi, pubkey, WG_KEY_LEN) & pi->key_mask;
-
-	while (pi->keys[k].used) {
-		if (!memcmp(pi->keys[k].pubkey, pubkey, WG_KEY_LEN))
-			return true;
-		k = (k + 1) & pi->key_mask;
-	}
-	return false;
+	return peer_index_find_key(pi, pubkey) != SIZE_MAX;
 }
 
 size_t peer_index_count(const struct peer_index *pi)

@@ -25,6 +25,9 @@ void peer_index_free(struct peer_index *pi);
 const uint8_t *peer_index_lookup(const struct peer_index *pi, const struct in6_addr *lladdr);
 /* Whether a peer with this key was on the device. */
 bool peer_index_has_key(const struct peer_index *pi, const uint8_t pubkey[WG_KEY_LEN]);
+/* The position in the device it was built from of the peer with this key,
+ * or SIZE_MAX. */
+size_t peer_index_find_key(const struct peer_index *pi, const uint8_t pubkey[WG_KEY_LEN]);
 size_t peer_index_count(const struct peer_index *pi);
 
 #endif

@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: MIT
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
 #include <linux/rtnetlink.h>
 
+#include "../common/clock.h"
 #include "../common/key.h"
 #include "../common/log.h"
 #include "../common/rtnl.h"
@@ -17,7 +19,7 @@ union priv_msg {
 	struct priv_get_device get;
 	struct priv_update update;
 	struct priv_result result;
-	struct priv_dev_peer peer;
+	struct priv_dev_peers peers;
 	struct priv_dev_end end;
 };
 
@@ -71,7 +73,6 @@ int priv_get_device(struct wgdev **out)
 	struct wgdev *dev;
 	struct wgdev_peer *peer = NULL;
 	union priv_msg *m;
-	bool more = false;
 	int ret;
 
 	*out = NULL;
@@ -86,6 +87,7 @@ int priv_get_device(struct wgdev **out)
 	}
 	for (;;) {
 		ssize_t n = priv_recv(engine_fd, m);
+		size_t len, off = 0;
 
 		if (n <= 0) {
 			ret = n ? (int)n : -ECONNRESET;
@@ -97,25 +99,41 @@ int priv_get_device(struct wgdev **out)
 			memcpy(dev->pubkey, m->end.pubkey, WG_KEY_LEN);
 			break;
 		}
-		if (m->type != PRIV_DEV_PEER || n != sizeof(m->peer) ||
-		    m->peer.n_allowedips > PRIV_PEER_CHUNK) {
+		if (m->type != PRIV_DEV_PEERS || (size_t)n < offsetof(struct priv_dev_peers, data) ||
+		    m->peers.len != (size_t)n - offsetof(struct priv_dev_peers, data)) {
 			ret = -EPROTO;
 			goto out;
 		}
-		if (!more || !peer || memcmp(peer->pubkey, m->peer.pubkey, WG_KEY_LEN)) {
-			ret = wgdev_add_peer(dev, m->peer.pubkey, &peer);
-			if (ret)
+		len = m->peers.len;
+		while (off < len) {
+			struct priv_dev_entry e;
+			struct wgd_ip ip;
+
+			if (len - off < sizeof(e)) {
+				ret = -EPROTO;
 				goto out;
-			memcpy(&peer->endpoint, &m->peer.endpoint,
-			       sizeof(m->peer.endpoint) < sizeof(peer->endpoint) ?
-				       sizeof(m->peer.endpoint) : sizeof(peer->endpoint));
-		}
-		for (size_t i = 0; i < m->peer.n_allowedips; i++) {
-			ret = wgdev_peer_add_allowedip(peer, &m->peer.allowedips[i]);
-			if (ret)
+			}
+			memcpy(&e, m->peers.data + off, sizeof(e));
+			off += sizeof(e);
+			if (e.n_allowedips > (len - off) / sizeof(ip)) {
+				ret = -EPROTO;
 				goto out;
+			}
+			if (!e.cont || !peer || memcmp(peer->pubkey, e.pubkey, WG_KEY_LEN)) {
+				ret = wgdev_add_peer(dev, e.pubkey, &peer);
+				if (ret)
+					goto out;
+				memcpy(&peer->endpoint, &e.endpoint,
+				       sizeof(e.endpoint) < sizeof(peer->endpoint) ?
+					       sizeof(e.endpoint) : sizeof(peer->endpoint));
+			}
+			for (uint32_t i = 0; i < e.n_allowedips; i++, off += sizeof(ip)) {
+				memcpy(&ip, m->peers.data + off, sizeof(ip));
+				ret = wgdev_peer_add_allowedip(peer, &ip);
+				if (ret)
+					goto out;
+			}
 		}
-		more = m->peer.more;
 	}
 out:
 	free(m);
@@ -294,43 +312,61 @@ static int pool_cache_get(struct pool_cache *pc, const struct wgd_ip **pools, si
 	return 0;
 }
 
-static int serve_device(int fd, struct wgctl *wg)
+static int flush_peers(int fd, struct priv_dev_peers *m)
+{
+	int ret = priv_send(fd, m, offsetof(struct priv_dev_peers, data) + m->len);
+
+	m->len = 0;
+	return ret;
+}
+
+/* Streams the device to the engine: dev when given (and freed), else a fresh read. */
+static int serve_device(int fd, struct wgctl *wg, struct wgdev *dev)
 {
 	struct priv_dev_end end = { .type = PRIV_DEV_END };
-	struct priv_dev_peer *m = NULL;
-	struct wgdev *dev = NULL;
-	int ret;
+	struct priv_dev_peers *m = NULL;
+	int ret = 0;
 
-	end.err = wgctl_get_device(wg, &dev);
+	end.err = dev ? 0 : wgctl_get_device(wg, &dev);
 	if (!end.err) {
-		m = malloc(sizeof(*m));
+		m = calloc(1, sizeof(*m));
 		if (!m)
 			end.err = -ENOMEM;
 	}
+	if (m)
+		m->type = PRIV_DEV_PEERS;
 	for (size_t i = 0; !end.err && i < dev->n_peers; i++) {
 		const struct wgdev_peer *p = &dev->peers[i];
 		size_t off = 0;
 
 		do {
-			size_t chunk = p->n_allowedips - off;
+			struct priv_dev_entry e = { .cont = off > 0 };
+			size_t room, chunk;
 
-			if (chunk > PRIV_PEER_CHUNK)
-				chunk = PRIV_PEER_CHUNK;
-			memset(m, 0, sizeof(*m));
-			m->type = PRIV_DEV_PEER;
-			memcpy(m->pubkey, p->pubkey, WG_KEY_LEN);
-			memcpy(&m->endpoint, &p->endpoint, sizeof(m->endpoint) < sizeof(p->endpoint) ?
-				sizeof(m->endpoint) : sizeof(p->endpoint));
-			m->n_allowedips = (uint8_t)chunk;
+			/* Room for the entry and, unless it has none, an allowed-IP. */
+			if (PRIV_DEV_BYTES - m->len < sizeof(e) + (p->n_allowedips ? sizeof(struct wgd_ip) : 0)) {
+				ret = flush_peers(fd, m);
+				if (ret)
+					goto out;
+			}
+			room = (PRIV_DEV_BYTES - m->len - sizeof(e)) / sizeof(struct wgd_ip);
+			chunk = p->n_allowedips - off < room ? p->n_allowedips - off : room;
+			memcpy(e.pubkey, p->pubkey, WG_KEY_LEN);
+			memcpy(&e.endpoint, &p->endpoint, sizeof(e.endpoint) < sizeof(p->endpoint) ?
+				sizeof(e.endpoint) : sizeof(p->endpoint));
+			e.n_allowedips = (uint32_t)chunk;
+			memcpy(m->data + m->len, &e, sizeof(e));
+			m->len += sizeof(e);
 			if (chunk)
-				memcpy(m->allowedips, p->allowedips + off,
-				       chunk * sizeof(m->allowedips[0]));
+				memcpy(m->data + m->len, p->allowedips + off, chunk * sizeof(struct wgd_ip));
+			m->len += (uint32_t)(chunk * sizeof(struct wgd_ip));
 			off += chunk;
-			m->more = off < p->n_allowedips;
-			ret = priv_send(fd, m, sizeof(*m));
-			if (ret)
-				goto out;
 		} while (off < p->n_allowedips);
+	}
+	if (!end.err && m->len) {
+		ret = flush_peers(fd, m);
+		if (ret)
+			goto out;
 	}
 	if (!end.err) {
 		end.has_pubkey = dev->has_pubkey;
@@ -413,6 +449,12 @@ static int serve_updates(int fd, struct wgctl *wg, struct pool_cache *pc,
 
 int priv_serve(int fd, struct wgctl *wg, const struct priv_policy *policy)
 {
+	return priv_serve_first(fd, wg, policy, NULL, 0);
+}
+
+int priv_serve_first(int fd, struct wgctl *wg, const struct priv_policy *policy,
+		     struct wgdev *first, uint64_t first_read_ms)
+{
 	union priv_msg *m = malloc(sizeof(*m)), *next = malloc(sizeof(*next)), *swap;
 	struct priv_update *batch = calloc(PRIV_PIPELINE, sizeof(*batch));
 	struct pool_cache pc = { .policy = policy };
@@ -449,7 +491,12 @@ int priv_serve(int fd, struct wgctl *wg, const struct priv_policy *policy)
 				ret = -EPROTO;
 				goto out;
 			}
-			ret = serve_device(fd, wg);
+			if (first && clock_boot_ms() - first_read_ms > PRIV_FIRST_MAX_MS) {
+				wgdev_free(first);
+				first = NULL;
+			}
+			ret = serve_device(fd, wg, first);
+			first = NULL;
 			break;
 		case PRIV_UPDATE:
 			memcpy(&batch[0], &m->update, sizeof(batch[0]));
@@ -463,6 +510,7 @@ int priv_serve(int fd, struct wgctl *wg, const struct priv_policy *policy)
 			goto out;
 	}
 out:
+	wgdev_free(first);
 	rtnl_monitor_close(pc.mon);
 	rtnl_close(pc.rt);
 	free(pc.pools);

@@ -24,13 +24,13 @@
  */
 
 #define PRIV_MAX_CHANGE 2       /* a lease holds one address per family */
-#define PRIV_PEER_CHUNK 32      /* allowed-IPs per device-stream message */
+#define PRIV_DEV_BYTES 32768    /* peers' bytes per device-stream message */
 
 enum priv_type {
 	PRIV_GET_DEVICE = 1,    /* engine -> parent */
 	PRIV_UPDATE,            /* engine -> parent */
 	PRIV_RESULT,            /* parent -> engine */
-	PRIV_DEV_PEER,          /* parent -> engine, the device stream */
+	PRIV_DEV_PEERS,         /* parent -> engine, the device stream */
 	PRIV_DEV_END,           /* parent -> engine, closes the stream */
 };
 
@@ -52,15 +52,25 @@ struct priv_result {
 	int32_t err;            /* 0 or -errno */
 };
 
-/* A peer, or the continuation of the previous peer's allowed-IPs. */
-struct priv_dev_peer {
+/*
+ * The device stream: peers packed into messages of up to PRIV_DEV_BYTES,
+ * each a struct priv_dev_entry followed by its n_allowedips struct wgd_ip.
+ * A peer with more allowed-IPs than fit goes on in the next entry, which
+ * has cont set and the same key. A million peers take a few thousand
+ * messages rather than a million.
+ */
+struct priv_dev_peers {
 	uint32_t type;
+	uint32_t len;           /* bytes of data used */
+	uint8_t data[PRIV_DEV_BYTES];
+};
+
+struct priv_dev_entry {
 	uint8_t pubkey[WG_KEY_LEN];
 	struct sockaddr_in6 endpoint; /* or a sockaddr_in; family 0 when none */
-	uint8_t more;           /* 1: the next message continues this peer */
-	uint8_t n_allowedips;
-	uint8_t pad[2];
-	struct wgd_ip allowedips[PRIV_PEER_CHUNK];
+	uint8_t cont;           /* 1: continues the previous entry's peer */
+	uint8_t pad[3];
+	uint32_t n_allowedips;
 };
 
 struct priv_dev_end {
@@ -119,5 +129,14 @@ bool priv_is_pool_route(const struct wgd_ip *dst);
  * ended: 0 for a clean close, -errno otherwise.
  */
 int priv_serve(int fd, struct wgctl *wg, const struct priv_policy *policy);
+/*
+ * The same, answering the engine's first device read with first (taken
+ * over, and freed) when it was read at most PRIV_FIRST_MAX_MS before: the
+ * read that vetted the configuration also serves the engine's start-up,
+ * which at a million peers saves seconds.
+ */
+#define PRIV_FIRST_MAX_MS 10000
+int priv_serve_first(int fd, struct wgctl *wg, const struct priv_policy *policy,
+		     struct wgdev *first, uint64_t first_read_ms);
 
 #endif

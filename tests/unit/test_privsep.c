@@ -1,11 +1,17 @@
 // SPDX-License-Identifier: MIT
 
+#include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
+#include "../../common/clock.h"
 #include "../../common/key.h"
 #include "../../server/privsep.h"
 
@@ -123,6 +129,90 @@ START_TEST(malformed_refused)
 }
 END_TEST
 
+/* The parent's side of the stream test, on a thread. */
+struct parent_side {
+	int fd;
+	struct wgdev *first;
+	int ret;
+};
+
+static void *serve_thread(void *arg)
+{
+	struct parent_side *ps = arg;
+	struct priv_policy policy = { .ifindex = 1 };
+
+	ps->ret = priv_serve_first(ps->fd, NULL, &policy, ps->first, clock_boot_ms());
+	return NULL;
+}
+
+/*
+ * The device stream: peers packed many to a message, a peer with more
+ * allowed-IPs than one message holds carried on into the next, peers with
+ * none, all arriving as they were sent.
+ */
+START_TEST(device_stream_round_trip)
+{
+	enum { PEERS = 3000, BIG = 5000 };
+	struct wgdev *dev = calloc(1, sizeof(*dev)), *got;
+	struct parent_side ps;
+	pthread_t thread;
+	int sp[2];
+
+	ck_assert_ptr_nonnull(dev);
+	dev->has_pubkey = true;
+	memset(dev->pubkey, 0x77, WG_KEY_LEN);
+	for (unsigned i = 0; i < PEERS; i++) {
+		struct wgdev_peer *p;
+		uint8_t key[WG_KEY_LEN] = { (uint8_t)(i >> 8), (uint8_t)i, 1 };
+		unsigned n = i == 7 ? BIG : i % 5;
+
+		ck_assert_int_eq(wgdev_add_peer(dev, key, &p), 0);
+		p->endpoint.sin6.sin6_family = AF_INET6;
+		p->endpoint.sin6.sin6_port = htons((uint16_t)i);
+		for (unsigned j = 0; j < n; j++) {
+			struct wgd_ip a = { .family = AF_INET6, .cidr = 128 };
+
+			a.bytes[0] = 0xfd;
+			a.bytes[12] = (uint8_t)(i >> 8);
+			a.bytes[13] = (uint8_t)i;
+			a.bytes[14] = (uint8_t)(j >> 8);
+			a.bytes[15] = (uint8_t)j;
+			ck_assert_int_eq(wgdev_peer_add_allowedip(p, &a), 0);
+		}
+	}
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp), 0);
+	ps = (struct parent_side){ .fd = sp[0], .first = dev };
+	ck_assert_int_eq(pthread_create(&thread, NULL, serve_thread, &ps), 0);
+	priv_engine_init(sp[1]);
+	ck_assert_int_eq(priv_get_device(&got), 0);
+	/* The parent took dev over and freed it: compare with what it held. */
+	ck_assert_uint_eq(got->n_peers, PEERS);
+	ck_assert(got->has_pubkey);
+	ck_assert_uint_eq(got->pubkey[5], 0x77);
+	for (unsigned i = 0; i < PEERS; i++) {
+		const struct wgdev_peer *p = &got->peers[i];
+		unsigned n = i == 7 ? BIG : i % 5;
+
+		ck_assert_uint_eq(p->pubkey[0], (uint8_t)(i >> 8));
+		ck_assert_uint_eq(p->pubkey[1], (uint8_t)i);
+		ck_assert_uint_eq(ntohs(p->endpoint.sin6.sin6_port), i);
+		ck_assert_uint_eq(p->n_allowedips, n);
+		for (unsigned j = 0; j < n; j++) {
+			ck_assert_uint_eq(p->allowedips[j].bytes[12], (uint8_t)(i >> 8));
+			ck_assert_uint_eq(p->allowedips[j].bytes[13], (uint8_t)i);
+			ck_assert_uint_eq(p->allowedips[j].bytes[14], (uint8_t)(j >> 8));
+			ck_assert_uint_eq(p->allowedips[j].bytes[15], (uint8_t)j);
+		}
+	}
+	wgdev_free(got);
+	close(sp[1]);
+	pthread_join(thread, NULL);
+	ck_assert_int_eq(ps.ret, 0);
+	close(sp[0]);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("privsep");
@@ -137,6 +227,7 @@ int main(void)
 	tcase_add_test(tc, outside_pools_refused);
 	tcase_add_test(tc, derived_linklocal_only_with_auto_ll);
 	tcase_add_test(tc, malformed_refused);
+	tcase_add_test(tc, device_stream_round_trip);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
