@@ -70,6 +70,8 @@ HELPER_SRC := $(sort $(wildcard tests/e2e/*.c))
 HELPER_BINS := $(HELPER_SRC:.c=)
 BENCH_SRC := $(sort $(wildcard tests/bench/bench_*.c))
 BENCH_BINS := $(BENCH_SRC:.c=)
+# The end-to-end throughput benchmark's load generator and floor server.
+BENCH_HELPER_BINS := tests/bench/loadgen tests/bench/floor
 # The fuzzers link their own build of the parsers and what they call,
 # instrumented as the fuzzers are.
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
@@ -141,9 +143,14 @@ lint-man:
 e2e: $(BINS) $(HELPER_BINS)
 	@$(E2E_ENV) tests/e2e/run.sh
 
-# Figures, not pass or fail: see docs/journal.md.
-bench: $(BENCH_BINS)
+# Figures, not pass or fail: see docs/journal.md. As root, with wireguard-go
+# and wg installed, this ends with the end-to-end throughput benchmark.
+bench: $(BINS) $(BENCH_BINS) $(BENCH_HELPER_BINS)
 	@tests/bench/run.sh $(BENCH_BINS)
+
+# The end-to-end throughput benchmark alone (tests/bench/throughput.sh).
+bench-throughput: $(BINS) $(BENCH_HELPER_BINS)
+	@tests/bench/throughput.sh
 
 fuzz-build:
 	@tests/deps.sh $(FUZZ_PKGS)
@@ -211,12 +218,12 @@ install: $(BINS)
 		$(DESTDIR)$(SYSTEMDUNITDIR)/
 
 clean:
-	$(RM) $(LIB) $(BINS) $(UNIT_BINS) $(HELPER_BINS) $(BENCH_BINS) \
+	$(RM) $(LIB) $(BINS) $(UNIT_BINS) $(HELPER_BINS) $(BENCH_BINS) $(BENCH_HELPER_BINS) \
 		$(FUZZ_BINS) tests/fuzz/make-seeds \
 		$(shell find . -name '*.o' -o -name '*.d' | grep -v '^./.git')
 	$(RM) -r tests/fuzz/build
 
-.PHONY: analyze-cppcheck all deps unit lint-man e2e bench check check-kernel demo install clean fuzz fuzz-build \
+.PHONY: analyze-cppcheck all deps unit lint-man e2e bench bench-throughput check check-kernel demo install clean fuzz fuzz-build \
 	fuzz-bins fuzz-run fuzz-seeds analyze analyze-clang
 .SECONDARY:
 

@@ -2,7 +2,9 @@
 # SPDX-License-Identifier: MIT
 # Runs each benchmark under a heading. bench_journal runs on tmpfs and on
 # the disk that holds the repository, in a temporary directory removed
-# afterwards. Benchmarks print figures; they pass or fail only on errors.
+# afterwards. Then, as root with wireguard-go and wg installed, the
+# end-to-end throughput benchmark (throughput.sh), with its journal on that
+# disk too. Benchmarks print figures; they pass or fail only on errors.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 
@@ -40,4 +42,14 @@ for b in "$@"; do
 	esac
 	echo
 done
+echo "== throughput =="
+if [ "$(id -u)" -ne 0 ]; then
+	echo "skipped: it needs root, for network namespaces"
+elif ! command -v wireguard-go >/dev/null 2>&1 || ! command -v wg >/dev/null 2>&1; then
+	echo "skipped: it needs wireguard-go and wg (make deps installs them)"
+else
+	tests/bench/throughput.sh "$scratch" || failed=$((failed + 1))
+fi
+echo
+
 [ "$failed" -eq 0 ] || { echo "bench: $failed benchmark(s) failed" >&2; exit 1; }
