@@ -70,8 +70,9 @@ HELPER_SRC := $(sort $(wildcard tests/e2e/*.c))
 HELPER_BINS := $(HELPER_SRC:.c=)
 BENCH_SRC := $(sort $(wildcard tests/bench/bench_*.c))
 BENCH_BINS := $(BENCH_SRC:.c=)
-# The end-to-end throughput benchmark's load generator and floor server.
-BENCH_HELPER_BINS := tests/bench/loadgen tests/bench/floor
+# The end-to-end throughput benchmark's load generator and floor server,
+# and the start-up benchmark's journal writer and device.
+BENCH_HELPER_BINS := tests/bench/loadgen tests/bench/floor tests/bench/startup-rig
 # The fuzzers link their own build of the parsers and what they call,
 # instrumented as the fuzzers are.
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
@@ -145,7 +146,7 @@ e2e: $(BINS) $(HELPER_BINS)
 
 # Figures, not pass or fail: see docs/journal.md. As root, with wireguard-go
 # and wg installed, this ends with the end-to-end throughput benchmark.
-bench: $(BINS) $(BENCH_BINS) $(BENCH_HELPER_BINS)
+bench: $(BINS) $(BENCH_BINS) $(BENCH_HELPER_BINS) tests/e2e/notify-recv
 	@tests/bench/run.sh $(BENCH_BINS)
 
 # The end-to-end throughput benchmark alone (tests/bench/throughput.sh).

@@ -51,5 +51,12 @@ else
 	tests/bench/throughput.sh "$scratch" || failed=$((failed + 1))
 fi
 echo
+echo "== startup =="
+if [ "$(id -u)" -ne 0 ]; then
+	echo "skipped: it needs root, for a network namespace"
+else
+	tests/bench/startup.sh "$scratch" || failed=$((failed + 1))
+fi
+echo
 
 [ "$failed" -eq 0 ] || { echo "bench: $failed benchmark(s) failed" >&2; exit 1; }
