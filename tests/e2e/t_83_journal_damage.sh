@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # A damaged lease journal. Three clients get leases, so the journal holds a
-# 32-byte header and three 80-byte records; the server is stopped and the
-# journal copied. Then, each time from that copy:
+# 32-byte header and three 80-byte records, then zeros written ahead for
+# commits to come; the server is stopped and the journal copied. Then, each
+# time from that copy (the records alone for a to c):
 #   (a) cut in the middle of its last record (a torn write): the server
 #       drops those 40 bytes, cuts the file back to its two whole records,
 #       restores two leases and serves;
 #   (b) one byte flipped inside the last record: the checksum fails, the
 #       server drops that record (80 bytes) and carries on;
+#   (d) as it was, zeros and all: nothing is dropped, three leases restored;
+#   (e) the last record half zeros (torn on its way into the zeros): that
+#       record and the zeros are dropped, the file cut to two records;
 #   (c) the header overwritten with random bytes: the server refuses the
 #       file, exits with status 72 and leaves it byte for byte as it was.
 #
@@ -43,12 +47,20 @@ done
 server_stop 5 || die "the server did not stop cleanly on SIGTERM"
 
 JOURNAL=$(hub_journal)
+ORIG=$E2E_TMP/journal.orig
 COPY=$E2E_TMP/journal.copy
-cp "$JOURNAL" "$COPY" || die "cannot copy $JOURNAL"
-size=$(stat -c %s "$COPY")
-say "journal: $size bytes"
-check_eq "the journal is a header and three grant records" \
-	$((HEADER + 3 * RECORD)) "$size"
+cp "$JOURNAL" "$ORIG" || die "cannot copy $JOURNAL"
+full=$(stat -c %s "$ORIG")
+size=$((HEADER + 3 * RECORD))
+say "journal: $full bytes, of which $size are records"
+# Commits overwrite zeros written ahead of them (docs/journal.md).
+check "the journal is a header and three grant records, then zeros" \
+	cmp -s <(tail -c +$((size + 1)) "$ORIG") <(head -c $((full - size)) /dev/zero)
+check "zeros were written ahead" test "$full" -gt "$size"
+check "the records are not zeros" not cmp -s <(head -c "$size" "$ORIG") \
+	<(head -c "$size" /dev/zero)
+# The damage cases below start from the records alone.
+head -c "$size" "$ORIG" >"$COPY"
 
 # restart_checks CASE DROPPED: starts the server on the damaged journal and
 # checks that it dropped DROPPED bytes, kept two records and serves.
@@ -82,6 +94,23 @@ printf '%b' "\\0$(printf '%03o' $((byte ^ 0xff)))" |
 	dd of="$JOURNAL" bs=1 seek="$off" conv=notrunc status=none || die "cannot change $JOURNAL"
 check "(b) the byte at $off changed" not cmp -s "$COPY" "$JOURNAL"
 restart_checks b "$RECORD"
+
+# (d) Zeros written ahead are free space, not damage.
+cp "$ORIG" "$JOURNAL"
+mark=$(log_mark "$SERVER_LOG")
+server_start "${SERVER_OPTS[@]}"
+log=$(log_since "$SERVER_LOG" "$mark")
+check "(d) server restored the three leases" \
+	grep -qF "journal $JOURNAL: restored 3 leases, dropped 0 expired" <<<"$log"
+check "(d) server dropped nothing" not grep -qF "dropped" <(grep -v "dropped 0 expired" <<<"$log")
+check_eq "(d) the journal keeps its zeros" "$full" "$(stat -c %s "$JOURNAL")"
+server_stop 5
+
+# (e) The last record torn on its way into the zeros: cut, zeros and all.
+cp "$ORIG" "$JOURNAL"
+dd if=/dev/zero of="$JOURNAL" bs=1 seek=$((size - RECORD / 2)) count=$((RECORD / 2)) \
+	conv=notrunc status=none || die "cannot change $JOURNAL"
+restart_checks e $((full - HEADER - 2 * RECORD))
 
 # (c) A garbage header.
 cp "$COPY" "$JOURNAL"

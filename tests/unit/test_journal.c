@@ -168,6 +168,23 @@ static off_t file_size(const char *p)
 	return st.st_size;
 }
 
+/* The file holds len bytes of journal, then only zeros written ahead. */
+static void assert_zeros_after(const char *p, off_t len)
+{
+	off_t size = file_size(p);
+	uint8_t *buf;
+	int fd;
+
+	ck_assert_int_ge(size, len);
+	buf = malloc((size_t)(size - len) + 1);
+	fd = open(p, O_RDONLY | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pread(fd, buf, (size_t)(size - len), len), size - len);
+	ck_assert(sodium_is_zero(buf, (size_t)(size - len)));
+	close(fd);
+	free(buf);
+}
+
 static bool exists(const char *p)
 {
 	return access(p, F_OK) == 0;
@@ -365,6 +382,69 @@ END_TEST
 
 /* ---- open, append, commit ---- */
 
+/*
+ * Commits overwrite zeros written ahead rather than grow the file; a tail
+ * of zeros is free space, not damage; a record torn into it is damage.
+ */
+START_TEST(write_ahead)
+{
+	struct collected c = { 0 };
+	struct journal_stats st;
+	struct journal *j;
+	struct journal_record r;
+	off_t ahead, end;
+	int fd;
+
+	open_ok(&j, &c, &st);
+	r = make_record(1);
+	ck_assert_int_eq(journal_append(j, &r), 0);
+	ck_assert_int_eq(journal_commit(j), 0);
+	ahead = file_size(path);
+	ck_assert_int_ge(ahead, journal_size(j) + 64 * 1024);
+	/* The next commits land inside what was written ahead. */
+	for (unsigned i = 2; i < 50; i++) {
+		r = make_record(i);
+		ck_assert_int_eq(journal_append(j, &r), 0);
+		ck_assert_int_eq(journal_commit(j), 0);
+	}
+	ck_assert_int_eq(file_size(path), ahead);
+	end = journal_size(j);
+	ck_assert_int_eq(end, JOURNAL_HEADER_SIZE + 49 * JOURNAL_RECORD_SIZE);
+	assert_zeros_after(path, end);
+	journal_close(j);
+
+	/* Reopened: every record, nothing dropped, the zeros kept. */
+	open_ok(&j, &c, &st);
+	ck_assert_uint_eq(st.records, 49);
+	ck_assert_uint_eq(st.dropped_bytes, 0);
+	ck_assert_int_eq(journal_size(j), end);
+	ck_assert_int_eq(file_size(path), ahead);
+	journal_close(j);
+
+	/* Half a record written into the zeros: cut, and the file with it. */
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pwrite(fd, "torn", 4, end + 10), 4);
+	close(fd);
+	c.n = 0;
+	open_ok(&j, &c, &st);
+	ck_assert_uint_eq(st.records, 49);
+	ck_assert_uint_eq(st.dropped_bytes, ahead - end);
+	ck_assert_int_eq(file_size(path), end);
+	/* And written ahead again by the next commit. */
+	r = make_record(50);
+	ck_assert_int_eq(journal_append(j, &r), 0);
+	ck_assert_int_eq(journal_commit(j), 0);
+	ck_assert_int_gt(file_size(path), journal_size(j));
+	assert_zeros_after(path, journal_size(j));
+	journal_close(j);
+	c.n = 0;
+	open_ok(&j, &c, &st);
+	ck_assert_uint_eq(st.records, 50);
+	journal_close(j);
+}
+END_TEST
+
 START_TEST(round_trip)
 {
 	struct collected c = { 0 };
@@ -391,7 +471,9 @@ START_TEST(round_trip)
 	ck_assert_int_eq(journal_commit(j), 0);
 	ck_assert_uint_eq(journal_pending(j), 0);
 	ck_assert_int_eq(journal_size(j), JOURNAL_HEADER_SIZE + n * JOURNAL_RECORD_SIZE);
-	ck_assert_int_eq(file_size(path), journal_size(j));
+	/* Zeros written ahead, for the commits to come to overwrite. */
+	ck_assert_int_gt(file_size(path), journal_size(j));
+	assert_zeros_after(path, journal_size(j));
 	journal_close(j);
 
 	open_ok(&j, &c, &st);
@@ -990,7 +1072,8 @@ START_TEST(compaction_failures_keep_the_old_journal)
 	r = make_record((unsigned)n++);
 	ck_assert_int_eq(journal_append(j, &r), 0);
 	ck_assert_int_eq(journal_commit(j), 0);
-	ck_assert_int_eq(file_size(path), JOURNAL_HEADER_SIZE + n * JOURNAL_RECORD_SIZE);
+	ck_assert_int_eq(journal_size(j), JOURNAL_HEADER_SIZE + n * JOURNAL_RECORD_SIZE);
+	assert_zeros_after(path, journal_size(j));
 	journal_close(j);
 	ck_assert(!exists(tmp_path));
 	assert_holds(n);
@@ -1026,6 +1109,7 @@ int main(void)
 	/* Every case fsyncs a real file system, some of them hundreds of times. */
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, encode_record_bytes);
+	tcase_add_test(tc, write_ahead);
 	tcase_add_test(tc, encode_absent_family_is_zero);
 	tcase_add_test(tc, encode_header_bytes);
 	tcase_add_test(tc, parse_from_memory);
