@@ -62,7 +62,7 @@ mkdir -p /var/run/wireguard
 ms_since() { echo $((($(date +%s%N) - $1) / 1000000)); }
 
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(nproc) CPUs; Linux $(uname -r)"
-echo "journal on $(stat -f -c %T "$scratch"); each lease: one IPv4 and one IPv6 address; target: ready under 2 s at 1,000,000"
+echo "journal on $(findmnt -n -o FSTYPE -T "$scratch" 2>/dev/null || stat -f -c %T "$scratch"); each lease: one IPv4 and one IPv6 address; target: ready under 2 s at 1,000,000"
 echo
 printf '%9s %4s %9s %8s %8s %8s %8s %8s %10s\n' leases run "ready ms" journal restore device index reconcile "engine RSS"
 printf '%9s %4s %9s %8s %8s %8s %8s %8s %10s\n' "" "" "" ms ms ms ms ms MiB

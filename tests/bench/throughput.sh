@@ -30,9 +30,13 @@
 #
 # The journal goes under DIR (default: a temporary directory beside the
 # repository, else in /var/tmp, so that fdatasync hits a disk), removed
-# afterwards. Knobs: THROUGHPUT_SIZES (default "1000 10000") and
-# THROUGHPUT_CONC (default "16 128"); THROUGHPUT_SERVER_OPTS adds options
-# to the server's command line; E2E_KEEP=1 keeps the logs.
+# afterwards. Each pair of runs is repeated THROUGHPUT_REPEAT times
+# (default 3), floor and server in turn, and each row shows the repetition
+# whose share of the floor is the median, so that a burst of other work on
+# the machine moves no figure on its own. Other knobs: THROUGHPUT_SIZES
+# (default "1000 10000") and THROUGHPUT_CONC (default "16 128");
+# THROUGHPUT_SERVER_OPTS adds options to the server's command line;
+# E2E_KEEP=1 keeps the logs.
 
 # Functions below run through wait_for and the EXIT trap, which shellcheck
 # cannot see.
@@ -46,6 +50,7 @@ LOADGEN=$BENCH_DIR/loadgen
 FLOOR=$BENCH_DIR/floor
 SIZES=${THROUGHPUT_SIZES:-1000 10000}
 CONCS=${THROUGHPUT_CONC:-16 128}
+REPEAT=${THROUGHPUT_REPEAT:-3}
 read -r -a SERVER_OPTS <<<"${THROUGHPUT_SERVER_OPTS:-}"
 # A /16 holds 65534 clients; the IPv6 pool draws at random from a /64.
 POOL4=10.0.0.0/16
@@ -303,9 +308,50 @@ run_pair() {
 	server_stop 10 || die "wg-dynamic-server did not stop"
 	other=$(server_other_lines)
 	[ -z "$other" ] || NOTES+=("N=$n C=$c: the server logged $other")
+}
 
-	print_row "$n" "$c" grants "$TARGET_GRANTS"
-	print_row "$n" "$c" renewals "$TARGET_RENEWALS"
+FIGURES="rate p50_us p99_us answered errno failed cpu wg"
+
+# keep REP STORM: files the current figures of STORM as repetition REP's.
+keep() {
+	local f who
+
+	for who in server floor; do
+		for f in $FIGURES; do
+			RES[$1.$who.$2.$f]=${RES[$who.$2.$f]}
+		done
+	done
+}
+
+# median STORM: puts back the figures of the repetition whose share of the
+# floor for STORM is the median.
+median() {
+	local r f who pick
+
+	pick=$(for ((r = 1; r <= REPEAT; r++)); do
+		awk -v r="$r" -v a="${RES[$r.server.$1.rate]}" -v b="${RES[$r.floor.$1.rate]}" \
+			'BEGIN { printf "%s %f\n", r, (b > 0 ? a / b : 0) }'
+	done | sort -k2 -g | awk -v m=$(((REPEAT + 1) / 2)) 'NR == m { print $1 }')
+	for who in server floor; do
+		for f in $FIGURES; do
+			RES[$who.$1.$f]=${RES[$pick.$who.$1.$f]}
+		done
+	done
+}
+
+# run_pairs N C: REPEAT pairs, then the median rows.
+run_pairs() {
+	local r
+
+	for ((r = 1; r <= REPEAT; r++)); do
+		run_pair "$1" "$2"
+		keep "$r" grants
+		keep "$r" renewals
+	done
+	median grants
+	median renewals
+	print_row "$1" "$2" grants "$TARGET_GRANTS"
+	print_row "$1" "$2" renewals "$TARGET_RENEWALS"
 }
 
 machine() {
@@ -314,7 +360,7 @@ machine() {
 	cpu=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 	wgv=$(wireguard-go --version 2>/dev/null | awk 'NF { print $2; exit }')
 	say "machine: ${cpu:-unknown CPU}, $(nproc) CPUs; $(uname -sr); wireguard-go ${wgv:-unknown}"
-	say "journal on $(stat -f -c %T "$SCRATCH") ($SCRATCH); load average $(cut -d' ' -f1-3 /proc/loadavg)"
+	say "journal on $(findmnt -n -o FSTYPE -T "$SCRATCH" 2>/dev/null || stat -f -c %T "$SCRATCH") ($SCRATCH); load average $(cut -d' ' -f1-3 /proc/loadavg)"
 }
 
 # ---- main ----
@@ -323,6 +369,9 @@ e2e_init throughput
 for bin in "$LOADGEN" "$FLOOR" "$SERVER_BIN"; do
 	[ -x "$bin" ] || die "$bin is not built: run make bench"
 done
+case $REPEAT in
+'' | *[!0-9]* | 0) die "THROUGHPUT_REPEAT: $REPEAT is not a number from 1" ;;
+esac
 for n in $SIZES; do
 	case $n in
 	'' | *[!0-9]*) die "THROUGHPUT_SIZES: $n is not a number" ;;
@@ -340,7 +389,8 @@ fi
 OWN_SCRATCH=1
 
 machine
-say "pools $POOL4 and $POOL6; each row: floor, then a fresh server; grants, then renewals"
+say "pools $POOL4 and $POOL6; each row: floor, then a fresh server; grants, then renewals;"
+say "the median share of the floor of $REPEAT such pairs"
 say "targets: grants >= $TARGET_GRANTS % of the floor, renewals >= $TARGET_RENEWALS %"
 say "CPU is counted in clock ticks of $((1000 / CLK_TCK)) ms:$(for n in $SIZES; do
 	awk -v n="$n" -v hz="$CLK_TCK" 'BEGIN { printf " +-%.1f us/lease at N=%d;", 1e6 / hz / n, n }'
@@ -351,7 +401,7 @@ for n in $SIZES; do
 	start=$SECONDS
 	hub_setup "$n"
 	for c in $CONCS; do
-		run_pair "$n" "$c"
+		run_pairs "$n" "$c"
 	done
 	hub_teardown
 	NOTES+=("N=$n: $((SECONDS - start)) s with set-up")
