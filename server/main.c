@@ -86,6 +86,7 @@ struct conn {
 	uint64_t deadline_ms;
 	enum conn_state state;
 	bool ctl;                     /* a status query on the control socket */
+	bool watched;                 /* registered with epoll */
 	char *big_out;                /* a status reply, instead of out[] */
 	struct lease_change change;   /* for the device, once committed */
 	struct conn *commit_next;
@@ -146,6 +147,21 @@ static int epoll_add(int fd, uint32_t events, void *ptr)
 	struct epoll_event ev = { .events = events, .data.ptr = ptr };
 
 	return epoll_ctl(srv.epfd, EPOLL_CTL_ADD, fd, &ev);
+}
+
+/*
+ * Watches a connection for events, registering it on first use. A request
+ * is usually whole by the time it is accepted and read, and close() drops
+ * a registration: most connections never cost an epoll_ctl() at all.
+ */
+static int conn_watch(struct conn *c, uint32_t events)
+{
+	struct epoll_event ev = { .events = events, .data.ptr = c };
+
+	if (epoll_ctl(srv.epfd, c->watched ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, c->fd, &ev))
+		return -errno;
+	c->watched = true;
+	return 0;
 }
 
 static const char *fmt_ip(const struct wgd_ip *ip, char buf[WGD_IP_STRLEN])
@@ -395,7 +411,7 @@ static void load_route_pools(void)
 
 static void conn_close(struct conn *c)
 {
-	epoll_ctl(srv.epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	/* The descriptor is ours alone: closing it unregisters it. */
 	close(c->fd);
 	if (c->prev)
 		c->prev->next = c->next;
@@ -420,9 +436,8 @@ static void conn_flush(struct conn *c)
 			if (errno == EINTR)
 				continue;
 			if (errno == EAGAIN) {
-				struct epoll_event ev = { .events = EPOLLOUT, .data.ptr = c };
-
-				epoll_ctl(srv.epfd, EPOLL_CTL_MOD, c->fd, &ev);
+				if (conn_watch(c, EPOLLOUT))
+					conn_close(c);
 				return;
 			}
 			conn_close(c);
@@ -547,8 +562,8 @@ static void handle_request(struct conn *c, const struct wgd_msg *req)
 	*srv.commit_tail = c;
 	srv.commit_tail = &c->commit_next;
 	/* Nothing more is read from this connection. */
-	struct epoll_event ev = { .events = 0, .data.ptr = c };
-	epoll_ctl(srv.epfd, EPOLL_CTL_MOD, c->fd, &ev);
+	if (c->watched)
+		conn_watch(c, 0);
 }
 
 /* Writes a lease that could not be applied back out of existence. */
@@ -625,7 +640,8 @@ static void commit_round(void)
 		exit(EXIT_JOURNAL);
 }
 
-static void conn_read(struct conn *c)
+/* Reads what has come; true when the connection waits for more. */
+static bool conn_read(struct conn *c)
 {
 	char buf[4096];
 
@@ -635,13 +651,15 @@ static void conn_read(struct conn *c)
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			if (errno != EAGAIN)
+			if (errno != EAGAIN) {
 				conn_close(c);
-			return;
+				return false;
+			}
+			return true;
 		}
 		if (n == 0) {
 			conn_close(c); /* closed before a whole request */
-			return;
+			return false;
 		}
 
 		ssize_t ret = wgd_parse(&c->parser, buf, (size_t)n);
@@ -655,12 +673,12 @@ static void conn_read(struct conn *c)
 			log_info("bad request from %s: %s",
 				 inet_ntop(AF_INET6, &c->ll, ab, sizeof(ab)), c->parser.error);
 			conn_respond_error(c, (enum wgd_error)-ret);
-			return;
+			return false;
 		}
 		if (ret > 0) {
 			/* One request per connection: what follows it is not read. */
 			handle_request(c, &c->parser.msg);
-			return;
+			return false;
 		}
 	}
 }
@@ -740,17 +758,13 @@ static void accept_conns(void)
 		memcpy(c->pubkey, pubkey, WG_KEY_LEN);
 		c->deadline_ms = clock_boot_ms() + srv.idle_timeout_ms;
 		wgd_parser_init(&c->parser, WGD_PARSE_REQUEST);
-		if (epoll_add(fd, EPOLLIN, c)) {
-			close(fd);
-			free(c);
-			continue;
-		}
 		c->next = srv.conns;
 		if (srv.conns)
 			srv.conns->prev = c;
 		srv.conns = c;
 		srv.n_conns++;
-		conn_read(c);
+		if (conn_read(c) && conn_watch(c, EPOLLIN))
+			conn_close(c);
 	}
 }
 
@@ -872,6 +886,7 @@ static void accept_ctl(void)
 		}
 		c->fd = fd;
 		c->ctl = true;
+		c->watched = true;
 		c->deadline_ms = clock_boot_ms() + 2000;
 		c->next = srv.conns;
 		if (srv.conns)
