@@ -44,8 +44,12 @@
 
 #define REQUEST_TIMEOUT_MS 3000
 #define RELEASE_TIMEOUT_MS 1500
+/* Retrying a failed renewal; without a lease, see schedule_retry(). */
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 16000
+#define INIT_BACKOFF_MIN_MS 250
+/* Without a lease, wait 1/N of the time spent failing so far. */
+#define INIT_BACKOFF_DIVISOR 4
 /* leasestart is believed only this close to our own clock. */
 #define CLOCK_SKEW_MAX_S 15
 
@@ -106,7 +110,8 @@ struct client {
 
 	struct lease_state lease;
 	uint64_t next_try_ms;
-	uint32_t backoff_ms;
+	uint32_t backoff_ms;          /* the last wait; 0 before a failure */
+	uint64_t failing_since_ms;    /* start of the first failed request in a row */
 };
 
 static struct client cl;
@@ -490,15 +495,43 @@ static uint64_t jitter(uint64_t ms, unsigned percent)
 	return ms - spread + rng_below(2 * spread + 1);
 }
 
-static void schedule_retry(void)
+/*
+ * When to try again after a failed request that started at started_ms.
+ *
+ * Bound, the client has its addresses meanwhile: it waits 0.5 s, doubling
+ * to 16 s, never past the end of the lease.
+ *
+ * Without a lease it has nothing until the hub answers, and the usual
+ * reason for no answer is a server that is starting or restarting (the
+ * hub's kernel then refuses port 970 through the tunnel at once). Doubling
+ * makes each wait as long as all the time before it, so a client could sit
+ * idle for about as long again as the server was away: started 3 s before
+ * the server, its next try could come 4 s after it or more. Instead it
+ * waits a quarter of the time it has been failing, from 0.25 s up to 16 s.
+ * A server that appears is then asked within about a third of its absence
+ * (jitter included). This is still exponential backoff, by 1.25 instead of
+ * 2, so a hub that stays away sees each client slow down to one request
+ * per 16 s after about a minute, as before; the 25% jitter keeps a crowd
+ * of clients from asking in step when it comes back.
+ */
+static void schedule_retry(uint64_t started_ms)
 {
-	uint64_t now = clock_boot_ms();
+	uint64_t now = clock_boot_ms(), wait;
 
 	cl.failures++;
-	cl.backoff_ms = cl.backoff_ms ? cl.backoff_ms * 2 : BACKOFF_MIN_MS;
-	if (cl.backoff_ms > BACKOFF_MAX_MS)
-		cl.backoff_ms = BACKOFF_MAX_MS;
-	cl.next_try_ms = now + jitter(cl.backoff_ms, 25);
+	if (!cl.backoff_ms)
+		cl.failing_since_ms = started_ms;
+	if (cl.lease.bound) {
+		wait = cl.backoff_ms ? (uint64_t)cl.backoff_ms * 2 : BACKOFF_MIN_MS;
+	} else {
+		wait = (now - cl.failing_since_ms) / INIT_BACKOFF_DIVISOR;
+		if (wait < INIT_BACKOFF_MIN_MS)
+			wait = INIT_BACKOFF_MIN_MS;
+	}
+	if (wait > BACKOFF_MAX_MS)
+		wait = BACKOFF_MAX_MS;
+	cl.backoff_ms = (uint32_t)wait;
+	cl.next_try_ms = now + jitter(wait, 25);
 	if (cl.lease.bound && cl.next_try_ms > cl.lease.expires_ms)
 		cl.next_try_ms = cl.lease.expires_ms;
 }
@@ -674,6 +707,7 @@ static void request_lease(void)
 {
 	struct wgd_msg req, resp = { 0 };
 	struct lease_state *ls = &cl.lease;
+	uint64_t started;
 	int ret;
 
 	memset(&req, 0, sizeof(req));
@@ -697,12 +731,13 @@ static void request_lease(void)
 		req.leasetime = ls->leasetime;
 	}
 
+	started = clock_boot_ms();
 	ret = exchange(&req, &resp, REQUEST_TIMEOUT_MS);
 	if (ret == -EINTR)
 		return;
 	if (ret) {
 		log_debug("request failed: %s", strerror(-ret));
-		schedule_retry();
+		schedule_retry(started);
 		return;
 	}
 	if (!resp.has_ip4 && !resp.has_ip6) {
@@ -710,7 +745,7 @@ static void request_lease(void)
 					   : "no address in the response";
 
 		log_warnx("the server gave no address: %s", why ?: "unknown error");
-		schedule_retry();
+		schedule_retry(started);
 		return;
 	}
 	lease_accept(&req, &resp);
