@@ -73,6 +73,8 @@ BENCH_BINS := $(BENCH_SRC:.c=)
 # The end-to-end throughput benchmark's load generator and floor server,
 # and the start-up benchmark's journal writer and device.
 BENCH_HELPER_BINS := tests/bench/loadgen tests/bench/floor tests/bench/startup-rig
+# The time-to-address benchmark's timer, woken by address notifications.
+BENCH_HELPER_BINS += tests/bench/wait-addr
 # The fuzzers link their own build of the parsers and what they call,
 # instrumented as the fuzzers are.
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
@@ -152,6 +154,11 @@ bench: $(BINS) $(BENCH_BINS) $(BENCH_HELPER_BINS) tests/e2e/notify-recv
 # The end-to-end throughput benchmark alone (tests/bench/throughput.sh).
 bench-throughput: $(BINS) $(BENCH_HELPER_BINS)
 	@tests/bench/throughput.sh
+
+# The time-to-address benchmark alone (tests/bench/time-to-address.sh).
+bench-time-to-address: $(BINS) tests/bench/wait-addr
+	@tests/bench/time-to-address.sh
+.PHONY: bench-time-to-address
 
 fuzz-build:
 	@tests/deps.sh $(FUZZ_PKGS)

@@ -5,6 +5,8 @@
 # afterwards. Then, as root with wireguard-go and wg installed, the
 # end-to-end throughput benchmark (throughput.sh), with its journal on that
 # disk too. Benchmarks print figures; they pass or fail only on errors.
+# As root with wireguard-go and wg, also the time from a client's start to
+# its addresses (time-to-address.sh).
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 
@@ -56,6 +58,16 @@ if [ "$(id -u)" -ne 0 ]; then
 	echo "skipped: it needs root, for a network namespace"
 else
 	tests/bench/startup.sh "$scratch" || failed=$((failed + 1))
+fi
+echo
+
+echo "== time-to-address =="
+if [ "$(id -u)" -ne 0 ]; then
+	echo "skipped: it needs root, for network namespaces"
+elif ! command -v wireguard-go >/dev/null 2>&1 || ! command -v wg >/dev/null 2>&1; then
+	echo "skipped: it needs wireguard-go and wg (make deps installs them)"
+else
+	tests/bench/time-to-address.sh "$scratch" || failed=$((failed + 1))
 fi
 echo
 
