@@ -22,9 +22,16 @@
  *
  * A sparse pool (an IPv6 /64, say) is far too large for bits and, with any
  * realistic number of leases, nearly empty. It draws offsets at random and
- * rejects the leased ones, kept in an open-addressing hash set, and the
- * reserved ones, kept as sorted disjoint ranges. Rejection is rare, so the
- * expected cost is one hash probe and one binary search.
+ * rejects the leased ones and the reserved ones, kept as sorted disjoint
+ * ranges. Rejection is rare, so the expected cost is one lookup and one
+ * binary search. The leased offsets are kept in a bucketized cuckoo hash
+ * set: each offset lives in one of two buckets of 8 slots, a cache line
+ * each, so a lookup reads two lines, both at once, and the set stays fast
+ * up to 31/32 full, at 8.3 to 17 bytes an offset. An offset is stored
+ * whole, in 8 bytes up to 64 host bits and 16 past them.
+ *
+ * A random take can be drawn ahead, with poolset_prefetch(), so that its
+ * cache misses overlap the caller's own.
  *
  * Addresses are handled as offsets from the pool's prefix, in a 128-bit
  * pair of words, since a sparse pool may be as large as an IPv6 /0.
@@ -40,7 +47,12 @@
  * they are full at this many misses in a row with probability 2^-64 at
  * half occupancy. */
 #define POOL_TRIES 64
-#define SPARSE_MIN_SLOTS 64
+/* A sparse pool's buckets: a cache line of slots each. */
+#define SPARSE_BUCKET_SLOTS 8
+#define SPARSE_MIN_BUCKETS 8
+/* Moves an insertion may make before the set grows instead: filling to
+ * 31/32, about one insertion in ten thousand needs more than 64. */
+#define SPARSE_KICKS 256
 
 struct u128 {
 	uint64_t hi, lo;
@@ -67,11 +79,12 @@ struct bitmap_pool {
 };
 
 struct sparse_pool {
-	/* Leased offsets: linear probing, and (0, 0) marks an empty slot,
+	/* Leased offsets, in buckets of SPARSE_BUCKET_SLOTS: cuckoo hashing,
+	 * each offset in one of two buckets. (0, 0) marks an empty slot,
 	 * which is safe as offset 0 is never leasable in a sparse pool. hi
 	 * is allocated only for pools of more than 2^64 addresses. */
 	uint64_t *lo, *hi;
-	size_t cap, count;
+	size_t nbuckets, count;    /* nbuckets: a power of two, or 0 */
 	uint64_t seed;
 	bool wide;
 	struct pool_range *ranges; /* reserved, sorted and disjoint */
@@ -90,6 +103,20 @@ struct pool {
 	};
 };
 
+/*
+ * A random take drawn ahead by poolset_prefetch(): the pool it picked and
+ * the address in it. It is used only while its family's pools are as they
+ * were when it was drawn, which every change to them marks by bumping the
+ * family's version: in the same state, a draw made earlier is distributed
+ * exactly as one made now.
+ */
+struct pool_draw {
+	uint64_t version;
+	size_t pool;               /* SIZE_MAX: none */
+	uint32_t block, rank;      /* bitmap pools: see bm_find() */
+	struct u128 off;           /* sparse pools */
+};
+
 struct poolset {
 	struct pool *pools;
 	size_t n, cap;
@@ -97,6 +124,8 @@ struct poolset {
 	 * reservations are cleared, leasing could hand out an address that
 	 * belongs to someone else, so takes fail with it instead. */
 	int reserve_error;
+	uint64_t version[2];       /* IPv4, IPv6 */
+	struct pool_draw draw[2];
 };
 
 /*
@@ -229,6 +258,11 @@ static bool family_ok(int family)
 	return family == AF_INET || family == AF_INET6;
 }
 
+static unsigned family_index(int family)
+{
+	return family == AF_INET6;
+}
+
 /*
  * Bitmap pools
  */
@@ -304,8 +338,8 @@ static uint32_t bm_block_free(const struct bitmap_pool *bm, uint32_t block)
  * The count tree is a complete binary tree over the blocks, stored as an
  * array from 1: node i has children 2i and 2i + 1, and the blocks are the
  * leaves nblocks to 2 nblocks - 1, implicit. Each inner node holds the free
- * count of its left subtree only, so that taking the k-th free address
- * updates the nodes on the way down, in the same pass that finds it.
+ * count of its left subtree only: finding the k-th free address reads one
+ * node per level, and so does updating the counts above a block.
  */
 
 /* Adds delta to the free count of a block, on the way up from its leaf. */
@@ -315,10 +349,8 @@ static void bm_tree_add(struct bitmap_pool *bm, uint32_t block, int32_t delta)
 
 	/* Only ancestors holding the block in their left subtree count it.
 	 * Unsigned wrap-around adds a negative delta correctly. */
-	for (i = block + bm->nblocks; i > 1; i >>= 1) {
-		if (!(i & 1))
-			bm->tree[i >> 1] += (uint32_t)delta;
-	}
+	for (i = block + bm->nblocks; i > 1; i >>= 1)
+		bm->tree[i >> 1] += (uint32_t)delta & ((i & 1) - 1);
 }
 
 /* The free count of the subtree under node i, in a tree of totals. */
@@ -347,15 +379,53 @@ static void bm_tree_build(struct bitmap_pool *bm)
 }
 
 /*
- * Leases the k-th free address, k < free, and returns its offset: down the
- * tree to its block, then along the block's words to it.
+ * The block holding the k-th free address, k < free, and that address's
+ * rank among the block's free ones: down the tree, without changing it.
  */
-static uint32_t bm_take_index(struct bitmap_pool *bm, uint32_t k)
+static uint32_t bm_find(const struct bitmap_pool *bm, uint32_t k, uint32_t *rank)
 {
-	uint32_t i = 1, w;
+	uint32_t i = 1;
 
 	/* Without branches: which way to go is a coin toss, which the
 	 * processor would mispredict at every other level. */
+	while (i < bm->nblocks) {
+		uint32_t left = bm->tree[i], right = k >= left;
+
+		k -= left & -right;
+		i = 2 * i + right;
+	}
+	*rank = k;
+	return i - bm->nblocks;
+}
+
+/* Leases the free address of the given rank in a block, and returns its
+ * offset; the caller has counted it in the tree. */
+static uint32_t bm_take_rank(struct bitmap_pool *bm, uint32_t block, uint32_t rank)
+{
+	uint32_t w;
+
+	bm->free--;
+	for (w = block * POOL_BLOCK_WORDS;; w++) {
+		uint64_t free_bits = ~bm_used(bm, w);
+		unsigned c = popcount64(free_bits), bit;
+
+		if (rank < c) {
+			bit = u64_select(free_bits, rank);
+			*bm_leased(bm, w) |= UINT64_C(1) << bit;
+			return w * 64 + bit;
+		}
+		rank -= c;
+	}
+}
+
+/*
+ * Leases the k-th free address, k < free, and returns its offset: as
+ * bm_find(), counting it in the nodes on the way down, then in its block.
+ */
+static uint32_t bm_take_index(struct bitmap_pool *bm, uint32_t k)
+{
+	uint32_t i = 1;
+
 	while (i < bm->nblocks) {
 		uint32_t left = bm->tree[i], right = k >= left;
 
@@ -363,18 +433,7 @@ static uint32_t bm_take_index(struct bitmap_pool *bm, uint32_t k)
 		k -= left & -right;
 		i = 2 * i + right;
 	}
-	for (w = (i - bm->nblocks) * POOL_BLOCK_WORDS;; w++) {
-		uint64_t free_bits = ~bm_used(bm, w);
-		unsigned c = popcount64(free_bits), bit;
-
-		if (k < c) {
-			bit = u64_select(free_bits, k);
-			*bm_leased(bm, w) |= UINT64_C(1) << bit;
-			bm->free--;
-			return w * 64 + bit;
-		}
-		k -= c;
-	}
+	return bm_take_rank(bm, i - bm->nblocks, k);
 }
 
 static void bm_mark_leased(struct bitmap_pool *bm, uint32_t off)
@@ -520,98 +579,227 @@ static void sp_slot_set(struct sparse_pool *sp, size_t i, struct u128 off)
 		sp->hi[i] = off.hi;
 }
 
-/* The slot holding off, or the empty one where it would go. */
-static size_t sp_slot_find(const struct sparse_pool *sp, struct u128 off)
+static bool sp_slot_is(const struct sparse_pool *sp, size_t i, struct u128 off)
 {
-	size_t mask = sp->cap - 1, i = sp_hash(sp, off) & mask;
+	return sp->lo[i] == off.lo && (!sp->hi || sp->hi[i] == off.hi);
+}
 
-	while (!sp_slot_empty(sp, i) && u128_cmp(sp_slot_get(sp, i), off))
-		i = (i + 1) & mask;
-	return i;
+/*
+ * The two buckets off may live in, in a table of n. The second differs from
+ * the first by a nonzero mask, so that they are never the same bucket, and
+ * each is the other's partner.
+ */
+static void sp_buckets_in(const struct sparse_pool *sp, size_t n, struct u128 off,
+			  size_t *b1, size_t *b2)
+{
+	uint64_t h = sp_hash(sp, off);
+	size_t mask = n - 1;
+
+	*b1 = (size_t)h & mask;
+	*b2 = *b1 ^ ((size_t)(h >> 32 | 1) & mask);
+}
+
+static void sp_buckets(const struct sparse_pool *sp, struct u128 off, size_t *b1, size_t *b2)
+{
+	sp_buckets_in(sp, sp->nbuckets, off, b1, b2);
+}
+
+/* The slot of bucket b holding off, or SIZE_MAX. */
+static size_t sp_bucket_find(const struct sparse_pool *sp, size_t b, struct u128 off)
+{
+	size_t i;
+
+	for (i = b * SPARSE_BUCKET_SLOTS; i < (b + 1) * SPARSE_BUCKET_SLOTS; i++) {
+		if (sp_slot_is(sp, i, off))
+			return i;
+	}
+	return SIZE_MAX;
+}
+
+/* The slot holding off, or SIZE_MAX. */
+static size_t sp_find(const struct sparse_pool *sp, struct u128 off)
+{
+	size_t b1, b2, i;
+
+	if (!sp->nbuckets)
+		return SIZE_MAX;
+	sp_buckets(sp, off, &b1, &b2);
+	/* Both cache lines at once: the second is needed whenever off is
+	 * absent, which is what a random take hopes for. */
+	__builtin_prefetch(&sp->lo[b2 * SPARSE_BUCKET_SLOTS]);
+	i = sp_bucket_find(sp, b1, off);
+	return i != SIZE_MAX ? i : sp_bucket_find(sp, b2, off);
 }
 
 static bool sp_leased(const struct sparse_pool *sp, struct u128 off)
 {
-	return sp->cap && !sp_slot_empty(sp, sp_slot_find(sp, off));
+	return sp_find(sp, off) != SIZE_MAX;
 }
 
-static int sp_grow(struct sparse_pool *sp)
+/* The first empty slot of bucket b, or SIZE_MAX; *empty counts them. */
+static size_t sp_bucket_empty(const struct sparse_pool *sp, size_t b, unsigned *empty)
 {
-	struct sparse_pool old = *sp;
-	size_t cap = sp->cap ? sp->cap * 2 : SPARSE_MIN_SLOTS, i;
+	size_t i, first = SIZE_MAX;
 
-	if (cap > SIZE_MAX / 2 / sizeof(uint64_t))
-		return -ENOMEM;
-	sp->lo = calloc(cap, sizeof(uint64_t));
-	sp->hi = sp->wide ? calloc(cap, sizeof(uint64_t)) : NULL;
-	if (!sp->lo || (sp->wide && !sp->hi)) {
-		free(sp->lo);
-		free(sp->hi);
-		*sp = old;
-		return -ENOMEM;
-	}
-	sp->cap = cap;
-	for (i = 0; i < old.cap; i++) {
-		if (!sp_slot_empty(&old, i)) {
-			struct u128 off = sp_slot_get(&old, i);
-
-			sp_slot_set(sp, sp_slot_find(sp, off), off);
+	*empty = 0;
+	for (i = (b + 1) * SPARSE_BUCKET_SLOTS; i-- > b * SPARSE_BUCKET_SLOTS;) {
+		if (sp_slot_empty(sp, i)) {
+			first = i;
+			++*empty;
 		}
 	}
-	free(old.lo);
-	free(old.hi);
+	return first;
+}
+
+/*
+ * Puts off, absent, into the emptier of its buckets. When both are full, a
+ * random entry of one makes way for it and moves to its own other bucket,
+ * and so on down a random walk. If the walk is too long the moves are
+ * undone, the set is as it was, and the answer is -ENOSPC.
+ */
+static int sp_place(struct sparse_pool *sp, struct u128 off)
+{
+	size_t path[SPARSE_KICKS], b, b1, b2, s1, s2, n;
+	struct u128 carried = off;
+	unsigned e1, e2;
+
+	sp_buckets(sp, off, &b1, &b2);
+	s1 = sp_bucket_empty(sp, b1, &e1);
+	s2 = sp_bucket_empty(sp, b2, &e2);
+	if (e1 || e2) {
+		sp_slot_set(sp, e1 >= e2 ? s1 : s2, off);
+		return 0;
+	}
+	b = b1;
+	for (n = 0; n < SPARSE_KICKS; n++) {
+		size_t slot = b * SPARSE_BUCKET_SLOTS + (size_t)(rng_u64() % SPARSE_BUCKET_SLOTS);
+		struct u128 evicted = sp_slot_get(sp, slot);
+
+		sp_slot_set(sp, slot, carried);
+		path[n] = slot;
+		carried = evicted;
+		sp_buckets(sp, carried, &b1, &b2);
+		b = b1 == b ? b2 : b1;
+		s1 = sp_bucket_empty(sp, b, &e1);
+		if (e1) {
+			sp_slot_set(sp, s1, carried);
+			return 0;
+		}
+	}
+	while (n--) {
+		struct u128 back = sp_slot_get(sp, path[n]);
+
+		sp_slot_set(sp, path[n], carried);
+		carried = back;
+	}
+	return -ENOSPC;
+}
+
+static uint64_t *sp_alloc_words(size_t nbuckets)
+{
+	return aligned_alloc(SPARSE_BUCKET_SLOTS * sizeof(uint64_t),
+			     nbuckets * SPARSE_BUCKET_SLOTS * sizeof(uint64_t));
+}
+
+/*
+ * Doubles the buckets. With one more bit of mask, an entry's two buckets
+ * both stay where they were or move up by the old count, so whichever it
+ * sits in does: old bucket b splits into new buckets b and b + n, which
+ * nothing else feeds. No entry looks for a place, none can fail to find
+ * one, and both tables are read and written in order.
+ */
+static int sp_grow(struct sparse_pool *sp)
+{
+	size_t n = sp->nbuckets, grown = n ? 2 * n : SPARSE_MIN_BUCKETS, b, i;
+	uint64_t *lo, *hi = NULL;
+
+	if (grown > SIZE_MAX / 2 / SPARSE_BUCKET_SLOTS / sizeof(uint64_t))
+		return -ENOMEM;
+	lo = sp_alloc_words(grown);
+	if (sp->wide)
+		hi = sp_alloc_words(grown);
+	if (!lo || (sp->wide && !hi)) {
+		free(lo);
+		free(hi);
+		return -ENOMEM;
+	}
+	if (!n) {
+		memset(lo, 0, grown * SPARSE_BUCKET_SLOTS * sizeof(uint64_t));
+		if (hi)
+			memset(hi, 0, grown * SPARSE_BUCKET_SLOTS * sizeof(uint64_t));
+	}
+	for (b = 0; b < n; b++) {
+		size_t fill[2] = { 0, 0 }, half;
+
+		for (i = b * SPARSE_BUCKET_SLOTS; i < (b + 1) * SPARSE_BUCKET_SLOTS; i++) {
+			struct u128 off;
+			size_t b1, b2, slot;
+			bool first;
+
+			if (sp_slot_empty(sp, i))
+				continue;
+			off = sp_slot_get(sp, i);
+			sp_buckets(sp, off, &b1, &b2);
+			first = b == b1;
+			sp_buckets_in(sp, grown, off, &b1, &b2);
+			half = (first ? b1 : b2) != b;
+			slot = (b + half * n) * SPARSE_BUCKET_SLOTS + fill[half]++;
+			lo[slot] = off.lo;
+			if (hi)
+				hi[slot] = off.hi;
+		}
+		for (half = 0; half < 2; half++) {
+			for (i = fill[half]; i < SPARSE_BUCKET_SLOTS; i++) {
+				size_t slot = (b + half * n) * SPARSE_BUCKET_SLOTS + i;
+
+				lo[slot] = 0;
+				if (hi)
+					hi[slot] = 0;
+			}
+		}
+	}
+	free(sp->lo);
+	free(sp->hi);
+	sp->lo = lo;
+	sp->hi = hi;
+	sp->nbuckets = grown;
 	return 0;
 }
 
-/* Adds off to the leased set: 0, -EEXIST when it is there, or -ENOMEM. One
- * probe both tests and inserts, as the set outgrows every cache. */
+/* Adds off to the leased set: 0, -EEXIST when it is there, or -ENOMEM. */
 static int sp_insert(struct sparse_pool *sp, struct u128 off)
 {
-	size_t i;
 	int ret;
 
-	/* At most three quarters full: linear probing stays short, and a
-	 * slot costs 8 bytes, so a lease costs 11 to 21 bytes. */
-	if ((sp->count + 1) * 4 > sp->cap * 3) {
+	if (sp_leased(sp, off))
+		return -EEXIST;
+	/* Up to 31/32 full, where 98 % of entries still go straight into
+	 * one of their buckets: with a slot of 8 bytes, a lease costs 8.3 to
+	 * 17 bytes. */
+	if ((sp->count + 1) * 32 > sp->nbuckets * SPARSE_BUCKET_SLOTS * 31) {
 		ret = sp_grow(sp);
 		if (ret)
 			return ret;
 	}
-	i = sp_slot_find(sp, off);
-	if (!sp_slot_empty(sp, i))
-		return -EEXIST;
-	sp_slot_set(sp, i, off);
+	while (sp_place(sp, off)) {
+		ret = sp_grow(sp);
+		if (ret)
+			return ret;
+	}
 	sp->count++;
 	return 0;
 }
 
 static void sp_remove(struct sparse_pool *sp, struct u128 off)
 {
-	size_t mask = sp->cap - 1, hole, i;
+	size_t i = sp_find(sp, off);
 
-	if (!sp->cap)
+	/* Nothing else moves: no tombstones pile up over years of leases
+	 * coming and going. */
+	if (i == SIZE_MAX)
 		return;
-	hole = sp_slot_find(sp, off);
-	if (sp_slot_empty(sp, hole))
-		return;
+	sp_slot_set(sp, i, u128_u64(0));
 	sp->count--;
-
-	/*
-	 * Backward-shift deletion: pull later entries of the run into the
-	 * hole when their home slot does not lie between the hole and where
-	 * they are, so that no lookup ever stops early at it. No tombstones
-	 * pile up over years of leases coming and going.
-	 */
-	for (i = (hole + 1) & mask; !sp_slot_empty(sp, i); i = (i + 1) & mask) {
-		struct u128 cur = sp_slot_get(sp, i);
-		size_t home = sp_hash(sp, cur) & mask;
-
-		if (((i - home) & mask) >= ((i - hole) & mask)) {
-			sp_slot_set(sp, hole, cur);
-			hole = i;
-		}
-	}
-	sp_slot_set(sp, hole, u128_u64(0));
 }
 
 /* The first range ending at or after off; nranges when there is none. */
@@ -669,13 +857,14 @@ static struct u128 sp_random_offset(const struct pool *p)
 {
 	struct u128 off, mask;
 
-	if (p->host_bits <= 64)
+	if (p->host_bits < 64)
 		return u128_u64(rng_range(p->first.lo, p->last.lo));
 	/* Only IPv6 pools are this wide, and all of them but offset 0 is
-	 * leasable: draw bits until that one is missed. */
+	 * leasable: draw bits until that one is missed, which spares a /64
+	 * the division rng_below() needs for a bound this large. */
 	mask = u128_low_mask(p->host_bits);
 	do {
-		off.hi = rng_u64() & mask.hi;
+		off.hi = mask.hi ? rng_u64() & mask.hi : 0;
 		off.lo = rng_u64();
 	} while (u128_cmp(off, p->first) < 0);
 	return off;
@@ -694,7 +883,7 @@ static struct u128 sp_free(const struct pool *p)
 		free_count = u128_sub(free_count, u128_u64(1));
 	}
 	if (sp->nranges) {
-		for (i = 0; i < sp->cap; i++) {
+		for (i = 0; i < sp->nbuckets * SPARSE_BUCKET_SLOTS; i++) {
 			if (!sp_slot_empty(sp, i) && sp_reserved(sp, sp_slot_get(sp, i)))
 				leased--;
 		}
@@ -753,7 +942,8 @@ static void pool_release(struct pool *p)
 static size_t pool_memory(const struct pool *p)
 {
 	if (p->sparse)
-		return p->sp.cap * sizeof(uint64_t) * (p->sp.wide ? 2 : 1) +
+		return p->sp.nbuckets * SPARSE_BUCKET_SLOTS * sizeof(uint64_t) *
+			       (p->sp.wide ? 2 : 1) +
 		       p->sp.ranges_cap * sizeof(struct pool_range);
 	return (size_t)p->bm.nwords * 2 * sizeof(uint64_t) +
 	       (size_t)p->bm.nblocks * sizeof(uint32_t);
@@ -834,9 +1024,19 @@ static struct pool *poolset_find(const struct poolset *ps,
 	return NULL;
 }
 
+/* Marks a change to the pools of family: a draw made before is stale. */
+static void poolset_changed(struct poolset *ps, int family)
+{
+	ps->version[family_index(family)]++;
+}
+
 struct poolset *poolset_new(void)
 {
-	return calloc(1, sizeof(struct poolset));
+	struct poolset *ps = calloc(1, sizeof(struct poolset));
+
+	if (ps)
+		ps->draw[0].pool = ps->draw[1].pool = SIZE_MAX;
+	return ps;
 }
 
 void poolset_free(struct poolset *ps)
@@ -888,6 +1088,7 @@ int poolset_add(struct poolset *ps, const struct wgd_ip *prefix)
 	if (ret)
 		return ret;
 	ps->n++;
+	poolset_changed(ps, prefix->family);
 	return 0;
 }
 
@@ -904,6 +1105,9 @@ int poolset_remove(struct poolset *ps, const struct wgd_ip *prefix)
 			pool_release(p);
 			memmove(p, p + 1, (ps->n - i - 1) * sizeof(*p));
 			ps->n--;
+			/* Draws name pools by their place, which this moves. */
+			poolset_changed(ps, AF_INET);
+			poolset_changed(ps, AF_INET6);
 			return 0;
 		}
 	}
@@ -1023,6 +1227,61 @@ static struct pool *poolset_pick(struct poolset *ps, int family, uint32_t *index
 	return last;
 }
 
+/* Draws a random take ahead, changing nothing: -ENOSPC when no pool of the
+ * family has a free address. */
+static int poolset_draw(struct poolset *ps, int family, struct pool_draw *d)
+{
+	uint32_t index = 0;
+	struct pool *p = poolset_pick(ps, family, &index);
+
+	if (!p)
+		return -ENOSPC;
+	d->version = ps->version[family_index(family)];
+	d->pool = (size_t)(p - ps->pools);
+	if (p->sparse)
+		d->off = sp_random_offset(p);
+	else
+		d->block = bm_find(&p->bm, index, &d->rank);
+	return 0;
+}
+
+static bool draw_current(const struct poolset *ps, int family)
+{
+	const struct pool_draw *d = &ps->draw[family_index(family)];
+
+	return d->pool != SIZE_MAX && d->version == ps->version[family_index(family)];
+}
+
+void poolset_prefetch(struct poolset *ps, int family)
+{
+	struct pool_draw *d;
+	const struct pool *p;
+
+	if (!family_ok(family) || ps->reserve_error)
+		return;
+	d = &ps->draw[family_index(family)];
+	if (!draw_current(ps, family) && poolset_draw(ps, family, d)) {
+		d->pool = SIZE_MAX;
+		return;
+	}
+	p = &ps->pools[d->pool];
+	if (p->sparse) {
+		size_t b1, b2;
+
+		if (!p->sp.nbuckets)
+			return;
+		sp_buckets(&p->sp, d->off, &b1, &b2);
+		__builtin_prefetch(&p->sp.lo[b1 * SPARSE_BUCKET_SLOTS]);
+		__builtin_prefetch(&p->sp.lo[b2 * SPARSE_BUCKET_SLOTS]);
+	} else {
+		/* A block's words: two cache lines. */
+		const uint64_t *w = bm_leased(&p->bm, d->block * POOL_BLOCK_WORDS);
+
+		__builtin_prefetch(w, 1);
+		__builtin_prefetch(w + POOL_BLOCK_WORDS, 1);
+	}
+}
+
 int poolset_take_random(struct poolset *ps, int family, struct wgd_ip *out)
 {
 	int tries, ret;
@@ -1034,25 +1293,39 @@ int poolset_take_random(struct poolset *ps, int family, struct wgd_ip *out)
 		return ps->reserve_error;
 
 	for (tries = 0; tries < POOL_TRIES; tries++) {
+		struct pool_draw *d = &ps->draw[family_index(family)];
 		uint32_t index = 0;
-		struct pool *p = poolset_pick(ps, family, &index);
+		struct pool *p;
 		struct u128 off;
 
-		if (!p)
-			return -ENOSPC;
-		if (!p->sparse) {
-			off = u128_u64(bm_take_index(&p->bm, index));
-			pool_address(p, off, out);
-			return 0;
+		if (draw_current(ps, family)) {
+			p = &ps->pools[d->pool];
+			if (!p->sparse) {
+				bm_tree_add(&p->bm, d->block, -1);
+				off = u128_u64(bm_take_rank(&p->bm, d->block, d->rank));
+			} else {
+				off = d->off;
+			}
+		} else {
+			p = poolset_pick(ps, family, &index);
+			if (!p)
+				return -ENOSPC;
+			if (!p->sparse)
+				off = u128_u64(bm_take_index(&p->bm, index));
+			else
+				off = sp_random_offset(p);
 		}
-		off = sp_random_offset(p);
-		if (sp_reserved(&p->sp, off))
-			continue;
-		ret = sp_insert(&p->sp, off);
-		if (ret == -EEXIST)
-			continue;
-		if (ret)
-			return ret;
+		d->pool = SIZE_MAX;
+		if (p->sparse) {
+			if (sp_reserved(&p->sp, off))
+				continue;
+			ret = sp_insert(&p->sp, off);
+			if (ret == -EEXIST)
+				continue;
+			if (ret)
+				return ret;
+		}
+		poolset_changed(ps, family);
 		pool_address(p, off, out);
 		return 0;
 	}
@@ -1063,6 +1336,7 @@ int poolset_take(struct poolset *ps, const struct wgd_ip *addr)
 {
 	struct u128 off;
 	struct pool *p = poolset_find(ps, addr, &off);
+	int ret;
 
 	if (!p || !pool_leasable(p, off))
 		return -ERANGE;
@@ -1070,11 +1344,16 @@ int poolset_take(struct poolset *ps, const struct wgd_ip *addr)
 		return ps->reserve_error;
 	if (pool_reserved(p, off))
 		return -EEXIST;
-	if (p->sparse)
-		return sp_insert(&p->sp, off);
-	if (pool_leased(p, off))
-		return -EEXIST;
-	bm_mark_leased(&p->bm, (uint32_t)off.lo);
+	if (p->sparse) {
+		ret = sp_insert(&p->sp, off);
+		if (ret)
+			return ret;
+	} else {
+		if (pool_leased(p, off))
+			return -EEXIST;
+		bm_mark_leased(&p->bm, (uint32_t)off.lo);
+	}
+	poolset_changed(ps, addr->family);
 	return 0;
 }
 
@@ -1091,6 +1370,7 @@ void poolset_put(struct poolset *ps, const struct wgd_ip *addr)
 		sp_remove(&p->sp, off);
 	else
 		bm_clear_leased(&p->bm, (uint32_t)off.lo);
+	poolset_changed(ps, addr->family);
 }
 
 void poolset_reserve_clear(struct poolset *ps)
@@ -1106,6 +1386,8 @@ void poolset_reserve_clear(struct poolset *ps)
 			bm_reserve_clear(&p->bm);
 	}
 	ps->reserve_error = 0;
+	poolset_changed(ps, AF_INET);
+	poolset_changed(ps, AF_INET6);
 }
 
 void poolset_reserve(struct poolset *ps, const struct wgd_ip *prefix)
@@ -1120,6 +1402,7 @@ void poolset_reserve(struct poolset *ps, const struct wgd_ip *prefix)
 	if (prefix->cidr > bits)
 		return;
 	v = u128_from_ip(prefix);
+	poolset_changed(ps, prefix->family);
 
 	for (i = 0; i < ps->n; i++) {
 		struct pool *p = &ps->pools[i];

@@ -61,6 +61,13 @@ bool poolset_is_free(const struct poolset *ps, const struct wgd_ip *addr);
  * every pool of that family, and marks it leased. -ENOSPC when none is free.
  */
 int poolset_take_random(struct poolset *ps, int family, struct wgd_ip *out);
+/*
+ * Optional, before poolset_take_random(): draws that take ahead and starts
+ * loading the memory it will touch, so that a caller with other cache
+ * misses to wait for waits for all of them at once. The draw is used by
+ * the next random take of family, unless the family's pools change first.
+ */
+void poolset_prefetch(struct poolset *ps, int family);
 /* Marks a given address leased: -ERANGE outside every pool, -EEXIST when
  * leased or reserved. */
 int poolset_take(struct poolset *ps, const struct wgd_ip *addr);

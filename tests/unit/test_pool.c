@@ -893,6 +893,280 @@ START_TEST(test_model_sparse)
 }
 END_TEST
 
+/*
+ * rng_below() draws from a scripted source here, so that a rejection can
+ * be forced: the multiply-and-shift maps r to the high word of r * bound,
+ * and must draw again when the low word falls below 2^64 mod bound.
+ */
+static const uint64_t *script;
+static size_t script_len, script_used;
+
+static void scripted(void *buf, size_t len)
+{
+	uint64_t *out = buf;
+	size_t i;
+
+	/* Past the script, values that no bound rejects for long. */
+	for (i = 0; i < len / sizeof(*out); i++, script_used++)
+		out[i] = script_used < script_len ? script[script_used] :
+			 script_used * UINT64_C(0x9e3779b97f4a7c15);
+}
+
+/* The source stays scripted until reset, so that a test can see which
+ * value comes next. */
+static void set_script(const uint64_t *values, size_t n)
+{
+	script = values;
+	script_len = n;
+	script_used = 0;
+	rng_set_source(scripted);
+}
+
+static uint64_t below_scripted(uint64_t bound, const uint64_t *values, size_t n)
+{
+	set_script(values, n);
+	return rng_below(bound);
+}
+
+START_TEST(test_rng_below_exact)
+{
+	/* 2^64 mod 3 is 1: r = 0 leaves a low word of 0 and is rejected,
+	 * UINT64_MAX then gives the top of the range. */
+	const uint64_t three[] = { 0, UINT64_MAX, 77 };
+	/* 2^64 mod 3 * 2^62 is 2^62: 2^63 lands on a multiple of 2^64 and
+	 * is rejected too; 1 is kept, and gives 0. */
+	const uint64_t big[] = { 0, UINT64_C(1) << 63, 1, 78 };
+	/* For the largest bound only a low word of 0 is rejected. */
+	const uint64_t max[] = { 0, UINT64_MAX, 79 };
+	/* Below 1 nothing is ever rejected. */
+	const uint64_t one[] = { 0, 80 };
+	/* Kept draws: r * bound has a high word of 500, then 0xdeadbeef. */
+	const uint64_t half[] = { UINT64_C(1) << 63 | UINT64_C(1) << 53, 81 };
+	const uint64_t word[] = { UINT64_C(0xdeadbeef) << 32 | 5, 82 };
+	const uint64_t whole[] = { 42 };
+
+	require_uint(below_scripted(3, three, 3), ==, 2);
+	require_uint(rng_u64(), ==, 77);
+	require_uint(below_scripted(UINT64_C(3) << 62, big, 4), ==, 0);
+	require_uint(rng_u64(), ==, 78);
+	require_uint(below_scripted(UINT64_MAX, max, 3), ==, UINT64_MAX - 1);
+	require_uint(rng_u64(), ==, 79);
+	require_uint(below_scripted(1, one, 2), ==, 0);
+	require_uint(rng_u64(), ==, 80);
+	require_uint(below_scripted(1000, half, 2), ==, 500);
+	require_uint(rng_u64(), ==, 81);
+	require_uint(below_scripted(UINT64_C(1) << 32, word, 2), ==, 0xdeadbeef);
+	require_uint(rng_u64(), ==, 82);
+	set_script(half, 2);
+	require_uint(rng_range(7, 7 + 999), ==, 507);
+	set_script(whole, 1);
+	require_uint(rng_range(0, UINT64_MAX), ==, 42);
+	rng_set_source(NULL);
+
+	/* The keystream again. */
+	require(rng_u64() != rng_u64() || rng_u64() != rng_u64());
+}
+END_TEST
+
+START_TEST(test_rng_below_uniform)
+{
+	const uint64_t bounds[] = { 1, 2, 3, 7, 1000, (UINT64_C(1) << 32) + 1,
+				    (UINT64_C(1) << 63) + 1, UINT64_MAX };
+	unsigned thirds[3] = { 0 }, sixes[6] = { 0 }, i, j;
+
+	for (i = 0; i < sizeof(bounds) / sizeof(bounds[0]); i++) {
+		for (j = 0; j < 20000; j++)
+			require_uint(rng_below(bounds[i]), <, bounds[i]);
+	}
+	require_uint(rng_range(5, 5), ==, 5);
+	for (j = 0; j < 1000; j++) {
+		uint64_t r = rng_range(10, 12);
+
+		require(r >= 10 && r <= 12);
+	}
+
+	/* 60000 draws below 6: 10000 expected each, deviation 91. */
+	for (j = 0; j < 60000; j++)
+		sixes[rng_below(6)]++;
+	for (i = 0; i < 6; i++) {
+		require_uint(sixes[i], >=, 9400);
+		require_uint(sixes[i], <=, 10600);
+	}
+	/* Below 3 * 2^62, each third of the range equally often: r % bound
+	 * would put half the draws in the first third. */
+	for (j = 0; j < 30000; j++)
+		thirds[rng_below(UINT64_C(3) << 62) >> 62]++;
+	for (i = 0; i < 3; i++) {
+		require_uint(thirds[i], >=, 9400);
+		require_uint(thirds[i], <=, 10600);
+	}
+}
+END_TEST
+
+/*
+ * The sparse set through growth, deletion and churn: every offset taken is
+ * found, every one put back is free, and memory stays within its bounds and
+ * does not move under churn.
+ */
+static void sparse_churn(const char *cidr, bool wide, unsigned n)
+{
+	struct poolset *ps = set_with(cidr, NULL);
+	struct wgd_ip *got = calloc(n, sizeof(*got)), spare;
+	size_t memory, grew = 0, last = poolset_memory(ps);
+	unsigned i, j;
+
+	ck_assert_ptr_nonnull(got);
+	for (i = 0; i < n; i++) {
+		require_int(poolset_take_random(ps, AF_INET6, &got[i]), ==, 0);
+		if (poolset_memory(ps) != last) {
+			/* Everything taken so far made it through the move. */
+			for (j = 0; j <= i; j++)
+				require(!poolset_is_free(ps, &got[j]));
+			last = poolset_memory(ps);
+			grew++;
+		}
+	}
+	require_uint(grew, >=, 3);
+	/* 8 or 16 bytes a slot, up to 31/32 full, doubling. */
+	require_uint(poolset_memory(ps), <=, (size_t)n * 17 * (wide ? 2 : 1));
+
+	for (i = 0; i < n; i += 2)
+		poolset_put(ps, &got[i]);
+	for (i = 0; i < n; i++)
+		require(poolset_is_free(ps, &got[i]) == !(i % 2));
+	/* (A wide pool's count saturates.) */
+	if (!wide)
+		require_uint(poolset_pool_free(ps, 0), ==, UINT64_MAX - n / 2);
+
+	/* Churn: a random lease goes, a new one comes, four times over. */
+	memory = poolset_memory(ps);
+	for (i = 0; i < n; i += 2)
+		require_int(poolset_take_random(ps, AF_INET6, &got[i]), ==, 0);
+	for (j = 0; j < 4 * n; j++) {
+		i = (unsigned)rng_below(n);
+		poolset_put(ps, &got[i]);
+		require(poolset_is_free(ps, &got[i]));
+		require_int(poolset_take_random(ps, AF_INET6, &got[i]), ==, 0);
+	}
+	require_uint(poolset_memory(ps), ==, memory);
+	if (!wide)
+		require_uint(poolset_pool_free(ps, 0), ==, UINT64_MAX - n);
+	for (i = 0; i < n; i++) {
+		require(!poolset_is_free(ps, &got[i]));
+		require_int(poolset_take(ps, &got[i]), ==, -EEXIST);
+	}
+	spare = got[0];
+	for (i = 0; i < n; i++)
+		poolset_put(ps, &got[i]);
+	require(poolset_is_free(ps, &spare));
+	require_uint(poolset_pool_free(ps, 0), ==, UINT64_MAX);
+	free(got);
+	poolset_free(ps);
+}
+
+/*
+ * Small sets fill their few buckets unevenly, so that now and then an
+ * insertion's walk gives up, is undone and the set grows: nothing may be
+ * lost on the way.
+ */
+static void sparse_small(void)
+{
+	struct wgd_ip got[80];
+	unsigned round, i, j;
+
+	for (round = 0; round < 2000; round++) {
+		struct poolset *ps = set_with("fd00:8::/64", NULL);
+
+		for (i = 0; i < 80; i++) {
+			require_int(poolset_take_random(ps, AF_INET6, &got[i]), ==, 0);
+			for (j = 0; j <= i; j++)
+				require(!poolset_is_free(ps, &got[j]));
+		}
+		poolset_free(ps);
+	}
+}
+
+START_TEST(test_sparse_growth)
+{
+	sparse_small();
+	sparse_churn("fd00:5::/64", false, 200000);
+	/* Offsets of more than 64 bits, which take a second word. */
+	sparse_churn("fd00:6::/48", true, 50000);
+}
+END_TEST
+
+/*
+ * A draw made ahead is used only while the pools are as they were: here
+ * the one other free address is taken in between, and a stale draw would
+ * hand it out twice.
+ */
+START_TEST(test_prefetch)
+{
+	struct poolset *ps = set_with("10.0.0.0/30", "fd00:7::/64");
+	struct wgd_ip a = ip("10.0.0.1"), b = ip("10.0.0.2"), got, whole = ip("fd00:7::/64");
+	struct wgd_ip prefix = ip("10.0.0.0/28");
+	unsigned counts[16] = { 0 }, i;
+	bool seen[2] = { false, false };
+
+	for (i = 0; i < 200; i++) {
+		poolset_prefetch(ps, AF_INET);
+		poolset_prefetch(ps, AF_INET6);
+		require_int(poolset_take(ps, &a), ==, 0);
+		require_int(poolset_take_random(ps, AF_INET, &got), ==, 0);
+		require(!memcmp(&got, &b, sizeof(got)));
+		poolset_put(ps, &a);
+		poolset_put(ps, &b);
+
+		/* Undisturbed, a draw made ahead picks either address. */
+		poolset_prefetch(ps, AF_INET);
+		require_int(poolset_take_random(ps, AF_INET, &got), ==, 0);
+		seen[!memcmp(&got, &b, sizeof(got))] = true;
+		poolset_put(ps, &got);
+	}
+	require(seen[0] && seen[1]);
+
+	/* Taking an address of one family leaves the other's draw alone,
+	 * and a reservation covering the sparse pool voids it. */
+	poolset_prefetch(ps, AF_INET6);
+	require_int(poolset_take_random(ps, AF_INET, &got), ==, 0);
+	require_int(poolset_take_random(ps, AF_INET6, &got), ==, 0);
+	require(!poolset_is_free(ps, &got));
+	poolset_prefetch(ps, AF_INET6);
+	poolset_reserve(ps, &whole);
+	require_int(poolset_take_random(ps, AF_INET6, &got), ==, -ENOSPC);
+	poolset_prefetch(ps, AF_INET6);
+	poolset_prefetch(ps, AF_UNIX);
+	require_int(poolset_take_random(ps, AF_INET6, &got), ==, -ENOSPC);
+	poolset_free(ps);
+
+	/* Draws made ahead are as uniform as any: 14 addresses, 4096 draws
+	 * each expected, with a deviation of 62. */
+	ps = set_with("10.0.0.0/28", NULL);
+	for (i = 0; i < 14 * 4096; i++) {
+		poolset_prefetch(ps, AF_INET);
+		if (i % 3 == 0)
+			poolset_prefetch(ps, AF_INET);
+		require_int(poolset_take_random(ps, AF_INET, &got), ==, 0);
+		counts[ip4_offset(&prefix, &got)]++;
+		poolset_put(ps, &got);
+	}
+	require_uint(counts[0] + counts[15], ==, 0);
+	for (i = 1; i < 15; i++) {
+		require_uint(counts[i], >=, 4096 * 3 / 4);
+		require_uint(counts[i], <=, 4096 * 5 / 4);
+	}
+
+	/* Down to the last address, then none. */
+	for (i = 0; i < 14; i++) {
+		poolset_prefetch(ps, AF_INET);
+		require_int(poolset_take_random(ps, AF_INET, &got), ==, 0);
+	}
+	poolset_prefetch(ps, AF_INET);
+	require_int(poolset_take_random(ps, AF_INET, &got), ==, -ENOSPC);
+	poolset_free(ps);
+}
+END_TEST
+
 static Suite *pool_suite(void)
 {
 	Suite *s = suite_create("pool");
@@ -914,6 +1188,10 @@ static Suite *pool_suite(void)
 	tcase_add_test(tc, test_memory);
 	tcase_add_test(tc, test_model_bitmap);
 	tcase_add_test(tc, test_model_sparse);
+	tcase_add_test(tc, test_rng_below_exact);
+	tcase_add_test(tc, test_rng_below_uniform);
+	tcase_add_test(tc, test_sparse_growth);
+	tcase_add_test(tc, test_prefetch);
 	suite_add_tcase(s, tc);
 	return s;
 }
