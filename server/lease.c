@@ -8,10 +8,23 @@
 #include <sodium.h>
 
 #include "../common/array.h"
+#include "../common/rng.h"
 #include "lease.h"
 
-#define SLOT_EMPTY UINT32_MAX
-#define NO_FREE UINT32_MAX
+_Static_assert(sizeof(struct lease) == 84, "struct lease has grown");
+
+/* The free-list end, and so one more than the last lease index. */
+#define NO_LEASE ((UINT32_C(1) << 30) - 1)
+/* The key index: buckets of a cache line, and the moves an insertion may
+ * make before the index grows instead, as in the sparse pools. */
+#define BUCKET_SLOTS 8
+#define MIN_BUCKETS 8
+#define KICKS 256
+
+struct heap_entry {
+	uint32_t expires;          /* the lease's, here to spare a visit */
+	uint32_t lease;
+};
 
 struct lease_table {
 	struct poolset *pools;
@@ -21,11 +34,21 @@ struct lease_table {
 	uint32_t free_head;
 	size_t count;
 
-	uint32_t *slots;           /* open addressing: lease index or SLOT_EMPTY */
-	uint32_t n_slots;          /* power of two, kept at most half full */
+	/*
+	 * The key index, a bucketized cuckoo hash as in the sparse pools:
+	 * the entry of a lease is the top 32 bits of its key's hash (its
+	 * tag) above its index plus one, and 0 marks an empty slot. The tag
+	 * picks the entry's two buckets, so entries move and the index grows
+	 * without a look at any lease, and the tag's other bits tell apart
+	 * the entries of a bucket: at a million leases, a lookup visits a
+	 * lease not its own once in a few thousand. 8 bytes a slot, up to
+	 * 31/32 full: 8.3 to 17 bytes a lease.
+	 */
+	uint64_t *buckets;
+	uint32_t n_buckets;        /* a power of two */
 	uint8_t hash_key[crypto_shorthash_KEYBYTES];
 
-	uint32_t *heap;            /* lease indices, earliest expiry first */
+	struct heap_entry *heap;   /* earliest expiry first */
 
 	/* Quarantined addresses, sorted by the end of their quarantine. */
 	struct quarantine {
@@ -33,32 +56,238 @@ struct lease_table {
 		uint64_t until;
 	} *quarantine;
 	size_t n_quarantine, cap_quarantine;
-
 };
 
-static uint32_t key_hash(const struct lease_table *lt, const uint8_t *pubkey)
+/* SipHash under a key of the table's own: peers cannot pick keys that pile
+ * up in a few buckets. */
+static uint32_t key_tag(const struct lease_table *lt, const uint8_t *pubkey)
 {
 	uint64_t h;
 
 	crypto_shorthash((uint8_t *)&h, pubkey, WG_KEY_LEN, lt->hash_key);
-	return (uint32_t)h;
+	return (uint32_t)(h >> 32);
+}
+
+static uint64_t entry_of(uint32_t tag, uint32_t idx)
+{
+	return (uint64_t)tag << 32 | (idx + 1);
+}
+
+static uint32_t entry_tag(uint64_t e)
+{
+	return (uint32_t)(e >> 32);
+}
+
+static uint32_t entry_index(uint64_t e)
+{
+	return (uint32_t)e - 1;
+}
+
+/* A tag's two buckets in a table of n: the second differs from the first
+ * by a nonzero mask from all of the tag's bits, so each is the other's
+ * partner. */
+static void tag_buckets(uint32_t n, uint32_t tag, uint32_t *b1, uint32_t *b2)
+{
+	uint32_t mask = n - 1;
+
+	*b1 = tag & mask;
+	*b2 = *b1 ^ (((uint32_t)((tag * UINT64_C(0x9e3779b97f4a7c15)) >> 32) | 1) & mask);
+}
+
+static uint64_t *bucket(const struct lease_table *lt, uint32_t b)
+{
+	return &lt->buckets[(size_t)b * BUCKET_SLOTS];
+}
+
+static void index_prefetch(const struct lease_table *lt, uint32_t tag)
+{
+	uint32_t b1, b2;
+
+	tag_buckets(lt->n_buckets, tag, &b1, &b2);
+	__builtin_prefetch(bucket(lt, b1));
+	__builtin_prefetch(bucket(lt, b2));
+}
+
+/* The slot holding the lease with pubkey and tag, or NULL. */
+static uint64_t *index_find(const struct lease_table *lt, const uint8_t *pubkey, uint32_t tag)
+{
+	uint32_t b[2], i, j;
+
+	tag_buckets(lt->n_buckets, tag, &b[0], &b[1]);
+	for (i = 0; i < 2; i++) {
+		uint64_t *s = bucket(lt, b[i]);
+
+		for (j = 0; j < BUCKET_SLOTS; j++) {
+			if (s[j] && entry_tag(s[j]) == tag &&
+			    !memcmp(lt->leases[entry_index(s[j])].pubkey, pubkey, WG_KEY_LEN))
+				return &s[j];
+		}
+	}
+	return NULL;
+}
+
+/* The slot holding exactly entry e, or NULL. */
+static uint64_t *index_find_entry(const struct lease_table *lt, uint64_t e)
+{
+	uint32_t b[2], i, j;
+
+	tag_buckets(lt->n_buckets, entry_tag(e), &b[0], &b[1]);
+	for (i = 0; i < 2; i++) {
+		uint64_t *s = bucket(lt, b[i]);
+
+		for (j = 0; j < BUCKET_SLOTS; j++) {
+			if (s[j] == e)
+				return &s[j];
+		}
+	}
+	return NULL;
+}
+
+/* The first empty slot of bucket s, or NULL; *empty counts them. */
+static uint64_t *bucket_empty(uint64_t *s, unsigned *empty)
+{
+	uint64_t *first = NULL;
+	uint32_t j;
+
+	*empty = 0;
+	for (j = BUCKET_SLOTS; j-- > 0;) {
+		if (!s[j]) {
+			first = &s[j];
+			++*empty;
+		}
+	}
+	return first;
+}
+
+/*
+ * Puts entry e into the emptier of its buckets in the table of n buckets.
+ * When both are full, a random entry of one makes way and moves to its own
+ * other bucket, and so on down a random walk; if the walk is too long the
+ * moves are undone, the table is as it was, and the answer is -ENOSPC.
+ */
+static int index_place(uint64_t *buckets, uint32_t n, uint64_t e)
+{
+	uint64_t *path[KICKS], *s1, *s2, carried = e;
+	uint32_t b, b1, b2, k;
+	unsigned e1, e2;
+
+	tag_buckets(n, entry_tag(e), &b1, &b2);
+	s1 = bucket_empty(&buckets[(size_t)b1 * BUCKET_SLOTS], &e1);
+	s2 = bucket_empty(&buckets[(size_t)b2 * BUCKET_SLOTS], &e2);
+	if (e1 || e2) {
+		*(e1 >= e2 ? s1 : s2) = e;
+		return 0;
+	}
+	b = b1;
+	for (k = 0; k < KICKS; k++) {
+		uint64_t *victim = &buckets[(size_t)b * BUCKET_SLOTS + rng_u64() % BUCKET_SLOTS];
+		uint64_t evicted = *victim;
+
+		*victim = carried;
+		path[k] = victim;
+		carried = evicted;
+		tag_buckets(n, entry_tag(carried), &b1, &b2);
+		b = b1 == b ? b2 : b1;
+		s1 = bucket_empty(&buckets[(size_t)b * BUCKET_SLOTS], &e1);
+		if (s1) {
+			*s1 = carried;
+			return 0;
+		}
+	}
+	while (k--) {
+		uint64_t back = *path[k];
+
+		*path[k] = carried;
+		carried = back;
+	}
+	return -ENOSPC;
+}
+
+/*
+ * Doubles the buckets. With one more bit of mask, a tag's two buckets both
+ * stay where they were or move up by the old count, so whichever an entry
+ * sits in does: old bucket b splits into new buckets b and b + n, which
+ * nothing else feeds. No entry looks for a place, and none can fail to find
+ * one.
+ */
+static int index_grow(struct lease_table *lt)
+{
+	uint32_t n = lt->n_buckets, b, j, b1, b2, half;
+	uint64_t *grown;
+
+	if (n > UINT32_MAX / 2)
+		return -ENOMEM;
+	grown = aligned_alloc(BUCKET_SLOTS * sizeof(uint64_t),
+			      (size_t)2 * n * BUCKET_SLOTS * sizeof(uint64_t));
+	if (!grown)
+		return -ENOMEM;
+	for (b = 0; b < n; b++) {
+		const uint64_t *s = bucket(lt, b);
+		uint32_t fill[2] = { 0, 0 };
+
+		for (j = 0; j < BUCKET_SLOTS; j++) {
+			bool first;
+
+			if (!s[j])
+				continue;
+			tag_buckets(n, entry_tag(s[j]), &b1, &b2);
+			first = b == b1;
+			tag_buckets(2 * n, entry_tag(s[j]), &b1, &b2);
+			half = (first ? b1 : b2) != b;
+			grown[(size_t)(b + half * n) * BUCKET_SLOTS + fill[half]++] = s[j];
+		}
+		for (half = 0; half < 2; half++) {
+			for (j = fill[half]; j < BUCKET_SLOTS; j++)
+				grown[(size_t)(b + half * n) * BUCKET_SLOTS + j] = 0;
+		}
+	}
+	free(lt->buckets);
+	lt->buckets = grown;
+	lt->n_buckets = 2 * n;
+	return 0;
+}
+
+static int index_add(struct lease_table *lt, uint32_t tag, uint32_t idx)
+{
+	int ret;
+
+	if ((lt->count + 1) * 32 > (size_t)lt->n_buckets * BUCKET_SLOTS * 31) {
+		ret = index_grow(lt);
+		if (ret)
+			return ret;
+	}
+	while (index_place(lt->buckets, lt->n_buckets, entry_of(tag, idx))) {
+		ret = index_grow(lt);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static void index_remove(struct lease_table *lt, uint32_t tag, uint32_t idx)
+{
+	uint64_t *s = index_find_entry(lt, entry_of(tag, idx));
+
+	if (s)
+		*s = 0;
 }
 
 struct lease_table *lease_table_new(struct poolset *pools)
 {
 	struct lease_table *lt = calloc(1, sizeof(*lt));
+	size_t bytes = MIN_BUCKETS * BUCKET_SLOTS * sizeof(uint64_t);
 
 	if (!lt)
 		return NULL;
 	lt->pools = pools;
-	lt->free_head = NO_FREE;
-	lt->n_slots = 64;
-	lt->slots = malloc(lt->n_slots * sizeof(*lt->slots));
-	if (!lt->slots) {
+	lt->free_head = NO_LEASE;
+	lt->n_buckets = MIN_BUCKETS;
+	lt->buckets = aligned_alloc(BUCKET_SLOTS * sizeof(uint64_t), bytes);
+	if (!lt->buckets) {
 		free(lt);
 		return NULL;
 	}
-	memset(lt->slots, 0xff, lt->n_slots * sizeof(*lt->slots));
+	memset(lt->buckets, 0, bytes);
 	crypto_shorthash_keygen(lt->hash_key);
 	return lt;
 }
@@ -68,7 +297,7 @@ void lease_table_free(struct lease_table *lt)
 	if (!lt)
 		return;
 	free(lt->leases);
-	free(lt->slots);
+	free(lt->buckets);
 	free(lt->heap);
 	free(lt->quarantine);
 	free(lt);
@@ -79,120 +308,101 @@ size_t lease_count(const struct lease_table *lt)
 	return lt->count;
 }
 
-static uint32_t slot_of(const struct lease_table *lt, const uint8_t *pubkey)
+size_t lease_table_memory(const struct lease_table *lt)
 {
-	uint32_t mask = lt->n_slots - 1, i = key_hash(lt, pubkey) & mask;
+	return sizeof(*lt) +
+	       (size_t)lt->cap_slab * (sizeof(struct lease) + sizeof(struct heap_entry)) +
+	       (size_t)lt->n_buckets * BUCKET_SLOTS * sizeof(uint64_t) +
+	       lt->cap_quarantine * sizeof(*lt->quarantine);
+}
 
-	while (lt->slots[i] != SLOT_EMPTY &&
-	       memcmp(lt->leases[lt->slots[i]].pubkey, pubkey, WG_KEY_LEN))
-		i = (i + 1) & mask;
-	return i;
+static struct lease *lease_lookup(const struct lease_table *lt, const uint8_t *pubkey,
+				  uint32_t tag)
+{
+	const uint64_t *s = index_find(lt, pubkey, tag);
+
+	return s ? &lt->leases[entry_index(*s)] : NULL;
 }
 
 struct lease *lease_find(const struct lease_table *lt, const uint8_t pubkey[WG_KEY_LEN])
 {
-	uint32_t i = slot_of(lt, pubkey);
-
-	return lt->slots[i] == SLOT_EMPTY ? NULL : &lt->leases[lt->slots[i]];
+	return lease_lookup(lt, pubkey, key_tag(lt, pubkey));
 }
 
-static int slots_grow(struct lease_table *lt)
+/* Puts heap entry e at pos, and tells its lease. */
+static void heap_set(struct lease_table *lt, uint32_t pos, struct heap_entry e)
 {
-	uint32_t *old = lt->slots, n_old = lt->n_slots;
-
-	lt->slots = malloc((size_t)n_old * 2 * sizeof(*lt->slots));
-	if (!lt->slots) {
-		lt->slots = old;
-		return -ENOMEM;
-	}
-	lt->n_slots = n_old * 2;
-	memset(lt->slots, 0xff, lt->n_slots * sizeof(*lt->slots));
-	for (uint32_t i = 0; i < n_old; i++)
-		if (old[i] != SLOT_EMPTY)
-			lt->slots[slot_of(lt, lt->leases[old[i]].pubkey)] = old[i];
-	free(old);
-	return 0;
+	lt->heap[pos] = e;
+	lt->leases[e.lease].heap_pos = pos;
 }
 
-/* Backward-shift deletion keeps linear probing free of tombstones. */
-static void slots_delete(struct lease_table *lt, uint32_t i)
-{
-	uint32_t mask = lt->n_slots - 1, j = i;
-
-	for (;;) {
-		j = (j + 1) & mask;
-		if (lt->slots[j] == SLOT_EMPTY)
-			break;
-		uint32_t home = key_hash(lt, lt->leases[lt->slots[j]].pubkey) & mask;
-		/* Move j back to i unless its home lies cyclically in (i, j]. */
-		if (i <= j ? (home <= i || home > j) : (home <= i && home > j)) {
-			lt->slots[i] = lt->slots[j];
-			i = j;
-		}
-	}
-	lt->slots[i] = SLOT_EMPTY;
-}
-
-static bool heap_less(const struct lease_table *lt, uint32_t a, uint32_t b)
-{
-	return lt->leases[lt->heap[a]].expires < lt->leases[lt->heap[b]].expires;
-}
-
-static void heap_swap(struct lease_table *lt, uint32_t a, uint32_t b)
-{
-	uint32_t t = lt->heap[a];
-
-	lt->heap[a] = lt->heap[b];
-	lt->heap[b] = t;
-	lt->leases[lt->heap[a]].heap_pos = a;
-	lt->leases[lt->heap[b]].heap_pos = b;
-}
-
+/* Moves the entry at pos up or down to where its expiry belongs. */
 static void heap_fix(struct lease_table *lt, uint32_t pos)
 {
+	struct heap_entry e = lt->heap[pos];
 	uint32_t n = (uint32_t)lt->count;
 
-	while (pos > 0 && heap_less(lt, pos, (pos - 1) / 2)) {
-		heap_swap(lt, pos, (pos - 1) / 2);
+	while (pos > 0 && e.expires < lt->heap[(pos - 1) / 2].expires) {
+		heap_set(lt, pos, lt->heap[(pos - 1) / 2]);
 		pos = (pos - 1) / 2;
 	}
 	for (;;) {
-		uint32_t l = 2 * pos + 1, r = l + 1, m = pos;
+		uint32_t c = 2 * pos + 1;
 
-		if (l < n && heap_less(lt, l, m))
-			m = l;
-		if (r < n && heap_less(lt, r, m))
-			m = r;
-		if (m == pos)
+		if (c >= n)
 			break;
-		heap_swap(lt, pos, m);
-		pos = m;
+		if (c + 1 < n && lt->heap[c + 1].expires < lt->heap[c].expires)
+			c++;
+		if (lt->heap[c].expires >= e.expires)
+			break;
+		heap_set(lt, pos, lt->heap[c]);
+		pos = c;
 	}
+	heap_set(lt, pos, e);
+}
+
+/* After a lease's expiry changed. */
+static void heap_update(struct lease_table *lt, struct lease *l)
+{
+	lt->heap[l->heap_pos].expires = l->expires;
+	heap_fix(lt, l->heap_pos);
 }
 
 struct lease *lease_first_expiry(const struct lease_table *lt)
 {
-	return lt->count ? &lt->leases[lt->heap[0]] : NULL;
+	return lt->count ? &lt->leases[lt->heap[0].lease] : NULL;
 }
 
 void lease_foreach(const struct lease_table *lt,
 		   void (*cb)(const struct lease *l, void *ctx), void *ctx)
 {
 	for (size_t i = 0; i < lt->count; i++)
-		cb(&lt->leases[lt->heap[i]], ctx);
+		cb(&lt->leases[lt->heap[i].lease], ctx);
 }
 
+/*
+ * Room for one more lease in the slab and the heap. Both double: a million
+ * leases fill 95 % of 2^20 slots, and untouched capacity past the last
+ * lease costs address space, not memory.
+ */
 static int slab_reserve(struct lease_table *lt)
 {
-	if (lt->free_head != NO_FREE || lt->n_slab < lt->cap_slab)
-		return 0;
+	struct heap_entry *heap;
+	struct lease *leases;
+	uint32_t cap;
 
-	uint32_t cap = lt->cap_slab ? lt->cap_slab * 2 : 64;
-	struct lease *leases = realloc(lt->leases, (size_t)cap * sizeof(*leases));
+	if (lt->free_head != NO_LEASE || lt->n_slab < lt->cap_slab)
+		return 0;
+	if (lt->cap_slab >= NO_LEASE)
+		return -ENOMEM;
+	cap = lt->cap_slab ? lt->cap_slab * 2 : 64;
+	if (cap > NO_LEASE)
+		cap = NO_LEASE;
+	leases = realloc(lt->leases, (size_t)cap * sizeof(*leases));
 	if (!leases)
 		return -ENOMEM;
 	lt->leases = leases;
-	uint32_t *heap = realloc(lt->heap, (size_t)cap * sizeof(*heap));
+	heap = realloc(lt->heap, (size_t)cap * sizeof(*heap));
 	if (!heap)
 		return -ENOMEM;
 	lt->heap = heap;
@@ -200,30 +410,25 @@ static int slab_reserve(struct lease_table *lt)
 	return 0;
 }
 
-/* Inserts a lease for pubkey with no addresses; the caller fills it in and
- * then calls heap_fix(). */
-static struct lease *lease_insert(struct lease_table *lt, const uint8_t *pubkey)
+/* Inserts a lease for pubkey, whose tag is given, with no addresses and
+ * the latest expiry of all; the caller fills it in and then calls
+ * heap_update(). */
+static struct lease *lease_insert(struct lease_table *lt, const uint8_t *pubkey, uint32_t tag)
 {
-	uint32_t idx;
+	uint32_t idx = lt->free_head != NO_LEASE ? lt->free_head : lt->n_slab;
+	struct lease *l;
 
-	if ((lt->count + 1) * 2 > lt->n_slots && slots_grow(lt))
+	if (slab_reserve(lt) || index_add(lt, tag, idx))
 		return NULL;
-	if (slab_reserve(lt))
-		return NULL;
-	if (lt->free_head != NO_FREE) {
-		idx = lt->free_head;
-		lt->free_head = lt->leases[idx].heap_pos;
-	} else {
-		idx = lt->n_slab++;
-	}
-
-	struct lease *l = &lt->leases[idx];
+	l = &lt->leases[idx];
+	if (idx == lt->n_slab)
+		lt->n_slab++;
+	else
+		lt->free_head = l->heap_pos;
 	memset(l, 0, sizeof(*l));
 	memcpy(l->pubkey, pubkey, WG_KEY_LEN);
-	l->in_use = true;
-	lt->slots[slot_of(lt, pubkey)] = idx;
-	l->heap_pos = (uint32_t)lt->count;
-	lt->heap[lt->count++] = idx;
+	l->expires = UINT32_MAX;
+	heap_set(lt, (uint32_t)lt->count++, (struct heap_entry){ UINT32_MAX, idx });
 	return l;
 }
 
@@ -231,15 +436,25 @@ static void lease_remove(struct lease_table *lt, struct lease *l)
 {
 	uint32_t idx = (uint32_t)(l - lt->leases), pos = l->heap_pos;
 
-	slots_delete(lt, slot_of(lt, l->pubkey));
+	index_remove(lt, key_tag(lt, l->pubkey), idx);
 	lt->count--;
 	if (pos != lt->count) {
-		heap_swap(lt, pos, (uint32_t)lt->count);
+		heap_set(lt, pos, lt->heap[lt->count]);
 		heap_fix(lt, pos);
 	}
 	sodium_memzero(l, sizeof(*l));
 	l->heap_pos = lt->free_head;
 	lt->free_head = idx;
+}
+
+/* Copies a recorded lease over l, keeping l's place in the heap. */
+static void lease_assign(struct lease_table *lt, struct lease *l, const struct lease *src)
+{
+	uint32_t pos = l->heap_pos;
+
+	*l = *src;
+	l->heap_pos = pos;
+	heap_update(lt, l);
 }
 
 static void change_del(struct lease_change *c, int family, const void *addr)
@@ -316,14 +531,26 @@ int lease_request(struct lease_table *lt, const uint8_t pubkey[WG_KEY_LEN],
 		  uint32_t leasetime, const struct lease_clock *now,
 		  struct wgd_msg *resp, struct lease_change *change)
 {
-	struct lease *l = lease_find(lt, pubkey);
+	uint32_t tag = key_tag(lt, pubkey);
 	struct wgd_ip held4, held6, got4, got6;
 	bool unavailable = false;
+	struct lease *l;
 	int r4, r6;
+
+	/* A new peer's grant misses the cache in the key index, in a block
+	 * of each pool and at its place in the slab: wait for all at once. */
+	index_prefetch(lt, tag);
+	if (req->has_ip4)
+		poolset_prefetch(lt->pools, AF_INET);
+	if (req->has_ip6)
+		poolset_prefetch(lt->pools, AF_INET6);
+	if (lt->free_head != NO_LEASE)
+		__builtin_prefetch(&lt->leases[lt->free_head], 1);
+	l = lease_lookup(lt, pubkey, tag);
 
 	memset(change, 0, sizeof(*change));
 	if (!l && (req->has_ip4 || req->has_ip6)) {
-		l = lease_insert(lt, pubkey);
+		l = lease_insert(lt, pubkey, tag);
 		if (!l)
 			return -ENOMEM;
 	}
@@ -384,8 +611,8 @@ int lease_request(struct lease_table *lt, const uint8_t pubkey[WG_KEY_LEN],
 	l->lladdr = *lladdr;
 	l->start = now->real;
 	l->leasetime = leasetime;
-	l->expires = now->boot + leasetime;
-	heap_fix(lt, l->heap_pos);
+	l->expires = (uint32_t)(now->boot + leasetime);
+	heap_update(lt, l);
 
 	resp->has_ip4 = l->has_ip4;
 	resp->has_ip6 = l->has_ip6;
@@ -401,10 +628,11 @@ int lease_request(struct lease_table *lt, const uint8_t pubkey[WG_KEY_LEN],
 
 int lease_restore(struct lease_table *lt, const struct lease *src)
 {
+	uint32_t tag = key_tag(lt, src->pubkey);
 	struct wgd_ip ip4, ip6;
 	struct lease *l;
 
-	if (lease_find(lt, src->pubkey))
+	if (lease_lookup(lt, src->pubkey, tag))
 		return -EEXIST;
 	if (src->has_ip4) {
 		wgd_ip_host4(&ip4, &src->ip4);
@@ -419,7 +647,7 @@ int lease_restore(struct lease_table *lt, const struct lease *src)
 			return -EEXIST;
 		}
 	}
-	l = lease_insert(lt, src->pubkey);
+	l = lease_insert(lt, src->pubkey, tag);
 	if (!l) {
 		if (src->has_ip4)
 			poolset_put(lt->pools, &ip4);
@@ -427,29 +655,21 @@ int lease_restore(struct lease_table *lt, const struct lease *src)
 			poolset_put(lt->pools, &ip6);
 		return -ENOMEM;
 	}
-	uint32_t pos = l->heap_pos;
-	*l = *src;
-	l->in_use = true;
-	l->heap_pos = pos;
-	heap_fix(lt, pos);
+	lease_assign(lt, l, src);
 	return 0;
 }
 
 int lease_set(struct lease_table *lt, const struct lease *src)
 {
-	struct lease *l = lease_find(lt, src->pubkey);
-	uint32_t pos;
+	uint32_t tag = key_tag(lt, src->pubkey);
+	struct lease *l = lease_lookup(lt, src->pubkey, tag);
 
 	if (!l) {
-		l = lease_insert(lt, src->pubkey);
+		l = lease_insert(lt, src->pubkey, tag);
 		if (!l)
 			return -ENOMEM;
 	}
-	pos = l->heap_pos;
-	*l = *src;
-	l->in_use = true;
-	l->heap_pos = pos;
-	heap_fix(lt, pos);
+	lease_assign(lt, l, src);
 	return 0;
 }
 

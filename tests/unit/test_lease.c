@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <sodium.h>
@@ -358,6 +359,162 @@ START_TEST(restore_refuses_conflicts)
 }
 END_TEST
 
+static void random_key(uint8_t key[WG_KEY_LEN])
+{
+	randombytes_buf(key, WG_KEY_LEN);
+}
+
+/* Leases of 60 s granted over ten minutes, out of order. */
+static struct lease_clock some_time(void)
+{
+	return (struct lease_clock){ .real = 1700000000, .boot = 1000 + randombytes_uniform(600) };
+}
+
+/*
+ * Many peers, through the key index's growth, releases and churn: every
+ * live lease is found, every released one is not, expiry comes out in
+ * order, and under churn the table holds on to no more memory.
+ */
+START_TEST(many_peers_growth_and_churn)
+{
+	enum { PEERS = 60000, CHURN = 120000 };
+	struct poolset *pools = poolset_new();
+	struct lease_table *t = lease_table_new(pools);
+	struct wgd_ip p4 = prefix("10.64.0.0/12"), p6 = prefix("fd01::/64");
+	uint8_t (*keys)[WG_KEY_LEN] = calloc(PEERS, WG_KEY_LEN);
+	struct wgd_msg req = req_any(true, true), resp;
+	struct lease_change c;
+	size_t memory, grew = 0, i;
+	uint32_t last;
+
+	ck_assert_ptr_nonnull(keys);
+	ck_assert_int_eq(poolset_add(pools, &p4), 0);
+	ck_assert_int_eq(poolset_add(pools, &p6), 0);
+	memory = lease_table_memory(t);
+	for (i = 0; i < PEERS; i++) {
+		struct lease_clock now = some_time();
+
+		random_key(keys[i]);
+		ck_assert_int_eq(lease_request(t, keys[i], &ll, &req, 60, &now, &resp, &c), 0);
+		ck_assert_uint_eq(c.n_add, 2);
+		if (lease_table_memory(t) != memory) {
+			memory = lease_table_memory(t);
+			grew++;
+			for (size_t j = 0; j <= i; j++) {
+				if (!lease_find(t, keys[j]))
+					ck_abort_msg("lease %zu lost when the table grew", j);
+			}
+		}
+	}
+	ck_assert_uint_ge(grew, 5);
+	ck_assert_uint_eq(lease_count(t), PEERS);
+	/* Everything, the slab and heap doubling: 84 + 8 bytes a slot, and
+	 * 8.3 to 17 in the key index. */
+	ck_assert_uint_le(lease_table_memory(t), (size_t)PEERS * (2 * 92 + 17));
+
+	for (i = 0; i < PEERS; i += 2) {
+		struct lease *l = lease_find(t, keys[i]);
+
+		ck_assert_ptr_nonnull(l);
+		ck_assert(l->has_ip4 && l->has_ip6);
+		lease_release(t, l, &c);
+		ck_assert_uint_eq(c.n_del, 2);
+	}
+	for (i = 0; i < PEERS; i++) {
+		if ((lease_find(t, keys[i]) != NULL) != (i % 2 == 1))
+			ck_abort_msg("lease %zu found after release, or lost", i);
+	}
+	for (i = 0; i < PEERS; i += 2) {
+		struct lease_clock now = some_time();
+
+		random_key(keys[i]);
+		ck_assert_int_eq(lease_request(t, keys[i], &ll, &req, 60, &now, &resp, &c), 0);
+	}
+
+	/* Churn: a random peer leaves, a new one comes. */
+	memory = lease_table_memory(t);
+	for (i = 0; i < CHURN; i++) {
+		size_t k = randombytes_uniform(PEERS);
+		struct lease_clock now = some_time();
+		struct lease *l = lease_find(t, keys[k]);
+
+		ck_assert_ptr_nonnull(l);
+		lease_release(t, l, &c);
+		random_key(keys[k]);
+		ck_assert_int_eq(lease_request(t, keys[k], &ll, &req, 60, &now, &resp, &c), 0);
+	}
+	ck_assert_uint_eq(lease_table_memory(t), memory);
+	ck_assert_uint_eq(lease_count(t), PEERS);
+	for (i = 0; i < PEERS; i++) {
+		if (!lease_find(t, keys[i]))
+			ck_abort_msg("lease %zu lost in churn", i);
+	}
+
+	last = 0;
+	while (lease_first_expiry(t)) {
+		struct lease *l = lease_first_expiry(t);
+
+		if (l->expires < last)
+			ck_abort_msg("expiry %u after %u", l->expires, last);
+		last = l->expires;
+		lease_release(t, l, &c);
+	}
+	ck_assert_uint_eq(poolset_pool_free(pools, 0), (1u << 20) - 2);
+	free(keys);
+	lease_table_free(t);
+	poolset_free(pools);
+}
+END_TEST
+
+/*
+ * Small key indexes fill their few buckets unevenly, so that now and then
+ * an insertion's walk gives up, is undone and the index grows: no lease may
+ * be lost on the way.
+ */
+START_TEST(small_indexes_lose_nothing)
+{
+	struct wgd_msg req = req_any(false, true), resp;
+	struct lease_clock now = { 1, 1 };
+	uint8_t keys[80][WG_KEY_LEN];
+	struct lease_change c;
+
+	for (unsigned round = 0; round < 1000; round++) {
+		struct lease_table *t = lease_table_new(ps);
+
+		for (unsigned i = 0; i < 80; i++) {
+			random_key(keys[i]);
+			ck_assert_int_eq(lease_request(t, keys[i], &ll, &req, 60, &now, &resp, &c),
+					 0);
+			for (unsigned j = 0; j <= i; j++) {
+				if (!lease_find(t, keys[j]))
+					ck_abort_msg("round %u: lease %u lost at %u", round, j, i);
+			}
+		}
+		while (lease_first_expiry(t))
+			lease_release(t, lease_first_expiry(t), &c);
+		lease_table_free(t);
+	}
+}
+END_TEST
+
+START_TEST(flags_take_any_true_value)
+{
+	struct lease l;
+
+	/* As the journal's flags are copied in. */
+	memset(&l, 0, sizeof(l));
+	key_of(l.pubkey, 9);
+	l.has_ip4 = 0x10 & 0x10;
+	l.has_ip6 = 0x20 & 0x10;
+	inet_pton(AF_INET, "10.0.0.60", &l.ip4);
+	l.expires = UINT32_MAX - 1;
+	ck_assert_int_eq(lease_restore(lt, &l), 0);
+	ck_assert(lease_find(lt, l.pubkey)->has_ip4);
+	ck_assert(!lease_find(lt, l.pubkey)->has_ip6);
+	ck_assert_uint_eq(lease_first_expiry(lt)->expires, UINT32_MAX - 1);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("lease");
@@ -368,6 +525,7 @@ int main(void)
 	if (sodium_init() < 0)
 		return 1;
 	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, grant_both_families);
 	tcase_add_test(tc, renewal_keeps_addresses_and_changes_nothing);
 	tcase_add_test(tc, requested_address_granted_when_free);
@@ -380,6 +538,9 @@ int main(void)
 	tcase_add_test(tc, address_outside_pools_is_not_renewed);
 	tcase_add_test(tc, many_peers_unique_and_expiry_order);
 	tcase_add_test(tc, restore_refuses_conflicts);
+	tcase_add_test(tc, many_peers_growth_and_churn);
+	tcase_add_test(tc, small_indexes_lose_nothing);
+	tcase_add_test(tc, flags_take_any_true_value);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
