@@ -146,19 +146,26 @@ lint-man:
 e2e: $(BINS) $(HELPER_BINS)
 	@$(E2E_ENV) tests/e2e/run.sh
 
-# Figures, not pass or fail: see docs/journal.md. As root, with wireguard-go
-# and wg installed, this ends with the end-to-end throughput benchmark.
-bench: $(BINS) $(BENCH_BINS) $(BENCH_HELPER_BINS) tests/e2e/notify-recv
+# Figures, not pass or fail: see docs/performance.md. As root, with
+# wireguard-go and wg installed, this ends with the end-to-end benchmarks.
+BENCH_ALL := $(BINS) $(BENCH_BINS) $(BENCH_HELPER_BINS) tests/e2e/notify-recv
+bench: $(BENCH_ALL)
 	@tests/bench/run.sh $(BENCH_BINS)
 
-# The end-to-end throughput benchmark alone (tests/bench/throughput.sh).
+# Every benchmark at small sizes, once: that they still run, in about a
+# minute. CI runs it.
+bench-smoke: $(BENCH_ALL)
+	@BENCH_SMOKE=1 tests/bench/run.sh $(BENCH_BINS)
+
+# One end-to-end benchmark alone.
 bench-throughput: $(BINS) $(BENCH_HELPER_BINS)
 	@tests/bench/throughput.sh
 
-# The time-to-address benchmark alone (tests/bench/time-to-address.sh).
+bench-startup: $(BINS) tests/bench/startup-rig tests/e2e/notify-recv
+	@tests/bench/startup.sh
+
 bench-time-to-address: $(BINS) tests/bench/wait-addr
 	@tests/bench/time-to-address.sh
-.PHONY: bench-time-to-address
 
 fuzz-build:
 	@tests/deps.sh $(FUZZ_PKGS)
@@ -231,7 +238,8 @@ clean:
 		$(shell find . -name '*.o' -o -name '*.d' | grep -v '^./.git')
 	$(RM) -r tests/fuzz/build
 
-.PHONY: analyze-cppcheck all deps unit lint-man e2e bench bench-throughput check check-kernel demo install clean fuzz fuzz-build \
+.PHONY: analyze-cppcheck all deps unit lint-man e2e bench bench-smoke bench-throughput \
+	bench-startup bench-time-to-address check check-kernel demo install clean fuzz fuzz-build \
 	fuzz-bins fuzz-run fuzz-seeds analyze analyze-clang
 .SECONDARY:
 

@@ -1,12 +1,20 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
-# Runs each benchmark under a heading. bench_journal runs on tmpfs and on
-# the disk that holds the repository, in a temporary directory removed
-# afterwards. Then, as root with wireguard-go and wg installed, the
-# end-to-end throughput benchmark (throughput.sh), with its journal on that
-# disk too. Benchmarks print figures; they pass or fail only on errors.
-# As root with wireguard-go and wg, also the time from a client's start to
-# its addresses (time-to-address.sh).
+# Runs each benchmark under a heading; docs/performance.md shows what they
+# print. Benchmarks print figures; they pass or fail only on errors.
+#
+#   tests/bench/run.sh [tests/bench/bench_NAME ...]
+#
+# In process: every tests/bench/bench_* given (all by default).
+# bench_journal runs on tmpfs and on the disk that holds the repository, in
+# a temporary directory removed afterwards. Then, as root with wireguard-go
+# and wg installed, the end-to-end ones: server throughput against a bare
+# floor (throughput.sh), start-up with a large journal (startup.sh) and a
+# client's time to its addresses (time-to-address.sh), their files on that
+# disk too.
+#
+# BENCH_SMOKE=1 runs everything at small sizes, once: a check that the
+# benchmarks still work, in seconds, not figures to quote.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 
@@ -14,6 +22,14 @@ if [ $# -eq 0 ]; then
 	for c in tests/bench/bench_*.c; do
 		set -- "$@" "${c%.c}"
 	done
+fi
+if [ "${BENCH_SMOKE:-0}" = 1 ]; then
+	pool_rounds=1
+	export THROUGHPUT_SIZES=200 THROUGHPUT_CONC=16 THROUGHPUT_REPEAT=1
+	export STARTUP_SIZES=20000 STARTUP_RUNS=1
+	export TTA_RUNS=2 TTA_LATE_RUNS=1
+else
+	pool_rounds=20
 fi
 scratch=
 cleanup() { [ -z "$scratch" ] || rm -rf "$scratch"; }
@@ -38,37 +54,31 @@ for b in "$@"; do
 			"$b" /tmp "$scratch" || failed=$((failed + 1))
 		fi
 		;;
+	bench_pool)
+		"$b" "$pool_rounds" || failed=$((failed + 1))
+		;;
 	*)
 		"$b" || failed=$((failed + 1))
 		;;
 	esac
 	echo
 done
-echo "== throughput =="
-if [ "$(id -u)" -ne 0 ]; then
-	echo "skipped: it needs root, for network namespaces"
-elif ! command -v wireguard-go >/dev/null 2>&1 || ! command -v wg >/dev/null 2>&1; then
-	echo "skipped: it needs wireguard-go and wg (make deps installs them)"
-else
-	tests/bench/throughput.sh "$scratch" || failed=$((failed + 1))
-fi
-echo
-echo "== startup =="
-if [ "$(id -u)" -ne 0 ]; then
-	echo "skipped: it needs root, for a network namespace"
-else
-	tests/bench/startup.sh "$scratch" || failed=$((failed + 1))
-fi
-echo
 
-echo "== time-to-address =="
-if [ "$(id -u)" -ne 0 ]; then
-	echo "skipped: it needs root, for network namespaces"
-elif ! command -v wireguard-go >/dev/null 2>&1 || ! command -v wg >/dev/null 2>&1; then
-	echo "skipped: it needs wireguard-go and wg (make deps installs them)"
-else
-	tests/bench/time-to-address.sh "$scratch" || failed=$((failed + 1))
-fi
-echo
+# end_to_end NAME SCRIPT: an end-to-end benchmark, when this machine can.
+end_to_end() {
+	echo "== $1 =="
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "skipped: it needs root, for network namespaces"
+	elif ! command -v wireguard-go >/dev/null 2>&1 || ! command -v wg >/dev/null 2>&1; then
+		echo "skipped: it needs wireguard-go and wg (make deps installs them)"
+	else
+		"$2" "$scratch" || failed=$((failed + 1))
+	fi
+	echo
+}
+
+end_to_end throughput tests/bench/throughput.sh
+end_to_end startup tests/bench/startup.sh
+end_to_end time-to-address tests/bench/time-to-address.sh
 
 [ "$failed" -eq 0 ] || { echo "bench: $failed benchmark(s) failed" >&2; exit 1; }
