@@ -236,18 +236,27 @@ const char *wgctl_backend_name(const struct wgctl *ctl)
 	return ctl->backend == WGCTL_UAPI ? "userspace" : "kernel";
 }
 
-int wgctl_get_device(struct wgctl *ctl, struct wgdev **out)
+int wgctl_read_device(struct wgctl *ctl, struct wgdev **out)
 {
-	int ret;
-
 	*out = NULL;
 	if (ctl->backend == WGCTL_UAPI)
-		ret = uapi_conn_get_device(ctl->uapi, out);
-	else
-		ret = genl_conn_get_device(ctl->genl, out);
+		return uapi_conn_get_device(ctl->uapi, out);
+	return genl_conn_get_device(ctl->genl, out);
+}
+
+void wgctl_view_from(struct wgctl *ctl, const struct wgdev *dev, uint64_t read_ms)
+{
 	/* Without memory for the view the next update reads again. */
+	wgview_rebuild(ctl->view, dev, read_ms);
+}
+
+int wgctl_get_device(struct wgctl *ctl, struct wgdev **out)
+{
+	uint64_t read_ms = clock_boot_ms();
+	int ret = wgctl_read_device(ctl, out);
+
 	if (!ret)
-		wgview_rebuild(ctl->view, *out, clock_boot_ms());
+		wgctl_view_from(ctl, *out, read_ms);
 	return ret;
 }
 

@@ -71,6 +71,15 @@ const char *wgctl_backend_name(const struct wgctl *ctl);
 
 /* Reads the whole device: keys, port, peers, endpoints, allowed-IPs. */
 int wgctl_get_device(struct wgctl *ctl, struct wgdev **out);
+/*
+ * The same in two steps, for a caller with something more urgent to do
+ * with the device first: the read leaves the handle's view (see below) as
+ * it was, and wgctl_view_from() then builds it from that read, made at
+ * read_ms (CLOCK_BOOTTIME milliseconds). At a million peers each step
+ * takes a second or so.
+ */
+int wgctl_read_device(struct wgctl *ctl, struct wgdev **out);
+void wgctl_view_from(struct wgctl *ctl, const struct wgdev *dev, uint64_t read_ms);
 
 /*
  * Adds and removes allowed-IPs of one existing peer, leaving its other

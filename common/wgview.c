@@ -19,10 +19,12 @@ struct wgview {
 	bool valid;
 	uint64_t read_ms;
 
-	uint8_t (*keys)[WG_KEY_LEN]; /* sorted: peers do not come and go here */
+	uint8_t (*keys)[WG_KEY_LEN]; /* in device order: peers do not come and go here */
 	size_t n_keys;
+	uint32_t *key_slots;        /* open addressing: positions in keys, or NO_PEER */
+	size_t key_mask;
 
-	struct ip_slot *slots;      /* open addressing, at most half full */
+	struct ip_slot *slots;      /* open addressing, at most three quarters full */
 	size_t n_slots, n_ips;
 	uint8_t hash_key[crypto_shorthash_KEYBYTES];
 };
@@ -39,8 +41,10 @@ struct wgview *wgview_new(void)
 void wgview_invalidate(struct wgview *v)
 {
 	free(v->keys);
+	free(v->key_slots);
 	free(v->slots);
 	v->keys = NULL;
+	v->key_slots = NULL;
 	v->slots = NULL;
 	v->n_keys = v->n_slots = v->n_ips = 0;
 	v->valid = false;
@@ -69,19 +73,27 @@ size_t wgview_peer_count(const struct wgview *v)
 	return v->n_keys;
 }
 
-static int key_cmp(const void *a, const void *b)
+static size_t key_home(const struct wgview *v, const uint8_t *pubkey)
 {
-	return memcmp(a, b, WG_KEY_LEN);
+	uint64_t h;
+
+	crypto_shorthash((uint8_t *)&h, pubkey, WG_KEY_LEN, v->hash_key);
+	return (size_t)h & v->key_mask;
+}
+
+/* The key's slot, or the empty slot where it would go. */
+static size_t key_slot(const struct wgview *v, const uint8_t *pubkey)
+{
+	size_t i = key_home(v, pubkey);
+
+	while (v->key_slots[i] != NO_PEER && memcmp(v->keys[v->key_slots[i]], pubkey, WG_KEY_LEN))
+		i = (i + 1) & v->key_mask;
+	return i;
 }
 
 static uint32_t peer_of(const struct wgview *v, const uint8_t pubkey[WG_KEY_LEN])
 {
-	const uint8_t (*k)[WG_KEY_LEN];
-
-	if (!v->n_keys)
-		return NO_PEER;
-	k = bsearch(pubkey, v->keys, v->n_keys, WG_KEY_LEN, key_cmp);
-	return k ? (uint32_t)(k - v->keys) : NO_PEER;
+	return v->n_keys ? v->key_slots[key_slot(v, pubkey)] : NO_PEER;
 }
 
 bool wgview_has_peer(const struct wgview *v, const uint8_t pubkey[WG_KEY_LEN])
@@ -131,7 +143,7 @@ static int ip_set(struct wgview *v, const struct wgd_ip *ip, uint32_t peer)
 {
 	size_t i;
 
-	if ((v->n_ips + 1) * 2 > v->n_slots) {
+	if ((v->n_ips + 1) * 4 > v->n_slots * 3) {
 		if (v->n_slots > SIZE_MAX / 2 / sizeof(*v->slots) ||
 		    slots_resize(v, v->n_slots ? v->n_slots * 2 : 64))
 			return -ENOMEM;
@@ -171,26 +183,47 @@ int wgview_rebuild(struct wgview *v, const struct wgdev *dev, uint64_t now_ms)
 	struct wgd_ip ip;
 
 	wgview_invalidate(v);
+	if (dev->n_peers >= NO_PEER)
+		return -ENOMEM;
 	if (dev->n_peers) {
+		size_t n_key_slots = 64;
+
+		while (n_key_slots < dev->n_peers * 2)
+			n_key_slots *= 2;
 		v->keys = malloc(dev->n_peers * WG_KEY_LEN);
-		if (!v->keys)
+		v->key_slots = malloc(n_key_slots * sizeof(*v->key_slots));
+		if (!v->keys || !v->key_slots) {
+			wgview_invalidate(v);
 			return -ENOMEM;
-		for (size_t i = 0; i < dev->n_peers; i++)
-			memcpy(v->keys[i], dev->peers[i].pubkey, WG_KEY_LEN);
-		qsort(v->keys, dev->n_peers, WG_KEY_LEN, key_cmp);
+		}
+		memset(v->key_slots, 0xff, n_key_slots * sizeof(*v->key_slots));
+		v->key_mask = n_key_slots - 1;
 		v->n_keys = dev->n_peers;
+		for (size_t i = 0; i < dev->n_peers; i++) {
+			memcpy(v->keys[i], dev->peers[i].pubkey, WG_KEY_LEN);
+			size_t k = key_slot(v, dev->peers[i].pubkey);
+
+			/* WireGuard keeps keys unique; a repeat shares the first's position. */
+			if (v->key_slots[k] == NO_PEER)
+				v->key_slots[k] = (uint32_t)i;
+		}
 	}
 	/* Sized once for all, rather than grown step by step. */
 	for (size_t i = 0; i < dev->n_peers; i++)
 		total += dev->peers[i].n_allowedips;
-	while (n_slots < total * 2 && n_slots <= SIZE_MAX / 4 / sizeof(*v->slots))
+	/*
+	 * Three quarters full at most: at a million peers the table is a
+	 * hundred megabytes, and every page of it costs a fault to fill.
+	 */
+	while (n_slots * 3 < total * 4 && n_slots <= SIZE_MAX / 4 / sizeof(*v->slots))
 		n_slots *= 2;
 	if (total && slots_resize(v, n_slots)) {
 		wgview_invalidate(v);
 		return -ENOMEM;
 	}
 	for (size_t i = 0; i < dev->n_peers; i++) {
-		uint32_t peer = peer_of(v, dev->peers[i].pubkey);
+		/* A peer's id is its position: WireGuard keeps keys unique. */
+		uint32_t peer = (uint32_t)i;
 
 		for (size_t j = 0; j < dev->peers[i].n_allowedips; j++) {
 			if (wgdev_allowedip_canon(&ip, &dev->peers[i].allowedips[j]))

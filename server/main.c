@@ -1657,13 +1657,15 @@ static void check_pool_overlaps(void)
 {
 	struct wgdev *dev = NULL;
 	char kb[WG_KEY_B64_LEN], pb[WGD_IP_STRLEN], ab[WGD_IP_STRLEN];
-	int ret = wgctl_get_device(srv.wg, &dev);
+	uint64_t read_ms = clock_boot_ms();
+	/* The view waits until the engine has this read (priv_serve_first()). */
+	int ret = wgctl_read_device(srv.wg, &dev);
 
 	if (ret) {
 		log_warnx("cannot read WireGuard device %s: %s", srv.ifname, strerror(-ret));
 		exit(EXIT_NOT_WG);
 	}
-	srv.first_read_ms = clock_boot_ms();
+	srv.first_read_ms = read_ms;
 	for (size_t i = 0; i < dev->n_peers; i++) {
 		const struct wgdev_peer *peer = &dev->peers[i];
 

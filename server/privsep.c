@@ -320,9 +320,15 @@ static int flush_peers(int fd, struct priv_dev_peers *m)
 	return ret;
 }
 
-/* Streams the device to the engine: dev when given (and freed), else a fresh read. */
-static int serve_device(int fd, struct wgctl *wg, struct wgdev *dev)
+/*
+ * Streams the device to the engine: dev when given (and freed), else a
+ * fresh read. A given device becomes wg's view once the engine has it, at
+ * read_ms.
+ */
+static int serve_device(int fd, struct wgctl *wg, struct wgdev *dev, uint64_t read_ms)
 {
+	bool given = dev;
+
 	struct priv_dev_end end = { .type = PRIV_DEV_END };
 	struct priv_dev_peers *m = NULL;
 	int ret = 0;
@@ -374,6 +380,8 @@ static int serve_device(int fd, struct wgctl *wg, struct wgdev *dev)
 		end.n_peers = (uint32_t)dev->n_peers;
 	}
 	ret = priv_send(fd, &end, sizeof(end));
+	if (!ret && given && wg)
+		wgctl_view_from(wg, dev, read_ms);
 out:
 	free(m);
 	wgdev_free(dev);
@@ -495,7 +503,7 @@ int priv_serve_first(int fd, struct wgctl *wg, const struct priv_policy *policy,
 				wgdev_free(first);
 				first = NULL;
 			}
-			ret = serve_device(fd, wg, first);
+			ret = serve_device(fd, wg, first, first_read_ms);
 			first = NULL;
 			break;
 		case PRIV_UPDATE:
