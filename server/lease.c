@@ -385,19 +385,12 @@ void lease_foreach(const struct lease_table *lt,
  * leases fill 95 % of 2^20 slots, and untouched capacity past the last
  * lease costs address space, not memory.
  */
-static int slab_reserve(struct lease_table *lt)
+/* Makes the slab and the heap hold cap leases (cap > cap_slab). */
+static int slab_resize(struct lease_table *lt, uint32_t cap)
 {
 	struct heap_entry *heap;
 	struct lease *leases;
-	uint32_t cap;
 
-	if (lt->free_head != NO_LEASE || lt->n_slab < lt->cap_slab)
-		return 0;
-	if (lt->cap_slab >= NO_LEASE)
-		return -ENOMEM;
-	cap = lt->cap_slab ? lt->cap_slab * 2 : 64;
-	if (cap > NO_LEASE)
-		cap = NO_LEASE;
 	leases = realloc(lt->leases, (size_t)cap * sizeof(*leases));
 	if (!leases)
 		return -ENOMEM;
@@ -408,6 +401,34 @@ static int slab_reserve(struct lease_table *lt)
 	lt->heap = heap;
 	lt->cap_slab = cap;
 	return 0;
+}
+
+static int slab_reserve(struct lease_table *lt)
+{
+	uint32_t cap;
+
+	if (lt->free_head != NO_LEASE || lt->n_slab < lt->cap_slab)
+		return 0;
+	if (lt->cap_slab >= NO_LEASE)
+		return -ENOMEM;
+	cap = lt->cap_slab ? lt->cap_slab * 2 : 64;
+	if (cap > NO_LEASE)
+		cap = NO_LEASE;
+	return slab_resize(lt, cap);
+}
+
+int lease_table_reserve(struct lease_table *lt, size_t n)
+{
+	int ret;
+
+	if (n >= NO_LEASE)
+		return -ENOMEM;
+	while ((n + 1) * 32 > (size_t)lt->n_buckets * BUCKET_SLOTS * 31) {
+		ret = index_grow(lt);
+		if (ret)
+			return ret;
+	}
+	return n > lt->cap_slab ? slab_resize(lt, (uint32_t)n) : 0;
 }
 
 /* Inserts a lease for pubkey, whose tag is given, with no addresses and

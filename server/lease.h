@@ -42,6 +42,9 @@ struct lease_table *lease_table_new(struct poolset *pools);
 void lease_table_free(struct lease_table *lt);
 
 size_t lease_count(const struct lease_table *lt);
+/* Makes room for n leases at once, as a start-up that knows how many is
+ * coming does, rather than growing step by step. 0 or -ENOMEM. */
+int lease_table_reserve(struct lease_table *lt, size_t n);
 /* Bytes the table holds, quarantine included, for benchmarks. */
 size_t lease_table_memory(const struct lease_table *lt);
 struct lease *lease_find(const struct lease_table *lt, const uint8_t pubkey[WG_KEY_LEN]);

@@ -1134,6 +1134,8 @@ static void restore_leases(struct replay *rp)
 
 	if (!list.v || !order)
 		fatalx("out of memory restoring leases");
+	/* Failing that, the table grows as it goes. */
+	lease_table_reserve(srv.leases, lease_count(rp->live));
 	lease_foreach(rp->live, collect_lease, &list);
 	/* Sorting small keys rather than whole leases. */
 	for (size_t i = 0; i < list.n; i++)
@@ -1245,7 +1247,15 @@ static void open_journal(struct replay *rp)
 	struct journal_stats st = { 0 };
 	int ret;
 
-	/* The engine sees the state directory as its root. */
+	struct stat jst;
+	char jpath[IF_NAMESIZE + 16];
+
+	/* The engine sees the state directory as its root. Room for every
+	 * record as a live lease is room enough for the replay. */
+	snprintf(jpath, sizeof(jpath), "/%s.leases", srv.ifname);
+	if (!stat(jpath, &jst) && jst.st_size > JOURNAL_HEADER_SIZE)
+		lease_table_reserve(rp->live, (size_t)(jst.st_size - JOURNAL_HEADER_SIZE) /
+						      JOURNAL_RECORD_SIZE);
 	ret = journal_open(&srv.journal, "/", srv.ifname, replay_record, rp, &st);
 	if (ret == -EBADMSG || ret == -EPROTONOSUPPORT) {
 		log_warnx("%s is not a lease journal this server can read (%s); it is left "

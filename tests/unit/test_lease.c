@@ -342,6 +342,34 @@ START_TEST(many_peers_unique_and_expiry_order)
 }
 END_TEST
 
+/* Room made ahead: filling it grows nothing, and every lease is found. */
+START_TEST(reserve_ahead)
+{
+	struct wgd_msg req = req_any(true, false), resp;
+	struct lease_change c;
+	uint8_t key[WG_KEY_LEN];
+	size_t mem;
+
+	ck_assert_int_eq(lease_table_reserve(lt, 200), 0);
+	mem = lease_table_memory(lt);
+	ck_assert_uint_ge(mem, 200 * sizeof(struct lease));
+	for (unsigned i = 0; i < 200; i++)
+		ck_assert_int_eq(ask(i, &req, 1000 + i, &resp, &c), 0);
+	ck_assert_uint_eq(lease_table_memory(lt), mem);
+	for (unsigned i = 0; i < 200; i++) {
+		key_of(key, i);
+		ck_assert_ptr_nonnull(lease_find(lt, key));
+	}
+	/* Less than there is already: nothing changes. */
+	ck_assert_int_eq(lease_table_reserve(lt, 10), 0);
+	ck_assert_uint_eq(lease_table_memory(lt), mem);
+	/* Past what a table can hold. */
+	ck_assert_int_eq(lease_table_reserve(lt, (size_t)1 << 31), -ENOMEM);
+	key_of(key, 0);
+	ck_assert_ptr_nonnull(lease_find(lt, key));
+}
+END_TEST
+
 START_TEST(restore_refuses_conflicts)
 {
 	struct lease l;
@@ -537,6 +565,7 @@ int main(void)
 	tcase_add_test(tc, replay_set_and_forget);
 	tcase_add_test(tc, address_outside_pools_is_not_renewed);
 	tcase_add_test(tc, many_peers_unique_and_expiry_order);
+	tcase_add_test(tc, reserve_ahead);
 	tcase_add_test(tc, restore_refuses_conflicts);
 	tcase_add_test(tc, many_peers_growth_and_churn);
 	tcase_add_test(tc, small_indexes_lose_nothing);
