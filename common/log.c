@@ -39,8 +39,17 @@ static void vlog(int pri, const char *fmt, va_list ap)
 		vsyslog(pri, fmt, ap);
 		return;
 	}
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
+	/* One write a line: stderr is unbuffered, and a daemon logs a line
+	 * per grant. */
+	char line[1024];
+	int n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
+
+	if (n < 0)
+		return;
+	if ((size_t)n > sizeof(line) - 2)
+		n = sizeof(line) - 2; /* cut, as syslog would */
+	line[n++] = '\n';
+	fwrite(line, 1, (size_t)n, stderr);
 	fflush(stderr);
 }
 

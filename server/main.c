@@ -604,28 +604,31 @@ static void commit_round(void)
 	srv.commit_head = NULL;
 	srv.commit_tail = &srv.commit_head;
 	/*
-	 * The changes go to the parent PRIV_PIPELINE at a time without waiting
-	 * for each answer; the answers are all in before any is acted upon,
-	 * since acting on a failure sends changes of its own.
+	 * The changes go to the parent PRIV_BATCH at a time, in one message,
+	 * for one device operation; the answers are all in before any is
+	 * acted upon, since acting on a failure sends changes of its own.
 	 */
 	while (c) {
-		struct conn *window = c, *sent_end;
-		bool sent[PRIV_PIPELINE];
+		struct priv_change batch[PRIV_BATCH];
+		struct conn *window = c, *end;
+		int err[PRIV_BATCH];
 		size_t n = 0;
 
-		for (; c && n < PRIV_PIPELINE; c = c->commit_next, n++) {
-			sent[n] = c->change.n_add || c->change.n_del;
-			c->commit_err = sent[n] ? priv_update_send(c->pubkey, c->change.add,
-								   c->change.n_add, c->change.del,
-								   c->change.n_del) : 0;
-			sent[n] = sent[n] && !c->commit_err;
+		for (; c && n < PRIV_BATCH; c = c->commit_next) {
+			if (!c->change.n_add && !c->change.n_del)
+				continue;
+			batch[n++] = (struct priv_change){
+				.pubkey = c->pubkey,
+				.add = c->change.add, .n_add = c->change.n_add,
+				.del = c->change.del, .n_del = c->change.n_del,
+			};
 		}
-		sent_end = c;
+		end = c;
+		priv_update_batch(batch, n, err);
 		n = 0;
-		for (struct conn *p = window; p != sent_end; p = p->commit_next, n++)
-			if (sent[n])
-				p->commit_err = priv_update_result();
-		for (struct conn *p = window; p != sent_end; p = next) {
+		for (struct conn *p = window; p != end; p = p->commit_next)
+			p->commit_err = p->change.n_add || p->change.n_del ? err[n++] : 0;
+		for (struct conn *p = window; p != end; p = next) {
 			next = p->commit_next;
 			if (p->commit_err)
 				fail_committed(p, p->commit_err);

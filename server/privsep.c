@@ -17,7 +17,7 @@
 union priv_msg {
 	uint32_t type;
 	struct priv_get_device get;
-	struct priv_update update;
+	struct priv_updates updates;
 	struct priv_result result;
 	struct priv_dev_peers peers;
 	struct priv_dev_end end;
@@ -25,10 +25,10 @@ union priv_msg {
 
 /* Receives one message; its length, 0 when the other side closed, or -errno.
  * A message longer than any we know is an error (-EMSGSIZE). */
-static ssize_t priv_recv_flags(int fd, union priv_msg *m, int flags)
+static ssize_t priv_recv(int fd, union priv_msg *m)
 {
 	for (;;) {
-		ssize_t n = recv(fd, m, sizeof(*m), MSG_TRUNC | flags);
+		ssize_t n = recv(fd, m, sizeof(*m), MSG_TRUNC);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -38,11 +38,6 @@ static ssize_t priv_recv_flags(int fd, union priv_msg *m, int flags)
 			return -EMSGSIZE;
 		return n;
 	}
-}
-
-static ssize_t priv_recv(int fd, union priv_msg *m)
-{
-	return priv_recv_flags(fd, m, 0);
 }
 
 static int priv_send(int fd, const void *m, size_t len)
@@ -145,44 +140,65 @@ out:
 	return 0;
 }
 
-int priv_update_send(const uint8_t pubkey[WG_KEY_LEN], const struct wgd_ip *add, size_t n_add,
-		     const struct wgd_ip *del, size_t n_del)
+int priv_update_batch(const struct priv_change *c, size_t n, int *err)
 {
-	struct priv_update req;
+	struct priv_updates *req;
+	union priv_msg *m = NULL;
+	ssize_t got;
+	int ret;
 
-	if (n_add > PRIV_MAX_CHANGE || n_del > PRIV_MAX_CHANGE)
-		return -E2BIG;
-	memset(&req, 0, sizeof(req));
-	req.type = PRIV_UPDATE;
-	memcpy(req.pubkey, pubkey, WG_KEY_LEN);
-	req.n_add = (uint8_t)n_add;
-	req.n_del = (uint8_t)n_del;
-	for (size_t i = 0; i < n_add; i++)
-		wgdev_allowedip_canon(&req.add[i], &add[i]);
-	for (size_t i = 0; i < n_del; i++)
-		wgdev_allowedip_canon(&req.del[i], &del[i]);
-	return priv_send(engine_fd, &req, sizeof(req));
-}
+	if (!n)
+		return 0;
+	req = calloc(1, sizeof(*req));
+	m = req ? malloc(sizeof(*m)) : NULL;
+	ret = m ? 0 : -ENOMEM;
+	if (!ret && n > PRIV_BATCH)
+		ret = -E2BIG;
+	for (size_t i = 0; !ret && i < n; i++) {
+		struct priv_update *u = &req->u[i];
 
-int priv_update_result(void)
-{
-	union priv_msg m;
-	ssize_t n;
-
-	n = priv_recv(engine_fd, &m);
-	if (n <= 0)
-		return n ? (int)n : -ECONNRESET;
-	if (m.type != PRIV_RESULT || n != sizeof(m.result))
-		return -EPROTO;
-	return m.result.err;
+		if (c[i].n_add > PRIV_MAX_CHANGE || c[i].n_del > PRIV_MAX_CHANGE) {
+			ret = -E2BIG;
+			break;
+		}
+		u->type = PRIV_UPDATE;
+		memcpy(u->pubkey, c[i].pubkey, WG_KEY_LEN);
+		u->n_add = (uint8_t)c[i].n_add;
+		u->n_del = (uint8_t)c[i].n_del;
+		for (size_t j = 0; j < c[i].n_add; j++)
+			wgdev_allowedip_canon(&u->add[j], &c[i].add[j]);
+		for (size_t j = 0; j < c[i].n_del; j++)
+			wgdev_allowedip_canon(&u->del[j], &c[i].del[j]);
+	}
+	if (!ret) {
+		req->type = PRIV_UPDATES;
+		req->n = (uint32_t)n;
+		ret = priv_send(engine_fd, req, offsetof(struct priv_updates, u) + n * sizeof(req->u[0]));
+	}
+	if (!ret) {
+		got = priv_recv(engine_fd, m);
+		if (got <= 0)
+			ret = got ? (int)got : -ECONNRESET;
+		else if (m->type != PRIV_RESULT || m->result.n != n ||
+			 (size_t)got != offsetof(struct priv_result, err) + n * sizeof(int32_t))
+			ret = -EPROTO;
+	}
+	for (size_t i = 0; i < n; i++)
+		err[i] = ret ? ret : m->result.err[i];
+	free(req);
+	free(m);
+	return ret;
 }
 
 int priv_update(const uint8_t pubkey[WG_KEY_LEN], const struct wgd_ip *add, size_t n_add,
 		const struct wgd_ip *del, size_t n_del)
 {
-	int ret = priv_update_send(pubkey, add, n_add, del, n_del);
+	struct priv_change c = { .pubkey = pubkey, .add = add, .n_add = n_add,
+				 .del = del, .n_del = n_del };
+	int err;
 
-	return ret ? ret : priv_update_result();
+	priv_update_batch(&c, 1, &err);
+	return err;
 }
 
 /* ---- the parent's side ---- */
@@ -389,70 +405,51 @@ out:
 }
 
 /*
- * Takes the PRIV_UPDATE in batch[0] and those queued behind it, up to
- * PRIV_PIPELINE, checks each, makes the allowed ones in one batch and
- * answers each in order. A message of another type that was queued behind
- * them is left in *next (next_len > 0) for the caller.
+ * Checks each change of a PRIV_UPDATES message of len bytes, makes the
+ * allowed ones as one batch, and answers with an outcome per change.
  */
 static int serve_updates(int fd, struct wgctl *wg, struct pool_cache *pc,
-			 struct priv_update *batch, size_t first_len,
-			 union priv_msg *next, ssize_t *next_len)
+			 const struct priv_updates *m, size_t len)
 {
-	struct wgctl_update u[PRIV_PIPELINE];
-	int err[PRIV_PIPELINE], dev_err[PRIV_PIPELINE];
-	size_t which[PRIV_PIPELINE], n = 1, n_dev = 0;
+	struct priv_result res = { .type = PRIV_RESULT };
+	struct wgctl_update u[PRIV_BATCH];
+	int dev_err[PRIV_BATCH], ret;
+	size_t which[PRIV_BATCH], n_dev = 0;
 	const struct wgd_ip *pools;
 	size_t n_pools;
-	int ret;
 
-	*next_len = 0;
-	err[0] = first_len == sizeof(batch[0]) ? 0 : -EINVAL;
-	while (n < PRIV_PIPELINE) {
-		ssize_t len = priv_recv_flags(fd, next, MSG_DONTWAIT);
-
-		if (len == -EAGAIN)
-			break;
-		if (len < (ssize_t)sizeof(uint32_t) || next->type != PRIV_UPDATE) {
-			*next_len = len ? len : -ECONNRESET;
-			break;
-		}
-		batch[n] = next->update;
-		err[n++] = len == sizeof(next->update) ? 0 : -EINVAL;
-	}
+	if (len < offsetof(struct priv_updates, u) || m->n < 1 || m->n > PRIV_BATCH ||
+	    len != offsetof(struct priv_updates, u) + m->n * sizeof(m->u[0]))
+		return -EPROTO;
+	res.n = m->n;
 	ret = pool_cache_get(pc, &pools, &n_pools);
-	for (size_t i = 0; i < n; i++) {
-		if (!err[i])
-			err[i] = ret ? ret : priv_check_update(&batch[i], sizeof(batch[i]), pools,
-							       n_pools, pc->policy->auto_ll);
-		if (err[i] == -EINVAL)
+	for (size_t i = 0; i < m->n; i++) {
+		const struct priv_update *up = &m->u[i];
+
+		res.err[i] = ret ? ret : priv_check_update(up, sizeof(*up), pools, n_pools,
+							   pc->policy->auto_ll);
+		if (res.err[i] == -EINVAL)
 			return -EPROTO; /* malformed: the engine is not what we started */
-		if (err[i] == -EPERM) {
+		if (res.err[i] == -EPERM) {
 			char kb[WG_KEY_B64_LEN];
 
-			wgkey_to_base64(kb, batch[i].pubkey);
+			wgkey_to_base64(kb, up->pubkey);
 			log_warnx("refused the engine's change to peer %s: an address outside "
 				  "the pools", kb);
 		}
-		if (err[i])
+		if (res.err[i])
 			continue;
-		memcpy(u[n_dev].pubkey, batch[i].pubkey, WG_KEY_LEN);
-		u[n_dev].add = batch[i].add;
-		u[n_dev].n_add = batch[i].n_add;
-		u[n_dev].del = batch[i].del;
-		u[n_dev].n_del = batch[i].n_del;
+		memcpy(u[n_dev].pubkey, up->pubkey, WG_KEY_LEN);
+		u[n_dev].add = up->add;
+		u[n_dev].n_add = up->n_add;
+		u[n_dev].del = up->del;
+		u[n_dev].n_del = up->n_del;
 		which[n_dev++] = i;
 	}
 	wgctl_allowedips_update_batch(wg, u, n_dev, dev_err);
 	for (size_t j = 0; j < n_dev; j++)
-		err[which[j]] = dev_err[j];
-	for (size_t i = 0; i < n; i++) {
-		struct priv_result res = { .type = PRIV_RESULT, .err = err[i] };
-
-		ret = priv_send(fd, &res, sizeof(res));
-		if (ret)
-			return ret;
-	}
-	return 0;
+		res.err[which[j]] = dev_err[j];
+	return priv_send(fd, &res, offsetof(struct priv_result, err) + res.n * sizeof(res.err[0]));
 }
 
 int priv_serve(int fd, struct wgctl *wg, const struct priv_policy *policy)
@@ -463,13 +460,11 @@ int priv_serve(int fd, struct wgctl *wg, const struct priv_policy *policy)
 int priv_serve_first(int fd, struct wgctl *wg, const struct priv_policy *policy,
 		     struct wgdev *first, uint64_t first_read_ms)
 {
-	union priv_msg *m = malloc(sizeof(*m)), *next = malloc(sizeof(*next)), *swap;
-	struct priv_update *batch = calloc(PRIV_PIPELINE, sizeof(*batch));
+	union priv_msg *m = malloc(sizeof(*m));
 	struct pool_cache pc = { .policy = policy };
-	ssize_t n, next_len = 0;
 	int ret = -ENOMEM;
 
-	if (!m || !next || !batch)
+	if (!m)
 		goto out;
 	ret = rtnl_open(&pc.rt);
 	if (ret)
@@ -477,14 +472,8 @@ int priv_serve_first(int fd, struct wgctl *wg, const struct priv_policy *policy,
 	if (rtnl_monitor_open(&pc.mon, RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE))
 		log_warnx("cannot follow route changes; reading the routes per update");
 	for (;;) {
-		if (next_len) {
-			swap = m;
-			m = next;
-			next = swap;
-			n = next_len;
-			next_len = 0;
-		} else
-			n = priv_recv(fd, m);
+		ssize_t n = priv_recv(fd, m);
+
 		if (n <= 0) {
 			ret = (int)n;
 			goto out;
@@ -506,9 +495,8 @@ int priv_serve_first(int fd, struct wgctl *wg, const struct priv_policy *policy,
 			ret = serve_device(fd, wg, first, first_read_ms);
 			first = NULL;
 			break;
-		case PRIV_UPDATE:
-			memcpy(&batch[0], &m->update, sizeof(batch[0]));
-			ret = serve_updates(fd, wg, &pc, batch, (size_t)n, next, &next_len);
+		case PRIV_UPDATES:
+			ret = serve_updates(fd, wg, &pc, &m->updates, (size_t)n);
 			break;
 		default:
 			ret = -EPROTO;
@@ -522,8 +510,6 @@ out:
 	rtnl_monitor_close(pc.mon);
 	rtnl_close(pc.rt);
 	free(pc.pools);
-	free(batch);
-	free(next);
 	free(m);
 	return ret;
 }

@@ -24,14 +24,16 @@
  */
 
 #define PRIV_MAX_CHANGE 2       /* a lease holds one address per family */
+#define PRIV_BATCH 64           /* changes per PRIV_UPDATES message */
 #define PRIV_DEV_BYTES 32768    /* peers' bytes per device-stream message */
 
 enum priv_type {
 	PRIV_GET_DEVICE = 1,    /* engine -> parent */
-	PRIV_UPDATE,            /* engine -> parent */
-	PRIV_RESULT,            /* parent -> engine */
+	PRIV_UPDATE,            /* one change, inside PRIV_UPDATES */
+	PRIV_RESULT,            /* parent -> engine, answers PRIV_UPDATES */
 	PRIV_DEV_PEERS,         /* parent -> engine, the device stream */
 	PRIV_DEV_END,           /* parent -> engine, closes the stream */
+	PRIV_UPDATES,           /* engine -> parent */
 };
 
 struct priv_get_device {
@@ -47,9 +49,22 @@ struct priv_update {
 	struct wgd_ip del[PRIV_MAX_CHANGE];
 };
 
+/*
+ * Changes travel in batches: one message of n (1 to PRIV_BATCH) changes,
+ * made by the parent as one device operation where it can, and one answer
+ * with an outcome per change. Sent change by change, the parent would wake
+ * for the first and take it alone.
+ */
+struct priv_updates {
+	uint32_t type;
+	uint32_t n;
+	struct priv_update u[PRIV_BATCH];   /* n of them are sent */
+};
+
 struct priv_result {
 	uint32_t type;
-	int32_t err;            /* 0 or -errno */
+	uint32_t n;
+	int32_t err[PRIV_BATCH];            /* 0 or -errno, n of them are sent */
 };
 
 /*
@@ -89,16 +104,18 @@ void priv_engine_init(int fd);
 int priv_get_device(struct wgdev **out);
 int priv_update(const uint8_t pubkey[WG_KEY_LEN], const struct wgd_ip *add, size_t n_add,
 		const struct wgd_ip *del, size_t n_del);
+/* One change for priv_update_batch(). */
+struct priv_change {
+	const uint8_t *pubkey;
+	const struct wgd_ip *add, *del;
+	size_t n_add, n_del;
+};
 /*
- * priv_update() in two halves, so that several updates can be in flight:
- * the parent answers them in the order sent, one priv_update_result() each.
- * Keep no more than PRIV_PIPELINE unanswered, so that neither side's
- * socket buffer fills.
+ * Up to PRIV_BATCH changes in one exchange, each with its outcome in
+ * err[i]. The return value is 0, or the error that kept the exchange from
+ * happening (then every err[i] is that error).
  */
-#define PRIV_PIPELINE 32
-int priv_update_send(const uint8_t pubkey[WG_KEY_LEN], const struct wgd_ip *add, size_t n_add,
-		     const struct wgd_ip *del, size_t n_del);
-int priv_update_result(void);
+int priv_update_batch(const struct priv_change *c, size_t n, int *err);
 
 /* ---- the parent's side ---- */
 
