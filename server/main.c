@@ -391,6 +391,12 @@ static bool is_cfg_pool(const struct wgd_ip *prefix)
 	return false;
 }
 
+/*
+ * Makes the route pools the interface's direct routes as they are now,
+ * adding and removing. Route notifications keep them so as a rule, but the
+ * kernel drops an interface's IPv4 routes without one when the last IPv4
+ * address goes, and notifications can be lost (an overrun).
+ */
 static void load_route_pools(void)
 {
 	struct wgd_ip *routes = NULL;
@@ -400,6 +406,18 @@ static void load_route_pools(void)
 	if (ret) {
 		log_warnx("cannot list the routes of %s: %s", srv.ifname, strerror(-ret));
 		return;
+	}
+	for (size_t i = poolset_count(srv.pools); i-- > 0;) {
+		struct wgd_ip pool = *poolset_prefix(srv.pools, i);
+		char b[WGD_IP_STRLEN];
+		bool routed = false;
+
+		if (is_cfg_pool(&pool))
+			continue;
+		for (size_t j = 0; j < n && !routed; j++)
+			routed = priv_is_pool_route(&routes[j]) && wgd_ip_equal(&routes[j], &pool);
+		if (!routed && !poolset_remove(srv.pools, &pool))
+			log_info("pool %s removed with its route", fmt_ip(&pool, b));
 	}
 	for (size_t i = 0; i < n; i++)
 		if (priv_is_pool_route(&routes[i]))
@@ -575,6 +593,9 @@ static void fail_committed(struct conn *c, int err)
 	srv.counters.errors++;
 	log_warnx("peer %s: cannot update its allowed-IPs: %s", fmt_key(c->pubkey, kb),
 		  strerror(-err));
+	/* The parent, reading the routes itself, knows of a pool gone. */
+	if (err == -EPERM)
+		load_route_pools();
 	if (l)
 		release_lease(l, "withdrawn: the device refused it", false);
 	conn_respond_error(c, WGD_E_UNAVAILABLE);
@@ -1012,6 +1033,11 @@ static void on_rtnl_event(const struct rtnl_event *ev, void *ctx)
 			if (!poolset_remove(srv.pools, &ev->ip))
 				log_info("pool %s removed with its route", fmt_ip(&ev->ip, b));
 		}
+		break;
+	case RTNL_EV_ADDR_DEL:
+		/* The last IPv4 address took the routes with it, unannounced. */
+		if (ev->ifindex == srv.ifindex && ev->ip.family == AF_INET)
+			load_route_pools();
 		break;
 	case RTNL_EV_OVERRUN:
 		load_route_pools();
@@ -1524,7 +1550,8 @@ static void __attribute__((noreturn)) engine_main(int fd)
 	srv.priv_fd = fd;
 	wgctl_close(srv.wg);
 	srv.wg = NULL;
-	ret = rtnl_monitor_open(&srv.mon, RTMGRP_LINK | RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE);
+	ret = rtnl_monitor_open(&srv.mon, RTMGRP_LINK | RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE |
+				RTMGRP_IPV4_IFADDR);
 	if (ret)
 		fatalx("cannot watch rtnetlink: %s", strerror(-ret));
 	/* Readiness is the engine's to tell (NotifyAccess=all); connect

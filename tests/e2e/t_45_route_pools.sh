@@ -4,7 +4,10 @@
 # addresses. The server gets no --pool: the hub's 10.97.0.1/29 and
 # fd97::1/64 make the pools. Of 10.97.0.1-6, .1 is the server's own and
 # client 2's peer has the static allowed-IP 10.97.0.2/31, so both leases
-# must come from .4, .5 and .6, and differ.
+# must come from .4, .5 and .6, and differ. A route added while the server
+# runs becomes a pool that a client then gets its address from; deleted, it
+# takes the pool away, as does the last IPv4 address, which takes the
+# routes with it without a notification of their own.
 #
 # Log lines this test reads (server/main.c):
 #   "pool 10.95.0.0/24 (route)", "pool 10.95.0.0/24 removed with its route"
@@ -44,7 +47,32 @@ server_logged() {
 ip -n "$HUB_NS" route add 10.95.0.0/24 dev "$HUB_IF" || die "cannot add a route"
 check "a route added at run time becomes a pool" \
 	wait_for -t 5 server_logged "pool 10.95.0.0/24 (route)"
+
+# Leased from at once: the privileged parent, which checks every change
+# against the routes as it reads them, must have seen the new route too.
+# Client 1 lets its lease go, the /29 goes with the hub's address (a host
+# address keeps IPv4 up on the interface), and the client comes back to
+# the only IPv4 pool left.
+client_stop 1 || die "client 1 did not stop"
+ip -n "$HUB_NS" addr add 10.96.0.1/32 dev "$HUB_IF" || die "cannot add 10.96.0.1/32"
+ip -n "$HUB_NS" addr del 10.97.0.1/29 dev "$HUB_IF" || die "cannot delete 10.97.0.1/29"
+check "the /29 went with its route" \
+	wait_for -t 5 server_logged "pool 10.97.0.0/29 removed with its route"
+client_start 1
+client_wait_lease 1 || die "client 1 got no lease after the pools changed"
+check "client 1 now leases from the route added at run time" \
+	host4_in "$(client_addr4 1)" 10.95.0.0/24
+check "no change was refused by the parent" not server_logged "refused the engine's change"
+
 ip -n "$HUB_NS" route del 10.95.0.0/24 dev "$HUB_IF" || die "cannot delete the route"
 check "a route deleted at run time takes its pool away" \
 	wait_for -t 5 server_logged "pool 10.95.0.0/24 removed with its route"
+
+# The last IPv4 address takes the interface's IPv4 routes with it, and the
+# kernel says nothing of the routes: the server must notice all the same.
+ip -n "$HUB_NS" route add 10.93.0.0/24 dev "$HUB_IF" || die "cannot add a route"
+check "another route becomes a pool" wait_for -t 5 server_logged "pool 10.93.0.0/24 (route)"
+ip -n "$HUB_NS" addr del 10.96.0.1/32 dev "$HUB_IF" || die "cannot delete 10.96.0.1/32"
+check "the last IPv4 address going takes the route's pool with it" \
+	wait_for -t 5 server_logged "pool 10.93.0.0/24 removed with its route"
 e2e_finish
