@@ -442,6 +442,7 @@ START_TEST(write_ahead)
 	open_ok(&j, &c, &st);
 	ck_assert_uint_eq(st.records, 50);
 	journal_close(j);
+	collected_reset(&c);
 }
 END_TEST
 
