@@ -882,56 +882,73 @@ static struct genl_allowedip *to_genl_list(const struct wgd_ip *a, size_t n_a, u
  * does not read the device, and only the read-modify-write fallback does,
  * answering -ENOENT when the peer is gone.
  */
+static int update_one(struct genl_conn *gc, struct wgdev **dev, const struct wgctl_update *u)
+{
+	struct genl_allowedip *list;
+	struct wgdev_peer *peer;
+	bool first_failed;
+	int ret;
+
+	if (!u->n_add && !u->n_del)
+		return 0;
+	if (!u->n_del || !gc->no_remove_flag) {
+		list = to_genl_list(u->del, u->n_del, WGALLOWEDIP_F_REMOVE_ME, u->add, u->n_add, 0);
+		if (!list)
+			return -ENOMEM;
+		ret = send_set(gc, u->pubkey, WGPEER_F_UPDATE_ONLY, list, u->n_del + u->n_add,
+			       &first_failed);
+		free(list);
+		if (ret != -EINVAL || !u->n_del || !first_failed) {
+			if (!ret)
+				wgdev_follow(dev, u);
+			return ret;
+		}
+		gc->no_remove_flag = true;
+	}
+	if (!*dev) {
+		ret = genl_conn_get_device(gc, dev);
+		if (ret)
+			return ret;
+	}
+	ret = wgdev_peer_apply(*dev, u->pubkey, u->add, u->n_add, u->del, u->n_del, &peer);
+	if (!ret) {
+		list = to_genl_list(peer->allowedips, peer->n_allowedips, 0, NULL, 0, 0);
+		ret = list ? send_set(gc, u->pubkey,
+				      WGPEER_F_UPDATE_ONLY | WGPEER_F_REPLACE_ALLOWEDIPS,
+				      list, peer->n_allowedips, &first_failed) : -ENOMEM;
+		free(list);
+	}
+	if (ret && ret != -ENOENT) {
+		wgdev_free(*dev);
+		*dev = NULL;
+	}
+	return ret;
+}
+
 int genl_conn_allowedips_update(struct genl_conn *gc, const uint8_t pubkey[WG_KEY_LEN],
 				const struct wgd_ip *add, size_t n_add,
 				const struct wgd_ip *del, size_t n_del)
 {
-	struct genl_allowedip *list = NULL;
-	struct wgd_ip *merged = NULL;
+	struct wgctl_update u = { .add = add, .n_add = n_add, .del = del, .n_del = n_del };
 	struct wgdev *dev = NULL;
-	struct wgdev_peer *peer;
-	bool first_failed;
-	size_t n_merged;
-	int ret = 0;
+	int ret;
 
-	if (!n_add && !n_del)
-		goto out;
-	if (!n_del || !gc->no_remove_flag) {
-		list = to_genl_list(del, n_del, WGALLOWEDIP_F_REMOVE_ME, add, n_add, 0);
-		if (!list) {
-			ret = -ENOMEM;
-			goto out;
-		}
-		ret = send_set(gc, pubkey, WGPEER_F_UPDATE_ONLY, list, n_del + n_add,
-			       &first_failed);
-		if (ret != -EINVAL || !n_del || !first_failed)
-			goto out;
-		gc->no_remove_flag = true;
-		free(list);
-		list = NULL;
-	}
-	ret = genl_conn_get_device(gc, &dev);
-	if (ret)
-		goto out;
-	peer = wgdev_find_peer(dev, pubkey);
-	if (!peer) {
-		ret = -ENOENT;
-		goto out;
-	}
-	ret = wgdev_allowedips_apply(peer->allowedips, peer->n_allowedips,
-				     add, n_add, del, n_del, &merged, &n_merged);
-	if (ret)
-		goto out;
-	list = to_genl_list(merged, n_merged, 0, NULL, 0, 0);
-	if (!list) {
-		ret = -ENOMEM;
-		goto out;
-	}
-	ret = send_set(gc, pubkey, WGPEER_F_UPDATE_ONLY | WGPEER_F_REPLACE_ALLOWEDIPS,
-		       list, n_merged, &first_failed);
-out:
-	free(list);
-	free(merged);
+	memcpy(u.pubkey, pubkey, WG_KEY_LEN);
+	ret = update_one(gc, &dev, &u);
 	wgdev_free(dev);
 	return ret;
+}
+
+/*
+ * The kernel takes each change in a few microseconds, so they go one by
+ * one; those that need read-modify-write share one read of the device.
+ */
+void genl_conn_allowedips_update_batch(struct genl_conn *gc, const struct wgctl_update *u,
+				       size_t n, int *err)
+{
+	struct wgdev *dev = NULL;
+
+	for (size_t i = 0; i < n; i++)
+		err[i] = update_one(gc, &dev, &u[i]);
+	wgdev_free(dev);
 }

@@ -138,5 +138,8 @@ int genl_conn_get_device(struct genl_conn *gc, struct wgdev **out);
 int genl_conn_allowedips_update(struct genl_conn *gc, const uint8_t pubkey[WG_KEY_LEN],
 				const struct wgd_ip *add, size_t n_add,
 				const struct wgd_ip *del, size_t n_del);
+/* Several changes, canonical, each with its outcome in err[i]. */
+void genl_conn_allowedips_update_batch(struct genl_conn *gc, const struct wgctl_update *u,
+				       size_t n, int *err);
 
 #endif

@@ -814,87 +814,111 @@ static int send_set(struct uapi_conn *uc, const uint8_t pubkey[WG_KEY_LEN], bool
  * not read the device, and only the read-modify-write fallback does,
  * answering -ENOENT when the peer is gone.
  */
+/*
+ * One change. *dev is the device as read for read-modify-write, once, when
+ * a change first needs it, and kept up with every change made since; NULL
+ * until then, and again after a failure leaves it in doubt.
+ */
+static int update_one(struct uapi_conn *uc, struct wgdev **dev, const struct wgctl_update *u)
+{
+	struct wgdev_peer *peer;
+	int ret;
+
+	if (!u->n_add && !u->n_del)
+		return 0;
+	if (!u->n_del || !uc->no_remove_syntax) {
+		ret = send_set(uc, u->pubkey, false, u->add, u->n_add, u->del, u->n_del);
+		if (ret != -EINVAL || !u->n_del) {
+			if (!ret)
+				wgdev_follow(dev, u);
+			return ret;
+		}
+		uc->no_remove_syntax = true;
+	}
+	if (!*dev) {
+		ret = uapi_conn_get_device(uc, dev);
+		if (ret)
+			return ret;
+	}
+	ret = wgdev_peer_apply(*dev, u->pubkey, u->add, u->n_add, u->del, u->n_del, &peer);
+	if (!ret)
+		ret = send_set(uc, u->pubkey, true, peer->allowedips, peer->n_allowedips, NULL, 0);
+	if (ret && ret != -ENOENT) {
+		wgdev_free(*dev);
+		*dev = NULL;
+	}
+	return ret;
+}
+
 int uapi_conn_allowedips_update(struct uapi_conn *uc, const uint8_t pubkey[WG_KEY_LEN],
 				const struct wgd_ip *add, size_t n_add,
 				const struct wgd_ip *del, size_t n_del)
 {
-	struct wgd_ip *list = NULL;
+	struct wgctl_update u = { .add = add, .n_add = n_add, .del = del, .n_del = n_del };
 	struct wgdev *dev = NULL;
-	struct wgdev_peer *peer;
-	size_t n_list;
-	int ret = 0;
+	int ret;
 
-	if (!n_add && !n_del)
-		goto out;
-	if (!n_del || !uc->no_remove_syntax) {
-		ret = send_set(uc, pubkey, false, add, n_add, del, n_del);
-		if (ret != -EINVAL || !n_del)
-			goto out;
-		uc->no_remove_syntax = true;
-	}
-	ret = uapi_conn_get_device(uc, &dev);
-	if (ret)
-		goto out;
-	peer = wgdev_find_peer(dev, pubkey);
-	if (!peer) {
-		ret = -ENOENT;
-		goto out;
-	}
-	ret = wgdev_allowedips_apply(peer->allowedips, peer->n_allowedips,
-				     add, n_add, del, n_del, &list, &n_list);
-	if (ret)
-		goto out;
-	ret = send_set(uc, pubkey, true, list, n_list, NULL, 0);
-out:
-	free(list);
+	memcpy(u.pubkey, pubkey, WG_KEY_LEN);
+	ret = update_one(uc, &dev, &u);
 	wgdev_free(dev);
+	return ret;
+}
+
+/* Whether a change must take the read-modify-write path. */
+static bool needs_rmw(const struct uapi_conn *uc, const struct wgctl_update *u)
+{
+	return u->n_del && uc->no_remove_syntax;
+}
+
+/* n changes in one set=1 operation: 0, or why it failed. */
+static int set_run(struct uapi_conn *uc, const struct wgctl_update *u, size_t n)
+{
+	size_t req_len, len;
+	char *req;
+	int ret;
+
+	ret = uapi_build_set_batch(&req, &req_len, u, n, false);
+	if (ret)
+		return ret;
+	ret = transact(uc, req, req_len, &len);
+	if (!ret)
+		ret = uapi_parse_set(uc->buf, len);
+	if (ret)
+		conn_drop(uc); /* out of step after a failed set */
+	free(req);
 	return ret;
 }
 
 /*
  * wireguard-go spends most of a one-peer set=1 on the operation itself
- * (about 90 us) and little on each peer in it (under 10 us), so the changes
- * go in one operation. A failure cuts it short at the failing line with
- * the peers before it applied; then every change is made again on its own,
- * which is harmless for those applied, to learn which failed and why.
- * Changes with removals a daemon has refused the syntax of take the
- * read-modify-write path, one by one.
+ * (about 90 us) and little on each peer in it (under 10 us), so each run of
+ * changes that needs no read-modify-write goes in one operation, in order.
+ * A failure cuts an operation short at the failing line with the peers
+ * before it applied; then every change of the run is made again on its
+ * own, which is harmless for those applied, to learn which failed and
+ * why. The read-modify-write changes share one read of the device.
  */
 void uapi_conn_allowedips_update_batch(struct uapi_conn *uc, const struct wgctl_update *u,
 				       size_t n, int *err)
 {
-	struct wgctl_update *batch = NULL;
-	size_t n_batch = 0, req_len, len;
-	bool batched = false;
-	char *req = NULL;
+	struct wgdev *dev = NULL;
+	size_t i = 0, j;
 
-	/*
-	 * In the operation: changes that need no read-modify-write, marked 1
-	 * in err until their outcome is known.
-	 */
-	for (size_t i = 0; i < n; i++) {
-		err[i] = !(u[i].n_del && uc->no_remove_syntax);
-		n_batch += (size_t)err[i];
+	while (i < n) {
+		for (j = i; j < n && !needs_rmw(uc, &u[j]); j++)
+			;
+		if (j == i) {
+			err[i] = update_one(uc, &dev, &u[i]);
+			i++;
+		} else if (j - i >= 2 && !set_run(uc, &u[i], j - i)) {
+			for (; i < j; i++) {
+				err[i] = 0;
+				wgdev_follow(&dev, &u[i]);
+			}
+		} else {
+			for (; i < j; i++)
+				err[i] = update_one(uc, &dev, &u[i]);
+		}
 	}
-	if (n_batch >= 2)
-		batch = malloc(n_batch * sizeof(*batch));
-	if (batch) {
-		n_batch = 0;
-		for (size_t i = 0; i < n; i++)
-			if (err[i])
-				batch[n_batch++] = u[i];
-		batched = !uapi_build_set_batch(&req, &req_len, batch, n_batch, false) &&
-			  !transact(uc, req, req_len, &len) && !uapi_parse_set(uc->buf, len);
-		if (!batched)
-			conn_drop(uc); /* out of step after a failed set */
-	}
-	for (size_t i = 0; i < n; i++) {
-		if (batched && err[i])
-			err[i] = 0;
-		else
-			err[i] = uapi_conn_allowedips_update(uc, u[i].pubkey, u[i].add, u[i].n_add,
-							     u[i].del, u[i].n_del);
-	}
-	free(req);
-	free(batch);
+	wgdev_free(dev);
 }

@@ -162,6 +162,45 @@ int wgdev_allowedips_apply(const struct wgd_ip *cur, size_t n_cur,
 	return 0;
 }
 
+int wgdev_peer_apply(struct wgdev *dev, const uint8_t pubkey[WG_KEY_LEN],
+		     const struct wgd_ip *add, size_t n_add,
+		     const struct wgd_ip *del, size_t n_del, struct wgdev_peer **peer)
+{
+	struct wgdev_peer *p = wgdev_find_peer(dev, pubkey), next = { 0 };
+	struct wgd_ip *list;
+	size_t n;
+	int ret;
+
+	*peer = p;
+	if (!p)
+		return -ENOENT;
+	ret = wgdev_allowedips_apply(p->allowedips, p->n_allowedips, add, n_add, del, n_del,
+				     &list, &n);
+	/* Rebuilt through the grower, so that the list keeps its implied capacity. */
+	for (size_t i = 0; !ret && i < n; i++)
+		ret = wgdev_peer_add_allowedip(&next, &list[i]);
+	free(list);
+	if (ret) {
+		free(next.allowedips);
+		return ret;
+	}
+	free(p->allowedips);
+	p->allowedips = next.allowedips;
+	p->n_allowedips = next.n_allowedips;
+	return 0;
+}
+
+void wgdev_follow(struct wgdev **dev, const struct wgctl_update *u)
+{
+	struct wgdev_peer *peer;
+
+	if (*dev && wgdev_peer_apply(*dev, u->pubkey, u->add, u->n_add, u->del, u->n_del,
+				     &peer) == -ENOMEM) {
+		wgdev_free(*dev);
+		*dev = NULL;
+	}
+}
+
 static bool ifname_valid(const char *ifname)
 {
 	size_t len = strnlen(ifname, IF_NAMESIZE);
@@ -373,11 +412,7 @@ void wgctl_allowedips_update_batch(struct wgctl *ctl, const struct wgctl_update 
 		if (ctl->backend == WGCTL_UAPI)
 			uapi_conn_allowedips_update_batch(ctl->uapi, send, n_send, send_err);
 		else
-			/* The kernel takes each in a few microseconds: no batch. */
-			for (size_t j = 0; j < n_send; j++)
-				send_err[j] = genl_conn_allowedips_update(
-					ctl->genl, send[j].pubkey, send[j].add, send[j].n_add,
-					send[j].del, send[j].n_del);
+			genl_conn_allowedips_update_batch(ctl->genl, send, n_send, send_err);
 		for (size_t j = 0; j < n_send; j++) {
 			err[which[j]] = send_err[j];
 			failed |= send_err[j] != 0;

@@ -116,6 +116,12 @@ void wgctl_allowedips_update_batch(struct wgctl *ctl, const struct wgctl_update 
 				   int *err);
 
 /*
+ * For backends: keeps *dev, a device read earlier (or NULL), up with change
+ * u made since; on want of memory *dev is freed and NULL, to be read again.
+ */
+void wgdev_follow(struct wgdev **dev, const struct wgctl_update *u);
+
+/*
  * Building blocks for the backends' parsers, also used by tests.
  *
  * The peer and allowed-IP arrays grow geometrically with the capacity
@@ -145,5 +151,15 @@ int wgdev_allowedips_apply(const struct wgd_ip *cur, size_t n_cur,
 			   const struct wgd_ip *add, size_t n_add,
 			   const struct wgd_ip *del, size_t n_del,
 			   struct wgd_ip **out, size_t *n_out);
+
+/*
+ * The same on a peer of a device read earlier: the peer's list becomes
+ * cur - del + add, so that a device read once can serve a series of
+ * read-modify-write changes. *peer is the peer. -ENOENT when it is not on
+ * dev, -ENOMEM (the list is then as it was).
+ */
+int wgdev_peer_apply(struct wgdev *dev, const uint8_t pubkey[WG_KEY_LEN],
+		     const struct wgd_ip *add, size_t n_add,
+		     const struct wgd_ip *del, size_t n_del, struct wgdev_peer **peer);
 
 #endif

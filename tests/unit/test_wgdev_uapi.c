@@ -856,6 +856,55 @@ START_TEST(conversation_batch_refused)
 }
 END_TEST
 
+static int count_gets(struct fake_wg *fw)
+{
+	int n = 0;
+
+	for (int c = 0; c < fw->conns && c < FAKE_CONNS; c++)
+		for (const char *p = fake_log(fw, c); (p = strstr(p, "get=1\n\n")); p++)
+			n++;
+	return n;
+}
+
+/*
+ * A daemon without the removal syntax: the changes of a batch that need
+ * read-modify-write share one read of the device, kept up with the changes
+ * made meanwhile, in order.
+ */
+START_TEST(conversation_batch_one_read)
+{
+	struct fake_wg *fw = fake_start(false);
+	struct wgd_ip d4 = ip_of("10.0.0.1/32"), d6 = ip_of("fd00::1/128");
+	struct wgd_ip a4 = ip_of("10.0.0.4/32"), a5 = ip_of("10.0.0.5/32");
+	struct wgctl_update u[4] = {
+		{ .del = &d4, .n_del = 1 },                          /* B */
+		{ .add = &a4, .n_add = 1 },                          /* C */
+		{ .add = &a5, .n_add = 1 },                          /* B */
+		{ .del = &d6, .n_del = 1 },                          /* B */
+	};
+	int err[4];
+	struct wgctl *ctl;
+
+	hex_key(u[0].pubkey, PUB_B);
+	hex_key(u[1].pubkey, PUB_C);
+	hex_key(u[2].pubkey, PUB_B);
+	hex_key(u[3].pubkey, PUB_B);
+	ck_assert_int_eq(wgctl_open(&ctl, "wgu0"), 0);
+	wgctl_allowedips_update_batch(ctl, u, 4, err);
+	for (int i = 0; i < 4; i++)
+		ck_assert_int_eq(err[i], 0);
+	wgctl_close(ctl);
+	fake_join(fw);
+
+	/* One read for the view, one for every read-modify-write. */
+	ck_assert_int_eq(count_gets(fw), 2);
+	/* B's addition between its two removals survived the second. */
+	assert_peer_ips(fw, PUB_B, "10.0.0.5/32");
+	assert_peer_ips(fw, PUB_C, "10.0.1.0/24 10.0.0.4/32");
+	fake_free(fw);
+}
+END_TEST
+
 /* Replies arriving in pieces, the blank line apart from the errno line. */
 START_TEST(conversation_dribble)
 {
@@ -925,6 +974,7 @@ static Suite *wgdev_uapi_suite(void)
 	tcase_add_test(tc, conversation_dribble);
 	tcase_add_test(tc, conversation_batch);
 	tcase_add_test(tc, conversation_batch_refused);
+	tcase_add_test(tc, conversation_batch_one_read);
 	tcase_add_test(tc, daemon_gone);
 	suite_add_tcase(s, tc);
 	return s;
