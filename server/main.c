@@ -184,13 +184,6 @@ static int by_pubkey(const void *a, const void *b)
 
 /* ---- device state ---- */
 
-static int apply_change(const uint8_t *pubkey, const struct lease_change *c)
-{
-	if (!c->n_add && !c->n_del)
-		return 0;
-	return priv_update(pubkey, c->add, c->n_add, c->del, c->n_del);
-}
-
 /*
  * Never lease the server's own addresses, nor addresses inside any peer's
  * configured allowed-IPs other than its own lease.
@@ -314,28 +307,64 @@ static void journal_release(const uint8_t *pubkey, const struct lease_change *c,
  * Ends a lease: recorded, off the device, addresses back to the pool or,
  * with quarantine, held back first.
  */
-static void release_lease(struct lease *l, const char *why, bool quarantine)
+/*
+ * Ends a lease in the table and the journal, and logs why; the device
+ * change, the addresses to take off, goes to *c for end_on_device().
+ */
+static void end_lease(struct lease *l, const char *why, bool quarantine,
+		      uint8_t pubkey[WG_KEY_LEN], struct lease_change *c)
 {
-	struct lease_change c;
-	uint8_t pubkey[WG_KEY_LEN];
 	char kb[WG_KEY_B64_LEN];
-	int ret;
 
 	memcpy(pubkey, l->pubkey, WG_KEY_LEN);
 	if (quarantine)
-		lease_release_quarantine(srv.leases, l, clock_boot_ms() / 1000 + srv.quarantine, &c);
+		lease_release_quarantine(srv.leases, l, clock_boot_ms() / 1000 + srv.quarantine, c);
 	else
-		lease_release(srv.leases, l, &c);
-	journal_release(pubkey, &c, quarantine ? srv.quarantine : 0);
-	ret = apply_change(pubkey, &c);
-	if (ret && ret != -ENOENT)
-		log_warnx("peer %s: cannot remove lease addresses: %s", fmt_key(pubkey, kb),
-			  strerror(-ret));
+		lease_release(srv.leases, l, c);
+	journal_release(pubkey, c, quarantine ? srv.quarantine : 0);
 	if (quarantine)
 		log_info("peer %s: lease %s; its addresses are quarantined for %us",
 			 fmt_key(pubkey, kb), why, srv.quarantine);
 	else
 		log_info("peer %s: lease %s", fmt_key(pubkey, kb), why);
+}
+
+/* Takes the addresses of n ended leases off the device, in one exchange
+ * with the parent (n at most PRIV_BATCH). */
+static void end_on_device(const uint8_t (*pubkeys)[WG_KEY_LEN], const struct lease_change *c,
+			  size_t n)
+{
+	struct priv_change batch[PRIV_BATCH];
+	int err[PRIV_BATCH];
+	size_t m = 0, which[PRIV_BATCH];
+	char kb[WG_KEY_B64_LEN];
+
+	for (size_t i = 0; i < n; i++) {
+		if (!c[i].n_add && !c[i].n_del)
+			continue;
+		batch[m] = (struct priv_change){
+			.pubkey = pubkeys[i],
+			.add = c[i].add, .n_add = c[i].n_add,
+			.del = c[i].del, .n_del = c[i].n_del,
+		};
+		which[m++] = i;
+	}
+	if (!m)
+		return;
+	priv_update_batch(batch, m, err);
+	for (size_t j = 0; j < m; j++)
+		if (err[j] && err[j] != -ENOENT)
+			log_warnx("peer %s: cannot remove lease addresses: %s",
+				  fmt_key(pubkeys[which[j]], kb), strerror(-err[j]));
+}
+
+static void release_lease(struct lease *l, const char *why, bool quarantine)
+{
+	uint8_t pubkey[1][WG_KEY_LEN];
+	struct lease_change c;
+
+	end_lease(l, why, quarantine, pubkey[0], &c);
+	end_on_device(pubkey, &c, 1);
 }
 
 /* Takes in a device read: derived link-locals, the peer index, reservations. */
@@ -922,15 +951,23 @@ static void accept_ctl(void)
 
 /* ---- timers ---- */
 
+/* Leases that ran out, their addresses taken off PRIV_BATCH at a time. */
 static void expire_leases(void)
 {
 	uint64_t now = clock_boot_ms() / 1000;
+	uint8_t pubkeys[PRIV_BATCH][WG_KEY_LEN];
+	struct lease_change c[PRIV_BATCH];
 	struct lease *l;
+	size_t n;
 
-	while ((l = lease_first_expiry(srv.leases)) && l->expires <= now) {
-		srv.counters.expiries++;
-		release_lease(l, "expired", false);
-	}
+	do {
+		for (n = 0; n < PRIV_BATCH && (l = lease_first_expiry(srv.leases)) &&
+			    l->expires <= now; n++) {
+			srv.counters.expiries++;
+			end_lease(l, "expired", false, pubkeys[n], &c[n]);
+		}
+		end_on_device(pubkeys, c, n);
+	} while (n == PRIV_BATCH);
 }
 
 static void expire_quarantine(void)
@@ -984,9 +1021,17 @@ static void drop_departed_peers(void)
 	if (!d.keys)
 		return;
 	lease_foreach(srv.leases, collect_departed, &d);
-	for (size_t i = 0; i < d.n; i++) {
-		srv.counters.departures++;
-		release_lease(lease_find(srv.leases, d.keys[i]), "dropped: the peer is gone", true);
+	for (size_t i = 0; i < d.n; i += PRIV_BATCH) {
+		size_t n = d.n - i < PRIV_BATCH ? d.n - i : PRIV_BATCH;
+		struct lease_change c[PRIV_BATCH];
+		uint8_t copy[WG_KEY_LEN]; /* d.keys has them already */
+
+		for (size_t j = 0; j < n; j++) {
+			srv.counters.departures++;
+			end_lease(lease_find(srv.leases, d.keys[i + j]), "dropped: the peer is gone",
+				  true, copy, &c[j]);
+		}
+		end_on_device((const uint8_t (*)[WG_KEY_LEN])(d.keys + i), c, n);
 	}
 	free(d.keys);
 }
