@@ -6,6 +6,7 @@
 
 #include <sodium.h>
 
+#include "keyindex.h"
 #include "wgview.h"
 
 #define NO_PEER UINT32_MAX
@@ -21,8 +22,7 @@ struct wgview {
 
 	uint8_t (*keys)[WG_KEY_LEN]; /* in device order: peers do not come and go here */
 	size_t n_keys;
-	uint32_t *key_slots;        /* open addressing: positions in keys, or NO_PEER */
-	size_t key_mask;
+	struct key_index peers;     /* a peer's id is its position in keys */
 
 	struct ip_slot *slots;      /* open addressing, at most three quarters full */
 	size_t n_slots, n_ips;
@@ -41,10 +41,9 @@ struct wgview *wgview_new(void)
 void wgview_invalidate(struct wgview *v)
 {
 	free(v->keys);
-	free(v->key_slots);
+	key_index_free(&v->peers);
 	free(v->slots);
 	v->keys = NULL;
-	v->key_slots = NULL;
 	v->slots = NULL;
 	v->n_keys = v->n_slots = v->n_ips = 0;
 	v->valid = false;
@@ -73,27 +72,11 @@ size_t wgview_peer_count(const struct wgview *v)
 	return v->n_keys;
 }
 
-static size_t key_home(const struct wgview *v, const uint8_t *pubkey)
-{
-	uint64_t h;
-
-	crypto_shorthash((uint8_t *)&h, pubkey, WG_KEY_LEN, v->hash_key);
-	return (size_t)h & v->key_mask;
-}
-
-/* The key's slot, or the empty slot where it would go. */
-static size_t key_slot(const struct wgview *v, const uint8_t *pubkey)
-{
-	size_t i = key_home(v, pubkey);
-
-	while (v->key_slots[i] != NO_PEER && memcmp(v->keys[v->key_slots[i]], pubkey, WG_KEY_LEN))
-		i = (i + 1) & v->key_mask;
-	return i;
-}
-
 static uint32_t peer_of(const struct wgview *v, const uint8_t pubkey[WG_KEY_LEN])
 {
-	return v->n_keys ? v->key_slots[key_slot(v, pubkey)] : NO_PEER;
+	size_t pos = key_index_find(&v->peers, pubkey);
+
+	return pos == SIZE_MAX ? NO_PEER : (uint32_t)pos;
 }
 
 bool wgview_has_peer(const struct wgview *v, const uint8_t pubkey[WG_KEY_LEN])
@@ -185,28 +168,15 @@ int wgview_rebuild(struct wgview *v, const struct wgdev *dev, uint64_t now_ms)
 	wgview_invalidate(v);
 	if (dev->n_peers >= NO_PEER)
 		return -ENOMEM;
-	if (dev->n_peers) {
-		size_t n_key_slots = 64;
-
-		while (n_key_slots < dev->n_peers * 2)
-			n_key_slots *= 2;
-		v->keys = malloc(dev->n_peers * WG_KEY_LEN);
-		v->key_slots = malloc(n_key_slots * sizeof(*v->key_slots));
-		if (!v->keys || !v->key_slots) {
-			wgview_invalidate(v);
-			return -ENOMEM;
-		}
-		memset(v->key_slots, 0xff, n_key_slots * sizeof(*v->key_slots));
-		v->key_mask = n_key_slots - 1;
-		v->n_keys = dev->n_peers;
-		for (size_t i = 0; i < dev->n_peers; i++) {
-			memcpy(v->keys[i], dev->peers[i].pubkey, WG_KEY_LEN);
-			size_t k = key_slot(v, dev->peers[i].pubkey);
-
-			/* WireGuard keeps keys unique; a repeat shares the first's position. */
-			if (v->key_slots[k] == NO_PEER)
-				v->key_slots[k] = (uint32_t)i;
-		}
+	v->keys = malloc((dev->n_peers + 1) * WG_KEY_LEN);
+	if (!v->keys)
+		return -ENOMEM;
+	for (size_t i = 0; i < dev->n_peers; i++)
+		memcpy(v->keys[i], dev->peers[i].pubkey, WG_KEY_LEN);
+	v->n_keys = dev->n_peers;
+	if (key_index_build(&v->peers, (const uint8_t (*)[WG_KEY_LEN])v->keys, v->n_keys)) {
+		wgview_invalidate(v);
+		return -ENOMEM;
 	}
 	/* Sized once for all, rather than grown step by step. */
 	for (size_t i = 0; i < dev->n_peers; i++)

@@ -111,8 +111,6 @@ struct server {
 	char journal_name[4096];      /* for logs: the engine sees it from a chroot */
 	struct journal *journal;
 	struct passwd *pw;
-	struct wgdev *first_dev;      /* the parent's start-up read, for the engine */
-	uint64_t first_read_ms;
 
 	struct wgctl *wg;
 	struct rtnl *rt;
@@ -1738,19 +1736,19 @@ static void forward_signal(int sig)
  * Static host addresses (/32, /128) inside a pool are fine: they are
  * reserved, never leased.
  */
-static void check_pool_overlaps(void)
+static struct wgdev *check_pool_overlaps(uint64_t *read_ms)
 {
 	struct wgdev *dev = NULL;
 	char kb[WG_KEY_B64_LEN], pb[WGD_IP_STRLEN], ab[WGD_IP_STRLEN];
-	uint64_t read_ms = clock_boot_ms();
-	/* The view waits until the engine has this read (priv_serve_first()). */
-	int ret = wgctl_read_device(srv.wg, &dev);
+	int ret;
 
+	*read_ms = clock_boot_ms();
+	/* The view waits until the engine has this read (priv_serve()). */
+	ret = wgctl_read_device(srv.wg, &dev);
 	if (ret) {
 		log_warnx("cannot read WireGuard device %s: %s", srv.ifname, strerror(-ret));
 		exit(EXIT_NOT_WG);
 	}
-	srv.first_read_ms = read_ms;
 	for (size_t i = 0; i < dev->n_peers; i++) {
 		const struct wgdev_peer *peer = &dev->peers[i];
 
@@ -1772,7 +1770,7 @@ static void check_pool_overlaps(void)
 		}
 	}
 	/* The parent answers the engine's first read with it. */
-	srv.first_dev = dev;
+	return dev;
 }
 
 static int parent_main(int fd)
@@ -1784,6 +1782,8 @@ static int parent_main(int fd)
 		.auto_ll = srv.auto_ll,
 	};
 	struct sigaction sa = { .sa_handler = forward_signal };
+	struct wgdev *dev = NULL;
+	uint64_t read_ms = 0;
 	int ret, status;
 
 	sigaction(SIGTERM, &sa, NULL);
@@ -1797,13 +1797,12 @@ static int parent_main(int fd)
 	 * ends the server, and the engine with it (PR_SET_PDEATHSIG).
 	 */
 	if (!ret)
-		check_pool_overlaps();
+		dev = check_pool_overlaps(&read_ms);
 	if (ret) {
 		log_warnx("cannot limit the parent's capabilities: %s", strerror(-ret));
 		kill(engine_pid, SIGKILL);
 	} else {
-		ret = priv_serve_first(fd, srv.wg, &policy, srv.first_dev, srv.first_read_ms);
-		srv.first_dev = NULL;
+		ret = priv_serve(fd, srv.wg, &policy, dev, read_ms);
 		if (ret) {
 			log_warnx("the engine broke the privilege protocol (%s); stopping it",
 				  strerror(-ret));

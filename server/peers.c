@@ -5,19 +5,20 @@
 
 #include <sodium.h>
 
+#include "../common/keyindex.h"
 #include "peers.h"
 
 #define NO_ENTRY UINT32_MAX
 
 /*
- * Each peer's key is stored once, in device order; two open-addressing
- * tables of 32-bit positions find a peer by key and by link-local. At a
- * million peers that is about 60 bytes a peer, where slots holding keys
- * and addresses themselves took three times as much.
+ * Each peer's key is stored once, in device order; tables of 32-bit
+ * positions find a peer by key and by link-local. At a million peers that
+ * is about 60 bytes a peer, where slots holding keys and addresses
+ * themselves took three times as much.
  */
 struct peer_index {
 	uint8_t (*keys)[WG_KEY_LEN];   /* by device position */
-	size_t n_keys;
+	struct key_index by_key;
 
 	struct ll_entry {
 		struct in6_addr ll;
@@ -25,8 +26,8 @@ struct peer_index {
 	} *lls;
 	size_t n_ll;
 
-	uint32_t *key_slots, *ll_slots; /* positions in keys and lls */
-	size_t key_mask, ll_mask;
+	uint32_t *ll_slots;            /* positions in lls */
+	size_t ll_mask;
 	uint8_t hash_key[crypto_shorthash_KEYBYTES];
 };
 
@@ -62,16 +63,6 @@ static bool is_ll_host(const struct wgd_ip *ip)
 	return ip->family == AF_INET6 && ip->cidr == 128 && wgd_ip_is_linklocal6(ip);
 }
 
-/* The slot of the key at pubkey, or the empty slot where it would go. */
-static size_t key_slot(const struct peer_index *pi, const uint8_t *pubkey)
-{
-	size_t k = hash_bytes(pi, pubkey, WG_KEY_LEN) & pi->key_mask;
-
-	while (pi->key_slots[k] != NO_ENTRY && memcmp(pi->keys[pi->key_slots[k]], pubkey, WG_KEY_LEN))
-		k = (k + 1) & pi->key_mask;
-	return k;
-}
-
 static size_t ll_slot(const struct peer_index *pi, const struct in6_addr *ll)
 {
 	size_t s = hash_bytes(pi, ll, sizeof(*ll)) & pi->ll_mask;
@@ -97,25 +88,20 @@ struct peer_index *peer_index_build(const struct wgdev *dev)
 	if (n_ll >= NO_ENTRY)
 		goto fail;
 
-	pi->key_mask = table_size(dev->n_peers) - 1;
 	pi->ll_mask = table_size(n_ll) - 1;
 	pi->keys = malloc((dev->n_peers + 1) * WG_KEY_LEN);
 	pi->lls = malloc((n_ll + 1) * sizeof(*pi->lls));
-	pi->key_slots = table_new(pi->key_mask + 1);
 	pi->ll_slots = table_new(pi->ll_mask + 1);
-	if (!pi->keys || !pi->lls || !pi->key_slots || !pi->ll_slots)
+	if (!pi->keys || !pi->lls || !pi->ll_slots)
+		goto fail;
+	for (size_t i = 0; i < dev->n_peers; i++)
+		memcpy(pi->keys[i], dev->peers[i].pubkey, WG_KEY_LEN);
+	if (key_index_build(&pi->by_key, (const uint8_t (*)[WG_KEY_LEN])pi->keys, dev->n_peers))
 		goto fail;
 
 	for (size_t i = 0; i < dev->n_peers; i++) {
 		const struct wgdev_peer *peer = &dev->peers[i];
-		size_t k;
 
-		memcpy(pi->keys[i], peer->pubkey, WG_KEY_LEN);
-		k = key_slot(pi, peer->pubkey);
-		if (pi->key_slots[k] == NO_ENTRY) {
-			pi->key_slots[k] = (uint32_t)i;
-			pi->n_keys++;
-		}
 		for (size_t j = 0; j < peer->n_allowedips; j++) {
 			const struct wgd_ip *ip = &peer->allowedips[j];
 			size_t s;
@@ -141,7 +127,7 @@ void peer_index_free(struct peer_index *pi)
 		return;
 	free(pi->keys);
 	free(pi->lls);
-	free(pi->key_slots);
+	key_index_free(&pi->by_key);
 	free(pi->ll_slots);
 	free(pi);
 }
@@ -155,9 +141,7 @@ const uint8_t *peer_index_lookup(const struct peer_index *pi, const struct in6_a
 
 size_t peer_index_find_key(const struct peer_index *pi, const uint8_t pubkey[WG_KEY_LEN])
 {
-	size_t k = key_slot(pi, pubkey);
-
-	return pi->key_slots[k] == NO_ENTRY ? SIZE_MAX : pi->key_slots[k];
+	return key_index_find(&pi->by_key, pubkey);
 }
 
 bool peer_index_has_key(const struct peer_index *pi, const uint8_t pubkey[WG_KEY_LEN])
@@ -167,5 +151,5 @@ bool peer_index_has_key(const struct peer_index *pi, const uint8_t pubkey[WG_KEY
 
 size_t peer_index_count(const struct peer_index *pi)
 {
-	return pi->n_keys;
+	return pi->by_key.n_unique;
 }

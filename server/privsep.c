@@ -452,13 +452,8 @@ static int serve_updates(int fd, struct wgctl *wg, struct pool_cache *pc,
 	return priv_send(fd, &res, offsetof(struct priv_result, err) + res.n * sizeof(res.err[0]));
 }
 
-int priv_serve(int fd, struct wgctl *wg, const struct priv_policy *policy)
-{
-	return priv_serve_first(fd, wg, policy, NULL, 0);
-}
-
-int priv_serve_first(int fd, struct wgctl *wg, const struct priv_policy *policy,
-		     struct wgdev *first, uint64_t first_read_ms)
+int priv_serve(int fd, struct wgctl *wg, const struct priv_policy *policy,
+	       struct wgdev *first, uint64_t read_ms)
 {
 	union priv_msg *m = malloc(sizeof(*m));
 	struct pool_cache pc = { .policy = policy };
@@ -488,11 +483,11 @@ int priv_serve_first(int fd, struct wgctl *wg, const struct priv_policy *policy,
 				ret = -EPROTO;
 				goto out;
 			}
-			if (first && clock_boot_ms() - first_read_ms > PRIV_FIRST_MAX_MS) {
+			if (first && clock_boot_ms() - read_ms > PRIV_FIRST_MAX_MS) {
 				wgdev_free(first);
 				first = NULL;
 			}
-			ret = serve_device(fd, wg, first, first_read_ms);
+			ret = serve_device(fd, wg, first, read_ms);
 			first = NULL;
 			break;
 		case PRIV_UPDATES:

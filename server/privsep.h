@@ -143,17 +143,14 @@ bool priv_is_pool_route(const struct wgd_ip *dst);
 
 /*
  * Serves the engine until it closes its end. Returns the reason the loop
- * ended: 0 for a clean close, -errno otherwise.
- */
-int priv_serve(int fd, struct wgctl *wg, const struct priv_policy *policy);
-/*
- * The same, answering the engine's first device read with first (taken
- * over, and freed) when it was read at most PRIV_FIRST_MAX_MS before: the
- * read that vetted the configuration also serves the engine's start-up,
- * which at a million peers saves seconds.
+ * ended: 0 for a clean close, -errno otherwise. The engine's first device
+ * read is answered with first (taken over, and freed; may be NULL) when it
+ * was read at most PRIV_FIRST_MAX_MS before read_ms: the read that vetted
+ * the configuration also serves the engine's start-up, which at a million
+ * peers saves seconds.
  */
 #define PRIV_FIRST_MAX_MS 10000
-int priv_serve_first(int fd, struct wgctl *wg, const struct priv_policy *policy,
-		     struct wgdev *first, uint64_t first_read_ms);
+int priv_serve(int fd, struct wgctl *wg, const struct priv_policy *policy,
+	       struct wgdev *first, uint64_t read_ms);
 
 #endif

@@ -141,7 +141,7 @@ static void *serve_thread(void *arg)
 	struct parent_side *ps = arg;
 	struct priv_policy policy = { .ifindex = 1 };
 
-	ps->ret = priv_serve_first(ps->fd, NULL, &policy, ps->first, clock_boot_ms());
+	ps->ret = priv_serve(ps->fd, NULL, &policy, ps->first, clock_boot_ms());
 	return NULL;
 }
 

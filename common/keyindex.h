@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef WGD_KEYINDEX_H
+#define WGD_KEYINDEX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sodium.h>
+
+#include "wgdev.h"
+
+/*
+ * Finds public keys held in an array by their position in it: an
+ * open-addressing table of 32-bit positions, at most half full, hashed with
+ * a random SipHash key. Built once over keys that do not change; the array
+ * stays the caller's. At a million keys the table is 8 MB.
+ */
+struct key_index {
+	const uint8_t (*keys)[WG_KEY_LEN];
+	size_t n_unique;        /* keys indexed; a repeat is found at its first place */
+	uint32_t *slots;        /* positions in keys, or UINT32_MAX */
+	size_t mask;
+	uint8_t hash_key[crypto_shorthash_KEYBYTES];
+};
+
+/* 0, or -ENOMEM (more than UINT32_MAX - 1 keys included). */
+int key_index_build(struct key_index *ki, const uint8_t (*keys)[WG_KEY_LEN], size_t n);
+void key_index_free(struct key_index *ki);
+/* The position of pubkey in the array, or SIZE_MAX. */
+size_t key_index_find(const struct key_index *ki, const uint8_t pubkey[WG_KEY_LEN]);
+
+#endif
