@@ -16,8 +16,7 @@ const char *wgctl_uapi_dir = "/var/run/wireguard";
 
 /*
  * How stale the view an update is checked against may grow before the
- * next update reads the device again. Callers that read the device on
- * their own schedule (the server, every --device-refresh) keep it fresher.
+ * next update reads the device again, unless the caller sets its own.
  */
 #define WGCTL_VIEW_MAX_MS 10000
 
@@ -28,6 +27,7 @@ struct wgctl {
 		struct genl_conn *genl;
 	};
 	struct wgview *view;
+	uint64_t view_max_ms;
 };
 
 void wgdev_free(struct wgdev *dev)
@@ -223,6 +223,7 @@ int wgctl_open(struct wgctl **out, const char *ifname)
 	ctl = calloc(1, sizeof(*ctl));
 	if (!ctl)
 		return -ENOMEM;
+	ctl->view_max_ms = WGCTL_VIEW_MAX_MS;
 	ctl->view = wgview_new();
 	if (!ctl->view) {
 		ret = -ENOMEM;
@@ -283,6 +284,11 @@ int wgctl_read_device(struct wgctl *ctl, struct wgdev **out)
 	return genl_conn_get_device(ctl->genl, out);
 }
 
+void wgctl_set_view_max_age(struct wgctl *ctl, uint64_t ms)
+{
+	ctl->view_max_ms = ms;
+}
+
 void wgctl_view_from(struct wgctl *ctl, const struct wgdev *dev, uint64_t read_ms)
 {
 	/* Without memory for the view the next update reads again. */
@@ -305,7 +311,7 @@ static int view_refresh(struct wgctl *ctl)
 	int ret;
 
 	if (wgview_valid(ctl->view) &&
-	    wgview_age_ms(ctl->view, clock_boot_ms()) <= WGCTL_VIEW_MAX_MS)
+	    wgview_age_ms(ctl->view, clock_boot_ms()) <= ctl->view_max_ms)
 		return 0;
 	ret = wgctl_get_device(ctl, &dev);
 	wgdev_free(dev);

@@ -80,6 +80,12 @@ int wgctl_get_device(struct wgctl *ctl, struct wgdev **out);
  */
 int wgctl_read_device(struct wgctl *ctl, struct wgdev **out);
 void wgctl_view_from(struct wgctl *ctl, const struct wgdev *dev, uint64_t read_ms);
+/*
+ * How old the view may grow before an update reads the device (10 s by
+ * default). A caller that reads the device on its own schedule sets it past
+ * that schedule, so that a full read is never made twice.
+ */
+void wgctl_set_view_max_age(struct wgctl *ctl, uint64_t ms);
 
 /*
  * Adds and removes allowed-IPs of one existing peer, leaving its other
@@ -91,7 +97,8 @@ void wgctl_view_from(struct wgctl *ctl, const struct wgdev *dev, uint64_t read_m
  *
  * The device is not read per update: -ENOENT and -EEXIST are judged by the
  * handle's view (wgview.h), built by the last wgctl_get_device() and kept
- * up by the updates since, and read again when over ten seconds old. So a
+ * up by the updates since, and read again when over ten seconds old (see
+ * wgctl_set_view_max_age()). So a
  * change another tool made after that read is seen late: a peer removed
  * meanwhile is not re-created (the update is a no-op the device accepts),
  * but an allowed-IP another tool gave a peer meanwhile can be moved.

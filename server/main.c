@@ -1780,6 +1780,7 @@ static int parent_main(int fd)
 		.n_cfg_pools = srv.n_cfg_pools,
 		.ifindex = srv.ifindex,
 		.auto_ll = srv.auto_ll,
+		.refresh_ms = srv.refresh_ms,
 	};
 	struct sigaction sa = { .sa_handler = forward_signal };
 	struct wgdev *dev = NULL;

@@ -466,6 +466,13 @@ int priv_serve(int fd, struct wgctl *wg, const struct priv_policy *policy,
 		goto out;
 	if (rtnl_monitor_open(&pc.mon, RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE))
 		log_warnx("cannot follow route changes; reading the routes per update");
+	/*
+	 * The engine asks for a full read every refresh_ms, which renews the
+	 * device view too; reading again for the view alone would double that
+	 * work, seconds at a million peers.
+	 */
+	if (wg && policy->refresh_ms)
+		wgctl_set_view_max_age(wg, 2ULL * policy->refresh_ms);
 	for (;;) {
 		ssize_t n = priv_recv(fd, m);
 

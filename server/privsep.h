@@ -128,6 +128,7 @@ struct priv_policy {
 	size_t n_cfg_pools;
 	uint32_t ifindex;       /* whose direct routes are pools too */
 	bool auto_ll;
+	uint32_t refresh_ms;    /* how often the engine reads the device */
 };
 
 /*
