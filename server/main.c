@@ -964,7 +964,8 @@ static void expire_leases(void)
 			srv.counters.expiries++;
 			end_lease(l, "expired", false, pubkeys[n], &c[n]);
 		}
-		end_on_device(pubkeys, c, n);
+		if (n)
+			end_on_device(pubkeys, c, n);
 	} while (n == PRIV_BATCH);
 }
 
@@ -1021,7 +1022,7 @@ static void drop_departed_peers(void)
 	lease_foreach(srv.leases, collect_departed, &d);
 	for (size_t i = 0; i < d.n; i += PRIV_BATCH) {
 		size_t n = d.n - i < PRIV_BATCH ? d.n - i : PRIV_BATCH;
-		struct lease_change c[PRIV_BATCH];
+		struct lease_change c[PRIV_BATCH] = { 0 };
 		uint8_t copy[WG_KEY_LEN]; /* d.keys has them already */
 
 		for (size_t j = 0; j < n; j++) {
