@@ -76,6 +76,14 @@ static bool is_domain_char(char c)
 	return c > ' ' && c <= '~';
 }
 
+static bool ip_in(const struct wgd_ip *ip, const struct wgd_ip *list, size_t n)
+{
+	for (size_t i = 0; i < n; ++i)
+		if (wgd_ip_equal(ip, &list[i]))
+			return true;
+	return false;
+}
+
 void wgd_parser_init(struct wgd_parser *p, enum wgd_parse_kind kind)
 {
 	memset(p, 0, sizeof(*p));
@@ -204,17 +212,23 @@ static int parse_attr(struct wgd_parser *p, enum wgd_key key,
 		m->errmsg[vlen] = '\0';
 		return 0;
 	case WGD_KEY_ROUTE:
-		if (m->n_routes >= WGD_MAX_ROUTES)
-			return parser_fail(p, WGD_E_INVALID, "too many routes");
 		if (wgd_ip_parse(&ip, val, vlen, true))
 			return parser_fail(p, WGD_E_INVALID, "bad prefix in route");
+		/* A repeated route is one route: the lists are sets, so that
+		 * no consumer can be made to count one entry twice. */
+		if (ip_in(&ip, m->routes, m->n_routes))
+			return 0;
+		if (m->n_routes >= WGD_MAX_ROUTES)
+			return parser_fail(p, WGD_E_INVALID, "too many routes");
 		m->routes[m->n_routes++] = ip;
 		return 0;
 	case WGD_KEY_DNS:
-		if (m->n_dns >= WGD_MAX_DNS)
-			return parser_fail(p, WGD_E_INVALID, "too many dns");
 		if (memchr(val, '/', vlen) || wgd_ip_parse(&ip, val, vlen, false))
 			return parser_fail(p, WGD_E_INVALID, "bad address in dns");
+		if (ip_in(&ip, m->dns, m->n_dns))
+			return 0;
+		if (m->n_dns >= WGD_MAX_DNS)
+			return parser_fail(p, WGD_E_INVALID, "too many dns");
 		m->dns[m->n_dns++] = ip;
 		return 0;
 	case WGD_KEY_DNS_SEARCH:

@@ -424,10 +424,22 @@ START_TEST(test_serialize_space)
 	/* The largest response fits WGD_MAX_MESSAGE and parses back. */
 	fill_full(&m);
 	m.ip6 = ip_of("ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe");
-	for (m.n_routes = 0; m.n_routes < WGD_MAX_ROUTES; ++m.n_routes)
-		m.routes[m.n_routes] = ip_of("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ff00/120");
-	for (m.n_dns = 0; m.n_dns < WGD_MAX_DNS; ++m.n_dns)
-		m.dns[m.n_dns] = ip_of("ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffd");
+	/* Distinct entries, each as long as its text can be: a repeated
+	 * one would collapse. */
+	for (m.n_routes = 0; m.n_routes < WGD_MAX_ROUTES; ++m.n_routes) {
+		char t[64];
+
+		snprintf(t, sizeof(t), "ffff:ffff:ffff:ffff:ffff:ffff:ffff:%x/120",
+			 0xff00u - 0x100u * (unsigned)m.n_routes);
+		m.routes[m.n_routes] = ip_of(t);
+	}
+	for (m.n_dns = 0; m.n_dns < WGD_MAX_DNS; ++m.n_dns) {
+		char t[64];
+
+		snprintf(t, sizeof(t), "ffff:ffff:ffff:ffff:ffff:ffff:ffff:%x",
+			 0xfffdu - (unsigned)m.n_dns);
+		m.dns[m.n_dns] = ip_of(t);
+	}
 	memset(m.dns_search, 'd', sizeof(m.dns_search) - 1);
 	m.dns_search[sizeof(m.dns_search) - 1] = '\0';
 	memset(m.errmsg, 'e', sizeof(m.errmsg) - 1);
@@ -899,11 +911,12 @@ START_TEST(test_reject_duplicates)
 	assert_resp_rejects("leasestart=1\nleasestart=1\nerrno=0\n\n", WGD_E_INVALID,
 			    "repeated leasestart");
 
-	/* route= and dns= repeat, the same value too. */
+	/* route= and dns= repeat; the same value again is the same entry. */
 	assert_parses(WGD_PARSE_RESPONSE, "route=10.0.0.0/8\nroute=10.0.0.0/8\n"
-					  "dns=10.0.0.1\ndns=10.0.0.1\nerrno=0\n\n");
+					  "route=10.0.0.0/9\ndns=10.0.0.1\ndns=10.0.0.1\n"
+					  "errno=0\n\n");
 	ck_assert_uint_eq(parser.msg.n_routes, 2);
-	ck_assert_uint_eq(parser.msg.n_dns, 2);
+	ck_assert_uint_eq(parser.msg.n_dns, 1);
 }
 END_TEST
 
@@ -920,6 +933,31 @@ static void build_repeated(char *buf, size_t size, bool routes, unsigned count)
 	}
 	snprintf(buf + n, size - n, "errno=0\n\n");
 }
+
+/* The old client's route bookkeeping overflowed when the hub repeated a
+ * route: 32 copies of one route must be one route, and a full list plus
+ * repeats of its entries must still parse. */
+START_TEST(test_repeated_entries_collapse)
+{
+	static char buf[8192];
+	size_t n = 0;
+
+	for (unsigned i = 0; i < 2 * WGD_MAX_ROUTES; ++i)
+		n += (size_t)snprintf(buf + n, sizeof(buf) - n, "route=10.9.0.0/16\n");
+	for (unsigned i = 0; i < WGD_MAX_ROUTES; ++i)
+		n += (size_t)snprintf(buf + n, sizeof(buf) - n, "route=10.%u.0.0/16\n", i);
+	for (unsigned i = 0; i < 3 * WGD_MAX_DNS; ++i)
+		n += (size_t)snprintf(buf + n, sizeof(buf) - n, "dns=fd00::%u\n", i % WGD_MAX_DNS);
+	snprintf(buf + n, sizeof(buf) - n, "errno=0\n\n");
+	assert_parses(WGD_PARSE_RESPONSE, buf);
+	ck_assert_uint_eq(parser.msg.n_routes, WGD_MAX_ROUTES);
+	assert_ip(&parser.msg.routes[0], "10.9.0.0/16");
+	ck_assert_uint_eq(parser.msg.n_dns, WGD_MAX_DNS);
+	for (size_t i = 0; i < parser.msg.n_routes; ++i)
+		for (size_t j = i + 1; j < parser.msg.n_routes; ++j)
+			ck_assert(!wgd_ip_equal(&parser.msg.routes[i], &parser.msg.routes[j]));
+}
+END_TEST
 
 START_TEST(test_reject_too_many)
 {
@@ -1062,6 +1100,7 @@ static Suite *protocol_suite(void)
 	tcase_add_test(tc, test_reject_addresses);
 	tcase_add_test(tc, test_reject_duplicates);
 	tcase_add_test(tc, test_reject_too_many);
+	tcase_add_test(tc, test_repeated_entries_collapse);
 	tcase_add_test(tc, test_reject_numbers);
 	tcase_add_test(tc, test_strings);
 	tcase_add_test(tc, test_error_sticks);
