@@ -159,6 +159,11 @@ int rtnl_parse_link(const struct nlmsghdr *nlh, struct rtnl_link *out)
 		if (ret)
 			goto out;
 	}
+	if (tb[IFLA_MAX_MTU]) {
+		ret = rtnl_attr_u32(tb[IFLA_MAX_MTU], &out->max_mtu);
+		if (ret)
+			goto out;
+	}
 	if (tb[IFLA_LINKINFO]) {
 		ret = rtnl_attr_index(mnl_attr_get_payload(tb[IFLA_LINKINFO]),
 				      mnl_attr_get_payload_len(tb[IFLA_LINKINFO]),
@@ -622,6 +627,7 @@ int rtnl_link_set_mtu(struct rtnl *rt, uint32_t ifindex, uint32_t mtu)
 struct rtnl_collect {
 	uint32_t ifindex;
 	int family;
+	uint8_t protocol;       /* routes: RTPROT_UNSPEC for any */
 	void *items;
 	size_t n, cap, size;
 };
@@ -803,7 +809,7 @@ int rtnl_addr_list(struct rtnl *rt, uint32_t ifindex, int family,
  */
 
 static int rtnl_route_request(struct rtnl *rt, uint16_t type, uint16_t flags,
-			      uint32_t ifindex, const struct wgd_ip *dst)
+			      uint32_t ifindex, const struct wgd_ip *dst, uint8_t protocol)
 {
 	_Alignas(struct nlmsghdr) char buf[RTNL_REQ_SIZE];
 	struct nlmsghdr *nlh;
@@ -822,29 +828,28 @@ static int rtnl_route_request(struct rtnl *rt, uint16_t type, uint16_t flags,
 	rtm->rtm_dst_len = dst->cidr;
 	rtm->rtm_table = RT_TABLE_MAIN;
 	rtm->rtm_type = RTN_UNICAST;
-	if (type == RTM_NEWROUTE) {
-		rtm->rtm_protocol = RTPROT_STATIC;
-		rtm->rtm_scope = RT_SCOPE_LINK;
-	} else {
-		/* Any protocol and, for IPv4, any scope: match by prefix and
-		 * device alone. */
-		rtm->rtm_protocol = RTPROT_UNSPEC;
-		rtm->rtm_scope = RT_SCOPE_NOWHERE;
-	}
+	rtm->rtm_protocol = protocol;
+	/* Deleting: for IPv4, any scope. Both families then match by prefix,
+	 * device and, unless it is RTPROT_UNSPEC, protocol. */
+	rtm->rtm_scope = type == RTM_NEWROUTE ? RT_SCOPE_LINK : RT_SCOPE_NOWHERE;
 	mnl_attr_put(nlh, RTA_DST, wgd_ip_len(dst->family), dst->bytes);
 	mnl_attr_put_u32(nlh, RTA_OIF, ifindex);
 	return rtnl_talk(rt, nlh, NULL, NULL);
 }
 
-int rtnl_route_add(struct rtnl *rt, uint32_t ifindex, const struct wgd_ip *dst)
+int rtnl_route_add(struct rtnl *rt, uint32_t ifindex, const struct wgd_ip *dst,
+		   uint8_t protocol)
 {
-	return rtnl_route_request(rt, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE,
-				  ifindex, dst);
+	if (protocol == RTPROT_UNSPEC)
+		return -EINVAL;
+	return rtnl_route_request(rt, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, ifindex, dst,
+				  protocol);
 }
 
-int rtnl_route_del(struct rtnl *rt, uint32_t ifindex, const struct wgd_ip *dst)
+int rtnl_route_del(struct rtnl *rt, uint32_t ifindex, const struct wgd_ip *dst,
+		   uint8_t protocol)
 {
-	int ret = rtnl_route_request(rt, RTM_DELROUTE, 0, ifindex, dst);
+	int ret = rtnl_route_request(rt, RTM_DELROUTE, 0, ifindex, dst, protocol);
 
 	if (ret == -ESRCH || ret == -ENOENT || ret == -EADDRNOTAVAIL)
 		ret = 0;
@@ -869,16 +874,25 @@ static int rtnl_route_list_cb(const struct nlmsghdr *nlh, void *data)
 		return 0;
 	if (c->family != AF_UNSPEC && route.dst.family != c->family)
 		return 0;
+	if (c->protocol != RTPROT_UNSPEC && route.protocol != c->protocol)
+		return 0;
 	return rtnl_collect_push(c, &route.dst);
 }
 
 int rtnl_route_list(struct rtnl *rt, uint32_t ifindex, int family,
 		    struct wgd_ip **out, size_t *n)
 {
+	return rtnl_route_list_proto(rt, ifindex, family, RTPROT_UNSPEC, out, n);
+}
+
+int rtnl_route_list_proto(struct rtnl *rt, uint32_t ifindex, int family, uint8_t protocol,
+			  struct wgd_ip **out, size_t *n)
+{
 	_Alignas(struct nlmsghdr) char buf[RTNL_REQ_SIZE];
 	struct rtnl_collect c = {
 		.ifindex = ifindex,
 		.family = family,
+		.protocol = protocol,
 		.size = sizeof(struct wgd_ip),
 	};
 	struct nlmsghdr *nlh;

@@ -24,6 +24,7 @@ struct rtnl_link {
 	char name[IF_NAMESIZE];
 	unsigned flags;          /* IFF_* */
 	uint32_t mtu;
+	uint32_t max_mtu;        /* IFLA_MAX_MTU; 0 when the kernel does not say */
 	char kind[16];           /* IFLA_INFO_KIND: "wireguard", "tun", ... or "" */
 };
 
@@ -50,14 +51,25 @@ struct rtnl_addr {
 int rtnl_addr_list(struct rtnl *rt, uint32_t ifindex, int family,
 		   struct rtnl_addr **out, size_t *n);
 
-/* Direct routes (no gateway) in the main table. Replacing is not an error;
- * deleting an absent one is not an error. */
-int rtnl_route_add(struct rtnl *rt, uint32_t ifindex, const struct wgd_ip *dst);
-int rtnl_route_del(struct rtnl *rt, uint32_t ifindex, const struct wgd_ip *dst);
+/*
+ * Direct routes (no gateway) in the main table, marked with the rtnetlink
+ * protocol number of whoever installs them (RTPROT_*, or a daemon's own).
+ * Adding is exclusive: -EEXIST when the table has a route to dst already,
+ * which is then someone else's to keep. Deleting matches dst, the device
+ * and, unless it is RTPROT_UNSPEC, the protocol, so that a daemon removes
+ * only its own; an absent route is not an error.
+ */
+int rtnl_route_add(struct rtnl *rt, uint32_t ifindex, const struct wgd_ip *dst,
+		   uint8_t protocol);
+int rtnl_route_del(struct rtnl *rt, uint32_t ifindex, const struct wgd_ip *dst,
+		   uint8_t protocol);
 
-/* Main-table routes through ifindex without a gateway. */
+/* Main-table routes through ifindex without a gateway: any, or those of
+ * one protocol. */
 int rtnl_route_list(struct rtnl *rt, uint32_t ifindex, int family,
 		    struct wgd_ip **out, size_t *n);
+int rtnl_route_list_proto(struct rtnl *rt, uint32_t ifindex, int family, uint8_t protocol,
+			  struct wgd_ip **out, size_t *n);
 
 /*
  * Change notifications. A monitor is a separate non-blocking socket joined

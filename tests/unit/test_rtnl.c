@@ -31,6 +31,8 @@ static const char *test_link_kind;
 
 #define TEST_IF "wgdt0"
 #define TEST_IF_EXTRA "wgdt9"
+/* A protocol number of our own, as the client marks its routes. */
+#define TEST_PROTO 87
 
 static struct wgd_ip test_ip(const char *text)
 {
@@ -419,11 +421,13 @@ START_TEST(test_route)
 	ck_assert_int_eq(rtnl_open(&rt), 0);
 	ifindex = test_ifindex(rt, TEST_IF);
 
-	ck_assert_int_eq(rtnl_route_add(rt, ifindex, &r4), 0);
-	ck_assert_int_eq(rtnl_route_add(rt, ifindex, &r4), 0);
-	ck_assert_int_eq(rtnl_route_add(rt, ifindex, &host), 0);
-	ck_assert_int_eq(rtnl_route_add(rt, ifindex, &r6), 0);
-	ck_assert_int_eq(rtnl_route_add(rt, ifindex, &r6), 0);
+	/* Exclusive: a second add of the same prefix is refused. */
+	ck_assert_int_eq(rtnl_route_add(rt, ifindex, &r4, TEST_PROTO), 0);
+	ck_assert_int_eq(rtnl_route_add(rt, ifindex, &r4, TEST_PROTO), -EEXIST);
+	ck_assert_int_eq(rtnl_route_add(rt, ifindex, &host, TEST_PROTO), 0);
+	ck_assert_int_eq(rtnl_route_add(rt, ifindex, &r6, TEST_PROTO), 0);
+	ck_assert_int_eq(rtnl_route_add(rt, ifindex, &r6, TEST_PROTO), -EEXIST);
+	ck_assert_int_eq(rtnl_route_add(rt, ifindex, &r6, RTPROT_STATIC), -EEXIST);
 
 	ck_assert(route_listed(rt, ifindex, AF_INET, &r4));
 	ck_assert(route_listed(rt, ifindex, AF_INET, &host));
@@ -433,18 +437,42 @@ START_TEST(test_route)
 	ck_assert(route_listed(rt, ifindex, AF_UNSPEC, &r6));
 	ck_assert(!route_listed(rt, 1, AF_UNSPEC, &r4));
 
-	ck_assert_int_eq(rtnl_route_add(rt, ifindex, &bad), -EINVAL);
-	ck_assert_int_eq(rtnl_route_add(rt, 99999, &r4), -ENODEV);
+	ck_assert_int_eq(rtnl_route_add(rt, ifindex, &bad, TEST_PROTO), -EINVAL);
+	ck_assert_int_eq(rtnl_route_add(rt, 99999, &r4, TEST_PROTO), -ENODEV);
+	ck_assert_int_eq(rtnl_route_add(rt, ifindex, &r4, RTPROT_UNSPEC), -EINVAL);
 
-	ck_assert_int_eq(rtnl_route_del(rt, ifindex, &r4), 0);
-	ck_assert_int_eq(rtnl_route_del(rt, ifindex, &host), 0);
-	ck_assert_int_eq(rtnl_route_del(rt, ifindex, &r6), 0);
+	ck_assert_int_eq(rtnl_route_del(rt, ifindex, &r4, TEST_PROTO), 0);
+	ck_assert_int_eq(rtnl_route_del(rt, ifindex, &host, TEST_PROTO), 0);
+	ck_assert_int_eq(rtnl_route_del(rt, ifindex, &r6, TEST_PROTO), 0);
 	ck_assert(!route_listed(rt, ifindex, AF_UNSPEC, &r4));
 	ck_assert(!route_listed(rt, ifindex, AF_UNSPEC, &host));
 	ck_assert(!route_listed(rt, ifindex, AF_UNSPEC, &r6));
 
-	ck_assert_int_eq(rtnl_route_del(rt, ifindex, &r4), 0);
-	ck_assert_int_eq(rtnl_route_del(rt, ifindex, &r6), 0);
+	/* Someone else's route to the same prefix: deleting ours leaves it. */
+	ck_assert_int_eq(rtnl_route_add(rt, ifindex, &r4, RTPROT_STATIC), 0);
+	ck_assert_int_eq(rtnl_route_add(rt, ifindex, &r6, RTPROT_STATIC), 0);
+	ck_assert_int_eq(rtnl_route_add(rt, ifindex, &r4, TEST_PROTO), -EEXIST);
+	ck_assert_int_eq(rtnl_route_del(rt, ifindex, &r4, TEST_PROTO), 0);
+	ck_assert_int_eq(rtnl_route_del(rt, ifindex, &r6, TEST_PROTO), 0);
+	ck_assert(route_listed(rt, ifindex, AF_INET, &r4));
+	ck_assert(route_listed(rt, ifindex, AF_INET6, &r6));
+	{
+		struct wgd_ip *mine = NULL;
+		size_t n = 1;
+
+		ck_assert_int_eq(rtnl_route_add(rt, ifindex, &host, TEST_PROTO), 0);
+		ck_assert_int_eq(rtnl_route_list_proto(rt, ifindex, AF_UNSPEC, TEST_PROTO,
+						       &mine, &n), 0);
+		ck_assert_uint_eq(n, 1);
+		ck_assert(wgd_ip_equal(&mine[0], &host));
+		free(mine);
+	}
+	ck_assert_int_eq(rtnl_route_del(rt, ifindex, &r4, RTPROT_UNSPEC), 0);
+	ck_assert_int_eq(rtnl_route_del(rt, ifindex, &r6, RTPROT_UNSPEC), 0);
+	ck_assert_int_eq(rtnl_route_del(rt, ifindex, &host, TEST_PROTO), 0);
+	ck_assert(!route_listed(rt, ifindex, AF_UNSPEC, &r4));
+	ck_assert(!route_listed(rt, ifindex, AF_UNSPEC, &r6));
+
 	rtnl_close(rt);
 }
 END_TEST
@@ -465,17 +493,17 @@ START_TEST(test_monitor_route_addr)
 					   RTMGRP_IPV6_IFADDR), 0);
 	ck_assert_int_ge(rtnl_monitor_fd(m), 0);
 
-	ck_assert_int_eq(rtnl_route_add(rt, ifindex, &r4), 0);
+	ck_assert_int_eq(rtnl_route_add(rt, ifindex, &r4, TEST_PROTO), 0);
 	ck_assert(wait_for_event(m, RTNL_EV_ROUTE_NEW, ifindex, &r4, &ev));
 	ck_assert_uint_eq(ev.table, RT_TABLE_MAIN);
 	ck_assert(!ev.has_gateway);
-	ck_assert_int_eq(rtnl_route_add(rt, ifindex, &r6), 0);
+	ck_assert_int_eq(rtnl_route_add(rt, ifindex, &r6, TEST_PROTO), 0);
 	ck_assert(wait_for_event(m, RTNL_EV_ROUTE_NEW, ifindex, &r6, &ev));
 	ck_assert_uint_eq(ev.table, RT_TABLE_MAIN);
 
-	ck_assert_int_eq(rtnl_route_del(rt, ifindex, &r4), 0);
+	ck_assert_int_eq(rtnl_route_del(rt, ifindex, &r4, TEST_PROTO), 0);
 	ck_assert(wait_for_event(m, RTNL_EV_ROUTE_DEL, ifindex, &r4, NULL));
-	ck_assert_int_eq(rtnl_route_del(rt, ifindex, &r6), 0);
+	ck_assert_int_eq(rtnl_route_del(rt, ifindex, &r6, TEST_PROTO), 0);
 	ck_assert(wait_for_event(m, RTNL_EV_ROUTE_DEL, ifindex, &r6, NULL));
 
 	ck_assert_int_eq(rtnl_addr_add(rt, ifindex, &a4, 100, 100), 0);
@@ -540,7 +568,7 @@ START_TEST(test_monitor_overrun)
 		struct wgd_ip dst = test_ip("10.50.0.0/24");
 
 		dst.bytes[2] = (uint8_t)i;
-		ck_assert_int_eq(rtnl_route_add(rt, ifindex, &dst), 0);
+		ck_assert_int_eq(rtnl_route_add(rt, ifindex, &dst, TEST_PROTO), 0);
 	}
 	ck_assert_int_eq(rtnl_monitor_read(m, event_log_cb, log), 0);
 	ck_assert(log->overrun);
@@ -549,7 +577,7 @@ START_TEST(test_monitor_overrun)
 		struct wgd_ip dst = test_ip("10.50.0.0/24");
 
 		dst.bytes[2] = (uint8_t)i;
-		ck_assert_int_eq(rtnl_route_del(rt, ifindex, &dst), 0);
+		ck_assert_int_eq(rtnl_route_del(rt, ifindex, &dst, TEST_PROTO), 0);
 	}
 	rtnl_monitor_close(m);
 	rtnl_close(rt);
