@@ -127,3 +127,36 @@ void fatalx(const char *fmt, ...)
 	exit(1);
 }
 
+
+const char *log_escape(const void *s, size_t len, char *buf, size_t size)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *p = s;
+	size_t o = 0;
+
+	if (!size)
+		return "";
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = p[i];
+		/* Room for this byte's text, and for "..." should more follow. */
+		size_t need = (c >= 0x20 && c < 0x7f && c != '\\') ? 1 : 4;
+
+		if (o + need + 3 >= size) {
+			if (o + 3 < size) {
+				memcpy(buf + o, "...", 3);
+				o += 3;
+			}
+			break;
+		}
+		if (need == 1) {
+			buf[o++] = (char)c;
+		} else {
+			buf[o++] = '\\';
+			buf[o++] = 'x';
+			buf[o++] = hex[c >> 4];
+			buf[o++] = hex[c & 15];
+		}
+	}
+	buf[o] = '\0';
+	return buf;
+}

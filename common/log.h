@@ -3,6 +3,7 @@
 #define WGD_LOG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 /*
  * Logging in the manner of OpenBSD's daemons: to stderr in the foreground,
@@ -20,5 +21,15 @@ void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 void fatalx(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+/*
+ * Text from the network made safe for a log or a terminal: printable ASCII
+ * is kept, any other byte and the backslash become \xNN, so that no escape
+ * sequence, control byte or forged line reaches the reader. Writes at most
+ * size bytes with the NUL, ending in "..." when cut; returns buf.
+ */
+const char *log_escape(const void *s, size_t len, char *buf, size_t size);
+/* A buffer for log_escape() of up to n bytes of input, whole. */
+#define LOG_ESCAPED_SIZE(n) (4 * (n) + 4)
 
 #endif
