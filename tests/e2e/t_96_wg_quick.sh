@@ -367,7 +367,7 @@ wg_key qf pub
 write_conf "$ifname" qf auto 10.254.0.0/24
 wgq up "$CONF_DIR/$ifname.conf"
 check "wg-quick up fails when the client finds no hub peer" test "$?" -ne 0
-check "the client said why" grep -q "no peer of $ifname has fe80::/128" "$WGQ_LOG"
+check "the client said why" grep -q "no peer of $ifname has exactly fe80::/128" "$WGQ_LOG"
 check "$ifname was deleted again" not iface_exists "$ifname"
 check "nothing runs in the namespace" wait_for -t 5 ns_empty
 

@@ -46,7 +46,7 @@ renewed_twice() {
 }
 check "the lease renews past a hanging script" wait_for -t 15 renewed_twice
 check "the script saw BOUND with the lease" \
-	grep -q "^BOUND|${CLIENT_IF[1]}|${a4%/32}|fd98:.*||10.98.0.0/24 fd98::/64|4|192.0.2.53 fd98::53|example.net,example.org\$" "$HOOK_LOG"
+	grep -q "^BOUND|${CLIENT_IF[1]}|${a4%/32}|fd98:.*||10.98.0.0/24 fd98::/64|10|192.0.2.53 fd98::53|example.net,example.org\$" "$HOOK_LOG"
 check "the hanging script was killed at its limit" \
 	wait_for -t 5 grep -q "did not finish within 2s; killed it" "${CLIENT_LOG[1]}"
 check "resolvconf got the interface's record" \

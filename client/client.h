@@ -1,0 +1,217 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (C) 2026 The wg-dynamic Authors. */
+#ifndef WGD_CLIENT_H
+#define WGD_CLIENT_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "../common/rtnl.h"
+#include "../common/wgdev.h"
+#include "../protocol/proto.h"
+#include "hook.h"
+
+/*
+ * What the client's files share: its state, the lease it holds, and the
+ * seam through which it touches the system.
+ *
+ *   exchange.c   one request over TCP to the hub
+ *   state.c      the state machine: timers, backoff, taking a response
+ *   configure.c  what the hub may set up, and setting it up
+ *   leasefile.c  the remembered lease
+ *   main.c       options, start-up checks and the event loop
+ */
+
+/* The rtnetlink protocol number on the client's routes ("ip route show
+ * proto 87"): what carries it is the client's to remove, nothing else. */
+#define CLIENT_RTPROT 87
+/* A lease shorter than this counts as this long, so that no hub can make
+ * the client ask faster than once per LEASE_MIN_S / 2. */
+#define LEASE_MIN_S 10
+/* UINT32_MAX is "forever" to the kernel; no lease ends up as that. */
+#define LIFETIME_MAX_S (UINT32_MAX - 1)
+/* The smallest MTU that IPv6, and so the tunnel's link-local, works with. */
+#define MTU_MIN_IPV6 1280
+
+/* RFC 2131, 4.4: the states of a DHCP client that apply to a tunnel with
+ * one server. SELECTING and REQUESTING are one exchange here. */
+#define CLIENT_STATES(X)                                                     \
+	X(CLIENT_INIT, "INIT")           /* no lease, asking for any address */ \
+	X(CLIENT_REBOOT, "REBOOT")       /* no lease, asking for the last ones */ \
+	X(CLIENT_BOUND, "BOUND")         /* a lease, before T1 */              \
+	X(CLIENT_RENEWING, "RENEWING")   /* past T1, asking to extend it */    \
+	X(CLIENT_REBINDING, "REBINDING") /* past T2, still asking */
+
+#define X(e, s) e,
+enum client_state { CLIENT_STATES(X) };
+#undef X
+
+const char *client_state_name(enum client_state s);
+
+/* A pushed route, and which of its two halves this client put in place. */
+struct client_route {
+	struct wgd_ip dst;
+	bool in_table;   /* a route of ours on the interface */
+	bool in_hub;     /* added to the hub peer's allowed-IPs by us */
+};
+
+struct lease_state {
+	bool bound;
+	bool has_ip4, has_ip6;
+	struct wgd_ip ip4, ip6;
+	size_t n_routes;
+	struct client_route routes[WGD_MAX_ROUTES];
+	uint32_t leasestart;          /* the hub's word, for the lease file */
+	uint32_t leasetime;           /* as taken: at least LEASE_MIN_S */
+	uint64_t t1_ms, t2_ms, expires_ms; /* CLOCK_BOOTTIME */
+	size_t n_dns;
+	struct wgd_ip dns[WGD_MAX_DNS];
+	char dns_search[WGD_MAX_DNS_SEARCH];
+	bool dns_applied;             /* handed to resolvconf */
+	uint32_t mtu;                 /* set by us; 0 none */
+};
+
+struct client;
+
+/*
+ * Everything the client does to the host goes through this table: the real
+ * one (main.c) calls rtnetlink, the WireGuard device, resolvconf, the hook
+ * and the state directory; the fuzzer's records the calls instead.
+ * Returns are 0 or -errno.
+ */
+struct client_sys {
+	int (*addr_add)(struct client *cl, const struct wgd_ip *ip, uint32_t lifetime_s);
+	int (*addr_del)(struct client *cl, const struct wgd_ip *ip);
+	int (*addr_list)(struct client *cl, struct rtnl_addr **out, size_t *n);
+	/* Exclusive, marked CLIENT_RTPROT: -EEXIST when a route is there. */
+	int (*route_add)(struct client *cl, const struct wgd_ip *dst);
+	/* Only a route marked CLIENT_RTPROT. */
+	int (*route_del)(struct client *cl, const struct wgd_ip *dst);
+	int (*set_mtu)(struct client *cl, uint32_t mtu);
+	int (*get_device)(struct client *cl, struct wgdev **out);
+	int (*hub_allowedips)(struct client *cl, const struct wgd_ip *add, size_t n_add,
+			      const struct wgd_ip *del, size_t n_del);
+	/* input NULL: remove the interface's record. */
+	int (*resolvconf)(struct client *cl, const char *input);
+	void (*hook)(struct client *cl, const struct hook_env *env);
+	int (*save)(struct client *cl, const void *buf, size_t len);
+	ssize_t (*load)(struct client *cl, void *buf, size_t max);
+};
+
+struct client {
+	const struct client_sys *sys;
+	const char *ifname;
+	uint32_t ifindex;
+	uint32_t max_mtu;             /* the link's, 0 when unknown */
+	bool link_up;
+	struct rtnl *rt;
+	struct rtnl_monitor *mon;
+	struct wgctl *wg;
+	uint8_t hub_key[WG_KEY_LEN];
+	bool has_pubkey;
+	uint8_t pubkey[WG_KEY_LEN];   /* ours, to derive the link-local from */
+	struct in6_addr ll;
+	bool added_server_route;      /* fe80::/128, removed again at exit */
+	int sig_fd;
+	int pending_signal;
+
+	const char *state_dir;
+	int state_fd;                 /* the state directory, opened safely */
+	char state_file[IF_NAMESIZE + 8];
+	const char *script;
+	unsigned script_timeout;
+	bool no_dns, no_mtu;
+
+	/* Addresses to ask for without a lease: the last ones we held. */
+	bool has_hint4, has_hint6;
+	struct wgd_ip hint4, hint6;
+
+	enum client_state state;
+	struct lease_state lease;
+	uint64_t next_try_ms;         /* the next request, CLOCK_BOOTTIME */
+	uint32_t backoff_ms;          /* the last wait; 0 before a failure */
+	uint64_t failing_since_ms;    /* start of the first failed request in a row */
+};
+
+/* ---- state.c ---- */
+
+/* Moves to a state; the one place that sets the timers for it. */
+void state_transition(struct client *cl, enum client_state to, uint64_t now_ms);
+/* After a request that got no usable answer, started at started_ms. */
+void state_request_failed(struct client *cl, uint64_t started_ms, uint64_t now_ms);
+/* The timers: expiry, T1 and T2, once now_ms has reached them. */
+void state_tick(struct client *cl, uint64_t now_ms);
+/* When the loop must wake next (UINT64_MAX: never by itself). */
+uint64_t state_next_wake(const struct client *cl);
+/* The request for the current state. */
+void state_build_request(const struct client *cl, struct wgd_msg *req);
+/*
+ * Takes a parsed response to req: everything in it is checked (configure.c)
+ * and only what passes is configured. Returns true when the lease was taken,
+ * false when nothing usable came (the retry is then scheduled).
+ */
+bool state_take_response(struct client *cl, const struct wgd_msg *req,
+			 const struct wgd_msg *resp, uint64_t started_ms, uint64_t now_ms);
+/* Removes everything the lease put in place, running the hook with reason. */
+void state_drop_lease(struct client *cl, const char *reason);
+
+/* ---- configure.c ---- */
+
+/*
+ * The checks on what the hub sends. Each returns NULL when the item may be
+ * used, else why not, for one log line. dev is the local WireGuard device,
+ * as read for this response.
+ */
+const char *check_route(const struct client *cl, const struct wgd_ip *r, const struct wgdev *dev);
+const char *check_addr(const struct client *cl, const struct wgd_ip *a, const struct wgdev *dev,
+		       const struct rtnl_addr *addrs, size_t n_addrs);
+const char *check_mtu(const struct client *cl, uint32_t mtu);
+const char *check_dns(const struct wgd_ip *a);
+/* A comma-separated list of domain names: letters, digits, hyphens, dots. */
+bool dns_search_valid(const char *s);
+/* The hub peer: the one peer whose allowed-IPs hold exactly fe80::/128.
+ * 0 with its key, -ENOENT with none, -EEXIST with several. */
+int find_hub_peer(const struct wgdev *dev, uint8_t key[WG_KEY_LEN]);
+
+/* Logs an item from the hub that was not taken, in one line:
+ * "from the hub: KEY VALUE: refused: WHY". */
+void log_refused(const char *key, const char *value, const char *why);
+
+void configure_addr(struct client *cl, bool had, const struct wgd_ip *old, bool has,
+		    const struct wgd_ip *new, uint32_t lifetime_s);
+/* Moves the routes to routes[0..n) (checked, distinct). */
+void configure_routes(struct client *cl, struct lease_state *ls, const struct wgd_ip *routes,
+		      size_t n, const struct wgdev *dev);
+void configure_dns(struct client *cl, struct lease_state *ls);
+void configure_dns_remove(struct client *cl, struct lease_state *ls);
+void configure_mtu(struct client *cl, struct lease_state *ls, uint32_t mtu);
+
+/* ---- leasefile.c ---- */
+
+/*
+ * IFACE.lease: "hub=KEY" on its first line, then the lease in the protocol's
+ * response format. An ended lease is saved with leasetime=0: its addresses
+ * are then only what to ask for next.
+ */
+ssize_t leasefile_format(const struct lease_state *ls, const uint8_t hub_key[WG_KEY_LEN],
+			 bool ended, char *buf, size_t size);
+/* Parses a lease file; -EBADMSG when it is not one, -ESTALE when it is
+ * not hub_key's (any hub's will do when hub_key is NULL). msg receives the
+ * lease and hub_out, unless NULL, the hub's key. */
+int leasefile_parse(const char *buf, size_t len, const uint8_t *hub_key, uint8_t *hub_out,
+		    struct wgd_msg *msg);
+void leasefile_save(struct client *cl, bool ended);
+/* Takes up a remembered lease, or its addresses as hints. */
+void leasefile_load(struct client *cl, uint32_t now_real_s, uint64_t now_ms);
+
+/* ---- exchange.c ---- */
+
+/* One request and its response, within timeout_ms; -EINTR when a signal
+ * came (kept in cl->pending_signal). */
+int exchange(struct client *cl, const struct wgd_msg *req, struct wgd_msg *resp,
+	     uint64_t timeout_ms);
+
+#endif
