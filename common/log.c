@@ -33,8 +33,24 @@ int log_verbosity(void)
 	return log_verbose;
 }
 
+static void (*log_sink)(const char *line, size_t len);
+
+void log_set_sink(void (*sink)(const char *line, size_t len))
+{
+	log_sink = sink;
+}
+
+__attribute__((format(printf, 2, 0)))
 static void vlog(int pri, const char *fmt, va_list ap)
 {
+	if (log_sink) {
+		char text[1024];
+		int len = vsnprintf(text, sizeof(text), fmt, ap);
+
+		if (len >= 0)
+			log_sink(text, (size_t)len < sizeof(text) ? (size_t)len : sizeof(text) - 1);
+		return;
+	}
 	if (log_to_syslog) {
 		vsyslog(pri, fmt, ap);
 		return;
@@ -53,11 +69,20 @@ static void vlog(int pri, const char *fmt, va_list ap)
 	fflush(stderr);
 }
 
+__attribute__((format(printf, 3, 0)))
 static void vlog_errno(int pri, int saved_errno, const char *fmt, va_list ap)
 {
 	char msg[1024];
 
 	vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (log_sink) {
+		char line[1200];
+		int len = snprintf(line, sizeof(line), "%s: %s", msg, strerror(saved_errno));
+
+		if (len >= 0)
+			log_sink(line, (size_t)len < sizeof(line) ? (size_t)len : sizeof(line) - 1);
+		return;
+	}
 	if (log_to_syslog)
 		syslog(pri, "%s: %s", msg, strerror(saved_errno));
 	else {

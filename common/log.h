@@ -22,6 +22,10 @@ void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 void fatalx(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
+/* Sends every line to sink instead of stderr or syslog (NULL: back to
+ * those); for tests that read what would be logged. */
+void log_set_sink(void (*sink)(const char *line, size_t len));
+
 /*
  * Text from the network made safe for a log or a terminal: printable ASCII
  * is kept, any other byte and the backslash become \xNN, so that no escape
