@@ -342,6 +342,7 @@ bool state_take_response(struct client *cl, const struct wgd_msg *req,
 	uint32_t lifetime;
 	struct taken t;
 	bool same, dns_changed;
+	int ret;
 
 	if (resp->err) {
 		const char *text = wgd_error_text(resp->err);
@@ -366,8 +367,15 @@ bool state_take_response(struct client *cl, const struct wgd_msg *req,
 		}
 	}
 
-	if (cl->sys->get_device(cl, &dev))
-		dev = NULL;
+	/* The checks need the peers' endpoints and allowed-IPs as they are
+	 * now; without them nothing is taken. */
+	ret = cl->sys->get_device(cl, &dev);
+	if (ret) {
+		log_warnx("cannot read %s to check the server's answer: %s; asking again later",
+			  cl->ifname, strerror(-ret));
+		state_request_failed(cl, started_ms, now_ms);
+		return false;
+	}
 	take_checked(cl, resp, dev, &t);
 	if (!t.has_ip4 && !t.has_ip6) {
 		log_warnx("the server gave no usable address; asking again later");
