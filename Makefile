@@ -82,7 +82,9 @@ FUZZ_BINS := $(FUZZ_SRC:.c=)
 FUZZ_LIB := tests/fuzz/build/libwgd-fuzz.a
 FUZZ_LIB_SRC := protocol/ipaddr.c protocol/proto.c common/file.c common/rtnl.c \
 	common/keyindex.c common/wgview.c \
-	common/wgdev.c common/wgdev-genl.c common/wgdev-uapi.c server/journal.c
+	common/wgdev.c common/wgdev-genl.c common/wgdev-uapi.c server/journal.c \
+	common/key.c common/log.c common/rng.c \
+	client/state.c client/configure.c client/leasefile.c client/hook.c
 FUZZ_LIB_OBJ := $(FUZZ_LIB_SRC:%.c=tests/fuzz/build/%.o)
 FUZZ_RUN = tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_BINS)
 

@@ -482,6 +482,70 @@ static void journal_seeds(void)
 	save("journal", "unknown-bits", &s);
 }
 
+/* ---- the client's handling of responses (fuzz_client.c) ---- */
+
+static void add_response(struct seed *s, const char *text)
+{
+	add_u8(s, 0);
+	add_u16le(s, (uint16_t)strlen(text));
+	add(s, text, strlen(text));
+}
+
+static void add_wait(struct seed *s, uint16_t tenths)
+{
+	add_u8(s, 1);
+	add_u16le(s, tenths);
+}
+
+static void client_seeds(void)
+{
+	static const char grant[] =
+		"ip=10.90.0.7/32\nip=fd90::7/128\nroute=10.90.0.0/24\nroute=fd90::/64\n"
+		"dns=10.90.0.1\ndns_search=example.net,corp.example\nmtu=1380\n"
+		"leasestart=1\nleasetime=3600\nerrno=0\n\n";
+	static const char hostile[] =
+		"ip=127.0.0.1/32\nip=fe80::99/128\nroute=0.0.0.0/0\nroute=0.0.0.0/1\n"
+		"route=128.0.0.0/1\nroute=192.0.2.0/24\nroute=10.44.0.0/16\nroute=10.55.0.0/24\n"
+		"dns_search=$(reboot)\nmtu=100\nleasestart=1\nleasetime=0\nerrno=0\n\n";
+	static const char refused[] = "errno=3\nerrmsg=\x1b[2Jgone\n\n";
+	char many[4096];
+	size_t n = 0;
+	struct seed s = { .len = 0 };
+
+	add_response(&s, grant);
+	add_wait(&s, 20000);
+	add_response(&s, grant);
+	add_u8(&s, 2);
+	add_response(&s, refused);
+	save("client", "grant-renew-restart", &s);
+
+	s.len = 0;
+	add_response(&s, hostile);
+	add_wait(&s, 50);
+	add_response(&s, grant);
+	add_u8(&s, 4);
+	add(&s, "\x5a\x00\x07", 3);
+	add_response(&s, grant);
+	save("client", "hostile", &s);
+
+	/* The old client's overflow: 32 copies of a route, then one of them
+	 * and 31 new ones. */
+	s.len = 0;
+	for (int i = 0; i < 32; i++)
+		n += (size_t)snprintf(many + n, sizeof(many) - n, "route=10.9.0.0/16\n");
+	snprintf(many + n, sizeof(many) - n, "ip=10.90.0.7\nleasetime=60\nerrno=0\n\n");
+	add_response(&s, many);
+	n = (size_t)snprintf(many, sizeof(many), "route=10.9.0.0/16\n");
+	for (int i = 0; i < 31; i++)
+		n += (size_t)snprintf(many + n, sizeof(many) - n, "route=10.%d.0.0/16\n", 100 + i);
+	snprintf(many + n, sizeof(many) - n, "ip=10.90.0.7\nleasetime=60\nerrno=0\n\n");
+	add_response(&s, many);
+	add_u8(&s, 3);
+	add_u8(&s, 0xff);
+	add_wait(&s, 700);
+	save("client", "repeated-routes", &s);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 2) {
@@ -494,5 +558,6 @@ int main(int argc, char **argv)
 	genl_seeds();
 	rtnl_seeds();
 	journal_seeds();
+	client_seeds();
 	return 0;
 }
