@@ -146,6 +146,10 @@ void state_request_failed(struct client *cl, uint64_t started_ms, uint64_t now_m
 void state_tick(struct client *cl, uint64_t now_ms);
 /* When the loop must wake next (UINT64_MAX: never by itself). */
 uint64_t state_next_wake(const struct client *cl);
+/* The poll() timeout until then, in ms: -1 never happens, since the loop
+ * wakes at least every STATE_MAX_SLEEP_MS whatever the timers say. */
+#define STATE_MAX_SLEEP_MS (3600 * 1000)
+int state_poll_timeout(const struct client *cl, uint64_t now_ms);
 /* The request for the current state. */
 void state_build_request(const struct client *cl, struct wgd_msg *req);
 /*

@@ -45,9 +45,6 @@
 #define REQUEST_TIMEOUT_MS 3000
 #define RELEASE_TIMEOUT_MS 1500
 #define RESOLVCONF_TIMEOUT_S 5
-/* The loop wakes at least this often, so that no far timer overflows a
- * poll() timeout (a lease of 58 days is 5e9 ms). */
-#define MAX_SLEEP_MS (3600 * 1000)
 #define DEFAULT_STATE_DIR "/var/lib/wg-dynamic"
 
 enum exit_status {
@@ -524,20 +521,16 @@ static void usage(FILE *f)
 		"  -h, --help          show this help\n");
 }
 
-/* Sleeps until the next timer or event, at most MAX_SLEEP_MS. */
+/* Sleeps until the next timer or event. */
 static void wait_events(void)
 {
 	struct pollfd pfd[2] = {
 		{ .fd = cl.sig_fd, .events = POLLIN },
 		{ .fd = rtnl_monitor_fd(cl.mon), .events = POLLIN },
 	};
-	uint64_t now = clock_boot_ms(), wake = state_next_wake(&cl);
-	uint64_t sleep_ms = wake > now ? wake - now : 0;
 	int ret;
 
-	if (sleep_ms > MAX_SLEEP_MS)
-		sleep_ms = MAX_SLEEP_MS;
-	if (poll(pfd, 2, (int)sleep_ms) < 0 && errno != EINTR)
+	if (poll(pfd, 2, state_poll_timeout(&cl, clock_boot_ms())) < 0 && errno != EINTR)
 		fatal("poll");
 	if (pfd[0].revents & POLLIN) {
 		struct signalfd_siginfo si;

@@ -151,6 +151,17 @@ uint64_t state_next_wake(const struct client *cl)
 	return wake;
 }
 
+int state_poll_timeout(const struct client *cl, uint64_t now_ms)
+{
+	uint64_t wake = state_next_wake(cl);
+
+	if (wake <= now_ms)
+		return 0;
+	/* poll() takes an int of milliseconds: 24.8 days at most. A longer
+	 * wait, cast, would go negative and never end. */
+	return wake - now_ms > STATE_MAX_SLEEP_MS ? STATE_MAX_SLEEP_MS : (int)(wake - now_ms);
+}
+
 void state_build_request(const struct client *cl, struct wgd_msg *req)
 {
 	const struct lease_state *ls = &cl->lease;

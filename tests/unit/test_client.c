@@ -1,0 +1,626 @@
+// SPDX-License-Identifier: MIT
+/* Copyright (C) 2026 The wg-dynamic Authors. */
+
+/*
+ * The client's checks on what the hub sends, its timers and its lease
+ * file, through a recording struct client_sys: no root, no network.
+ */
+
+#include <arpa/inet.h>
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../client/client.h"
+#include "../../common/clock.h"
+#include "../../common/log.h"
+
+static struct wgd_ip ip_of(const char *s)
+{
+	struct wgd_ip ip;
+
+	ck_assert_int_eq(wgd_ip_parse(&ip, s, strlen(s), false), 0);
+	return ip;
+}
+
+/* ---- a recording host ---- */
+
+static struct {
+	int n_addr_add, n_route_add, n_route_del, n_hub, n_resolv, n_hook, n_mtu;
+	uint32_t last_lifetime, last_mtu;
+	char resolv[1024];
+	char file[WGD_MAX_MESSAGE + 64];
+	size_t file_len;
+	bool admin_route;     /* 10.55.0.0/24 is there already */
+	struct wgd_ip route_added[WGD_MAX_ROUTES * 2];
+	struct wgd_ip route_deleted[WGD_MAX_ROUTES * 2];
+} rec;
+
+static const uint8_t hub_key[WG_KEY_LEN] = { 1 };
+static const uint8_t exit_key[WG_KEY_LEN] = { 2 };
+static const uint8_t other_hub[WG_KEY_LEN] = { 3 };
+
+static int r_addr_add(struct client *c, const struct wgd_ip *ip, uint32_t lifetime_s)
+{
+	(void)c;
+	(void)ip;
+	rec.n_addr_add++;
+	rec.last_lifetime = lifetime_s;
+	return 0;
+}
+
+static int r_addr_del(struct client *c, const struct wgd_ip *ip)
+{
+	(void)c;
+	(void)ip;
+	return 0;
+}
+
+/* 10.77.0.1 is configured on the interface; a leased address is not. */
+static int r_addr_list(struct client *c, struct rtnl_addr **out, size_t *n)
+{
+	struct rtnl_addr *a = calloc(2, sizeof(*a));
+
+	(void)c;
+	a[0].ip = ip_of("10.77.0.1");
+	a[0].valid_lft = UINT32_MAX;
+	a[1].ip = ip_of("10.90.0.9");
+	a[1].valid_lft = 100;
+	*out = a;
+	*n = 2;
+	return 0;
+}
+
+static int r_route_add(struct client *c, const struct wgd_ip *dst)
+{
+	(void)c;
+	if (rec.admin_route && wgd_ip_equal(dst, &(struct wgd_ip){ .family = AF_INET, .cidr = 24,
+								    .bytes = { 10, 55 } }))
+		return -EEXIST;
+	rec.route_added[rec.n_route_add++] = *dst;
+	return 0;
+}
+
+static int r_route_del(struct client *c, const struct wgd_ip *dst)
+{
+	(void)c;
+	rec.route_deleted[rec.n_route_del++] = *dst;
+	return 0;
+}
+
+static int r_set_mtu(struct client *c, uint32_t mtu)
+{
+	(void)c;
+	rec.n_mtu++;
+	rec.last_mtu = mtu;
+	return 0;
+}
+
+static void add_peer(struct wgdev *dev, const uint8_t key[WG_KEY_LEN], const char *ep,
+		     const char *ip1, const char *ip2)
+{
+	struct wgdev_peer *p = &dev->peers[dev->n_peers++];
+	struct wgd_ip a;
+
+	memcpy(p->pubkey, key, WG_KEY_LEN);
+	p->endpoint.sin.sin_family = AF_INET;
+	inet_pton(AF_INET, ep, &p->endpoint.sin.sin_addr);
+	p->allowedips = calloc(2, sizeof(*p->allowedips));
+	ck_assert_int_eq(wgd_ip_parse(&a, ip1, strlen(ip1), true), 0);
+	p->allowedips[p->n_allowedips++] = a;
+	if (ip2) {
+		ck_assert_int_eq(wgd_ip_parse(&a, ip2, strlen(ip2), true), 0);
+		p->allowedips[p->n_allowedips++] = a;
+	}
+}
+
+/* The hub at 192.0.2.1 with fe80::/128; an exit peer at 198.51.100.7
+ * with 0.0.0.0/0 and 10.44.0.0/16. */
+static struct wgdev *make_dev(void)
+{
+	struct wgdev *dev = calloc(1, sizeof(*dev));
+
+	dev->peers = calloc(3, sizeof(*dev->peers));
+	add_peer(dev, hub_key, "192.0.2.1", "fe80::/128", NULL);
+	add_peer(dev, exit_key, "198.51.100.7", "0.0.0.0/0", "10.44.0.0/16");
+	return dev;
+}
+
+static int r_get_device(struct client *c, struct wgdev **out)
+{
+	(void)c;
+	*out = make_dev();
+	return 0;
+}
+
+static int r_hub(struct client *c, const struct wgd_ip *add, size_t n_add,
+		 const struct wgd_ip *del, size_t n_del)
+{
+	(void)c;
+	(void)add;
+	(void)del;
+	(void)n_add;
+	(void)n_del;
+	rec.n_hub++;
+	return 0;
+}
+
+static int r_resolvconf(struct client *c, const char *input)
+{
+	(void)c;
+	rec.n_resolv++;
+	snprintf(rec.resolv, sizeof(rec.resolv), "%s", input ? input : "");
+	return 0;
+}
+
+static void r_hook(struct client *c, const struct hook_env *env)
+{
+	(void)c;
+	(void)env;
+	rec.n_hook++;
+}
+
+static int r_save(struct client *c, const void *buf, size_t len)
+{
+	(void)c;
+	ck_assert_uint_le(len, sizeof(rec.file));
+	memcpy(rec.file, buf, len);
+	rec.file_len = len;
+	return 0;
+}
+
+static ssize_t r_load(struct client *c, void *buf, size_t max)
+{
+	(void)c;
+	if (!rec.file_len)
+		return -ENOENT;
+	ck_assert_uint_le(rec.file_len, max);
+	memcpy(buf, rec.file, rec.file_len);
+	return (ssize_t)rec.file_len;
+}
+
+static const struct client_sys sys_rec = {
+	.addr_add = r_addr_add, .addr_del = r_addr_del, .addr_list = r_addr_list,
+	.route_add = r_route_add, .route_del = r_route_del, .set_mtu = r_set_mtu,
+	.get_device = r_get_device, .hub_allowedips = r_hub, .resolvconf = r_resolvconf,
+	.hook = r_hook, .save = r_save, .load = r_load,
+};
+
+static struct client cl;
+
+static void log_quiet(const char *line, size_t len)
+{
+	(void)line;
+	(void)len;
+}
+
+static void setup(void)
+{
+	memset(&rec, 0, sizeof(rec));
+	memset(&cl, 0, sizeof(cl));
+	cl.sys = &sys_rec;
+	cl.ifname = "wgt0";
+	cl.max_mtu = 9000;
+	cl.link_up = true;
+	cl.state_dir = "state";
+	snprintf(cl.state_file, sizeof(cl.state_file), "wgt0.lease");
+	memcpy(cl.hub_key, hub_key, WG_KEY_LEN);
+	log_set_sink(log_quiet);
+}
+
+static void teardown(void)
+{
+	log_set_sink(NULL);
+}
+
+/* A response from text, through the real parser. */
+static struct wgd_msg response(const char *text)
+{
+	static struct wgd_parser p;
+
+	wgd_parser_init(&p, WGD_PARSE_RESPONSE);
+	ck_assert_int_gt(wgd_parse(&p, text, strlen(text)), 0);
+	return p.msg;
+}
+
+static bool take(const char *text, uint64_t now)
+{
+	struct wgd_msg req, resp = response(text);
+
+	state_build_request(&cl, &req);
+	return state_take_response(&cl, &req, &resp, now, now);
+}
+
+/* ---- the checks ---- */
+
+START_TEST(test_route_checks)
+{
+	struct wgdev *dev = make_dev();
+	static const char *const refused[] = {
+		"0.0.0.0/0", "::/0", "0.0.0.0/1", "128.0.0.0/1", "192.0.2.1/32", "192.0.2.0/24",
+		"198.51.100.0/24", "127.0.0.0/8", "::1/128", "224.0.0.0/4", "ff00::/8",
+		"fe80::/10", "fe80::/64", "169.254.0.0/16", "8000::/1", "0.0.0.0/8",
+		"10.44.0.0/16", "240.0.0.0/4", "::ffff:0:0/96",
+	};
+	static const char *const taken[] = {
+		"10.90.0.0/24", "fd90::/64", "10.44.0.0/17", "10.0.0.0/8", "2001:db8::/32",
+	};
+
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		struct wgd_ip r;
+
+		/* ::ffff:0:0/96 does not parse; build it. */
+		if (!strcmp(refused[i], "::ffff:0:0/96")) {
+			memset(&r, 0, sizeof(r));
+			r.family = AF_INET6;
+			r.cidr = 96;
+			r.bytes[10] = r.bytes[11] = 0xff;
+		} else {
+			ck_assert_int_eq(wgd_ip_parse(&r, refused[i], strlen(refused[i]), true), 0);
+		}
+		ck_assert_msg(check_route(&cl, &r, dev) != NULL, "%s taken", refused[i]);
+	}
+	for (size_t i = 0; i < sizeof(taken) / sizeof(taken[0]); i++) {
+		struct wgd_ip r;
+
+		ck_assert_int_eq(wgd_ip_parse(&r, taken[i], strlen(taken[i]), true), 0);
+		ck_assert_msg(check_route(&cl, &r, dev) == NULL, "%s refused: %s", taken[i],
+			      check_route(&cl, &r, dev));
+	}
+	/* Without the device nothing can be checked. */
+	ck_assert_ptr_nonnull(check_route(&cl, &(struct wgd_ip){ .family = AF_INET, .cidr = 8,
+								  .bytes = { 10 } }, NULL));
+	wgdev_free(dev);
+}
+END_TEST
+
+START_TEST(test_addr_checks)
+{
+	struct wgdev *dev = make_dev();
+	struct rtnl_addr *addrs;
+	size_t n;
+	static const char *const refused[] = {
+		"127.0.0.1", "::1", "224.0.0.1", "ff02::1", "0.0.0.0", "::", "169.254.1.1",
+		"fe80::99", "192.0.2.1", "198.51.100.7", "10.77.0.1", "255.255.255.255",
+	};
+
+	r_addr_list(&cl, &addrs, &n);
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		struct wgd_ip a = ip_of(refused[i]);
+
+		ck_assert_msg(check_addr(&cl, &a, dev, addrs, n) != NULL, "%s taken", refused[i]);
+	}
+	/* A lease address of ours, with its finite lifetime, is fine. */
+	ck_assert_ptr_null(check_addr(&cl, &(struct wgd_ip){ .family = AF_INET, .cidr = 32,
+							    .bytes = { 10, 90, 0, 9 } },
+				      dev, addrs, n));
+	ck_assert_ptr_null(check_addr(&cl, &(struct wgd_ip){ .family = AF_INET6, .cidr = 128,
+							    .bytes = { 0xfd, 0x90, [15] = 7 } },
+				      dev, addrs, n));
+	free(addrs);
+	wgdev_free(dev);
+}
+END_TEST
+
+START_TEST(test_mtu_dns_checks)
+{
+	ck_assert_ptr_nonnull(check_mtu(&cl, 0));
+	ck_assert_ptr_nonnull(check_mtu(&cl, 100));
+	ck_assert_ptr_nonnull(check_mtu(&cl, 1279));
+	ck_assert_ptr_null(check_mtu(&cl, 1280));
+	ck_assert_ptr_null(check_mtu(&cl, 9000));
+	ck_assert_ptr_nonnull(check_mtu(&cl, 9001));
+	cl.max_mtu = 0; /* unknown: IPv4's 65535 */
+	ck_assert_ptr_null(check_mtu(&cl, 65535));
+	ck_assert_ptr_nonnull(check_mtu(&cl, 70000));
+
+	ck_assert(dns_search_valid("example.com"));
+	ck_assert(dns_search_valid("example.com,corp.example"));
+	ck_assert(dns_search_valid("a-b.c1.example."));
+	ck_assert(dns_search_valid("localdomain"));
+	ck_assert(!dns_search_valid(""));
+	ck_assert(!dns_search_valid("$(touch /tmp/x)"));
+	ck_assert(!dns_search_valid("a;reboot"));
+	ck_assert(!dns_search_valid("`id`"));
+	ck_assert(!dns_search_valid("a|b"));
+	ck_assert(!dns_search_valid("a b"));
+	ck_assert(!dns_search_valid("a\"b"));
+	ck_assert(!dns_search_valid("a\rb"));
+	ck_assert(!dns_search_valid("a,,b"));
+	ck_assert(!dns_search_valid(",a"));
+	ck_assert(!dns_search_valid("a..b"));
+	ck_assert(!dns_search_valid(".a"));
+	ck_assert(!dns_search_valid("."));
+	ck_assert(!dns_search_valid("a_b.example"));
+	{
+		char label[80];
+
+		memset(label, 'a', 64);
+		label[64] = '\0';
+		ck_assert(!dns_search_valid(label));
+		label[63] = '\0';
+		ck_assert(dns_search_valid(label));
+	}
+
+	ck_assert_ptr_nonnull(check_dns(&(struct wgd_ip){ .family = AF_INET, .cidr = 32 }));
+	ck_assert_ptr_nonnull(check_dns(&(struct wgd_ip){ .family = AF_INET, .cidr = 32,
+							  .bytes = { 224, 0, 0, 251 } }));
+	ck_assert_ptr_null(check_dns(&(struct wgd_ip){ .family = AF_INET, .cidr = 32,
+						       .bytes = { 10, 90, 0, 1 } }));
+}
+END_TEST
+
+START_TEST(test_hub_peer)
+{
+	struct wgdev *dev = make_dev();
+	uint8_t key[WG_KEY_LEN];
+
+	/* The exit peer's ::/0 would cover fe80::, but it is not the hub. */
+	dev->peers[1].allowedips[0] = ip_of("::");
+	dev->peers[1].allowedips[0].cidr = 0;
+	ck_assert_int_eq(find_hub_peer(dev, key), 0);
+	ck_assert_mem_eq(key, hub_key, WG_KEY_LEN);
+
+	dev->peers[0].allowedips[0] = ip_of("fe80::/64");
+	dev->peers[0].allowedips[0].cidr = 64;
+	ck_assert_int_eq(find_hub_peer(dev, key), -ENOENT);
+
+	dev->peers[0].allowedips[0] = ip_of("fe80::");
+	dev->peers[1].allowedips[1] = ip_of("fe80::");
+	ck_assert_int_eq(find_hub_peer(dev, key), -EEXIST);
+	wgdev_free(dev);
+}
+END_TEST
+
+/* ---- taking responses ---- */
+
+static const char good[] = "ip=10.90.0.9\nip=fd90::7\nroute=10.90.0.0/24\nroute=10.55.0.0/24\n"
+			   "dns=10.90.0.1\ndns_search=example.net\nmtu=1380\n"
+			   "leasetime=3600\nerrno=0\n\n";
+
+START_TEST(test_hostile_answer_partly_taken)
+{
+	const char *text = "ip=127.0.0.1\nip=fd90::7\nroute=0.0.0.0/0\nroute=10.90.0.0/24\n"
+			   "route=192.0.2.0/24\ndns_search=$(reboot)\nmtu=100\n"
+			   "leasetime=60\nerrno=0\n\n";
+
+	ck_assert(take(text, 1000));
+	ck_assert(cl.lease.bound);
+	ck_assert(!cl.lease.has_ip4);
+	ck_assert(cl.lease.has_ip6);
+	ck_assert_uint_eq(cl.lease.n_routes, 1);
+	ck_assert_int_eq(rec.n_route_add, 1);
+	ck_assert_str_eq(cl.lease.dns_search, "");
+	ck_assert_int_eq(rec.n_mtu, 0);
+	ck_assert_int_eq(cl.state, CLIENT_BOUND);
+}
+END_TEST
+
+START_TEST(test_no_usable_address_backs_off)
+{
+	const char *text = "ip=127.0.0.1\nip=fe80::1\nleasetime=60\nerrno=0\n\n";
+	uint64_t now = 1000;
+
+	for (int i = 0; i < 20; i++) {
+		ck_assert(!take(text, now));
+		ck_assert(!cl.lease.bound);
+		ck_assert_uint_ge(cl.next_try_ms, now + 180);
+		now = cl.next_try_ms;
+	}
+	ck_assert_int_eq(rec.n_addr_add, 0);
+	/* Backing off: the waits grow, and 20 refusals take half a minute. */
+	ck_assert_uint_ge(cl.backoff_ms, 5000);
+	ck_assert_uint_gt(now, 25000);
+}
+END_TEST
+
+START_TEST(test_admin_route_kept)
+{
+	rec.admin_route = true;
+	ck_assert(take(good, 1000));
+	ck_assert_uint_eq(cl.lease.n_routes, 2);
+	ck_assert_int_eq(rec.n_route_add, 1);
+	/* A release deletes its own route only. */
+	state_drop_lease(&cl, "RELEASE");
+	ck_assert_int_eq(rec.n_route_del, 1);
+	ck_assert(wgd_ip_equal(&rec.route_deleted[0], &rec.route_added[0]));
+}
+END_TEST
+
+START_TEST(test_repeated_routes_bounded)
+{
+	char text[4096];
+	size_t n = 0;
+
+	for (int i = 0; i < 32; i++)
+		n += (size_t)snprintf(text + n, sizeof(text) - n, "route=10.9.0.0/16\n");
+	snprintf(text + n, sizeof(text) - n, "ip=10.90.0.9\nleasetime=60\nerrno=0\n\n");
+	ck_assert(take(text, 1000));
+	ck_assert_uint_eq(cl.lease.n_routes, 1);
+	n = (size_t)snprintf(text, sizeof(text), "route=10.9.0.0/16\n");
+	for (int i = 0; i < 31; i++)
+		n += (size_t)snprintf(text + n, sizeof(text) - n, "route=10.%d.0.0/16\n", 100 + i);
+	snprintf(text + n, sizeof(text) - n, "ip=10.90.0.9\nleasetime=60\nerrno=0\n\n");
+	ck_assert(take(text, 2000));
+	ck_assert_uint_eq(cl.lease.n_routes, 32);
+	ck_assert_int_eq(rec.n_route_add, 32);
+	state_drop_lease(&cl, "RELEASE");
+	ck_assert_int_eq(rec.n_route_del, 32);
+}
+END_TEST
+
+/* ---- timers ---- */
+
+START_TEST(test_zero_lease)
+{
+	uint64_t now = 1000;
+	int requests = 0;
+
+	/* A hub that answers every request with a zero lease, for a minute. */
+	while (now < 61000) {
+		ck_assert(take("ip=10.90.0.9\nleasetime=0\nerrno=0\n\n", now));
+		requests++;
+		ck_assert_uint_eq(cl.lease.leasetime, LEASE_MIN_S);
+		ck_assert_uint_ge(cl.lease.t1_ms, now + LEASE_MIN_S * 1000 / 2 * 9 / 10);
+		ck_assert_uint_ge(rec.last_lifetime, LEASE_MIN_S);
+		now = cl.next_try_ms;
+		state_tick(&cl, now);
+	}
+	ck_assert_int_le(requests, 14);
+	ck_assert_int_le(rec.n_hook, 14);
+}
+END_TEST
+
+START_TEST(test_long_lease)
+{
+	const uint64_t now = 1000, days58 = 58ULL * 86400;
+	char text[128];
+	int timeout;
+
+	snprintf(text, sizeof(text), "ip=10.90.0.9\nleasetime=%llu\nerrno=0\n\n",
+		 (unsigned long long)days58);
+	ck_assert(take(text, now));
+	/* T1 at half the lease, with jitter. */
+	ck_assert_uint_ge(cl.lease.t1_ms, now + days58 * 1000 / 2 * 9 / 10);
+	ck_assert_uint_le(cl.lease.t1_ms, now + days58 * 1000 / 2 * 11 / 10);
+	ck_assert_uint_eq(cl.lease.t2_ms, now + days58 * 1000 / 8 * 7);
+	/* The loop sleeps in bounded steps and wakes at T1. */
+	timeout = state_poll_timeout(&cl, now);
+	ck_assert_int_gt(timeout, 0);
+	ck_assert_int_le(timeout, STATE_MAX_SLEEP_MS);
+	ck_assert_int_eq(state_poll_timeout(&cl, cl.lease.t1_ms - 5), 5);
+	state_tick(&cl, cl.lease.t1_ms);
+	ck_assert_int_eq(cl.state, CLIENT_RENEWING);
+	ck_assert_int_eq(state_poll_timeout(&cl, cl.lease.t1_ms), 0);
+	state_tick(&cl, cl.lease.t2_ms);
+	ck_assert_int_eq(cl.state, CLIENT_REBINDING);
+	state_tick(&cl, cl.lease.expires_ms);
+	ck_assert_int_eq(cl.state, CLIENT_REBOOT);
+	ck_assert(!cl.lease.bound);
+}
+END_TEST
+
+START_TEST(test_huge_lease)
+{
+	ck_assert(take("ip=10.90.0.9\nleasetime=4294967295\nerrno=0\n\n", 1000));
+	/* UINT32_MAX would be "forever" to the kernel. */
+	ck_assert_uint_eq(rec.last_lifetime, LIFETIME_MAX_S);
+	ck_assert_uint_lt(cl.lease.expires_ms, UINT64_MAX / 2);
+	ck_assert_int_gt(state_poll_timeout(&cl, 1000), 0);
+}
+END_TEST
+
+START_TEST(test_state_names)
+{
+	ck_assert_str_eq(client_state_name(CLIENT_INIT), "INIT");
+	ck_assert_str_eq(client_state_name(CLIENT_REBINDING), "REBINDING");
+	ck_assert_str_eq(client_state_name((enum client_state)99), "?");
+}
+END_TEST
+
+/* ---- liveness and the lease file ---- */
+
+START_TEST(test_refused_hint_forgotten)
+{
+	struct wgd_msg req;
+
+	cl.has_hint4 = cl.has_hint6 = true;
+	cl.hint4 = ip_of("10.90.0.33");
+	cl.hint6 = ip_of("fd90::33");
+	cl.state = CLIENT_REBOOT;
+	state_build_request(&cl, &req);
+	ck_assert(wgd_ip_equal(&req.ip4, &cl.hint4));
+	ck_assert(!take("errno=3\nerrmsg=Chosen IP(s) unavailable\n\n", 1000));
+	ck_assert(!cl.has_hint4 && !cl.has_hint6);
+	ck_assert_int_eq(cl.state, CLIENT_INIT);
+	state_build_request(&cl, &req);
+	ck_assert(wgd_ip_is_unspecified(&req.ip4));
+	ck_assert(wgd_ip_is_unspecified(&req.ip6));
+}
+END_TEST
+
+START_TEST(test_leasefile_hub)
+{
+	char text[256];
+	struct wgd_msg m;
+
+	snprintf(text, sizeof(text), "ip=10.90.0.9\nleasestart=%u\nleasetime=3600\nerrno=0\n\n",
+		 clock_real_s());
+	ck_assert(take(text, 1000));
+	ck_assert_uint_gt(rec.file_len, 0);
+	ck_assert_int_eq(leasefile_parse(rec.file, rec.file_len, hub_key, NULL, &m), 0);
+	ck_assert(wgd_ip_equal(&m.ip4, &cl.lease.ip4));
+	ck_assert_int_eq(leasefile_parse(rec.file, rec.file_len, other_hub, NULL, &m), -ESTALE);
+	/* Without the key line, an old file is no lease. */
+	ck_assert_int_eq(leasefile_parse(strchr(rec.file, '\n') + 1,
+					 rec.file_len - (size_t)(strchr(rec.file, '\n') + 1 -
+								 rec.file), hub_key, NULL, &m),
+			 -EBADMSG);
+
+	/* A client behind another hub asks that hub for any address. */
+	memset(&cl.lease, 0, sizeof(cl.lease));
+	cl.has_hint4 = cl.has_hint6 = false;
+	memcpy(cl.hub_key, other_hub, WG_KEY_LEN);
+	leasefile_load(&cl, clock_real_s(), 5000);
+	ck_assert(!cl.has_hint4 && !cl.has_hint6 && !cl.lease.bound);
+
+	/* Behind the same hub, the running lease is taken up and renewed. */
+	memcpy(cl.hub_key, hub_key, WG_KEY_LEN);
+	leasefile_load(&cl, clock_real_s(), 5000);
+	ck_assert(cl.lease.bound);
+	ck_assert_int_eq(cl.state, CLIENT_RENEWING);
+	ck_assert_uint_eq(cl.next_try_ms, 5000);
+}
+END_TEST
+
+START_TEST(test_dns_and_strings)
+{
+	ck_assert(take(good, 1000));
+	ck_assert_str_eq(rec.resolv, "nameserver 10.90.0.1\nsearch example.net\n");
+	{
+		char out[64];
+
+		ck_assert_str_eq(log_escape("a\x1b[2J\\\n", 7, out, sizeof(out)),
+				 "a\\x1b[2J\\x5c\\x0a");
+		ck_assert_str_eq(log_escape("abcdefgh", 8, out, 8), "abcd...");
+	}
+}
+END_TEST
+
+static Suite *client_suite(void)
+{
+	Suite *s = suite_create("client");
+	TCase *tc = tcase_create("core");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_route_checks);
+	tcase_add_test(tc, test_addr_checks);
+	tcase_add_test(tc, test_mtu_dns_checks);
+	tcase_add_test(tc, test_hub_peer);
+	tcase_add_test(tc, test_hostile_answer_partly_taken);
+	tcase_add_test(tc, test_no_usable_address_backs_off);
+	tcase_add_test(tc, test_admin_route_kept);
+	tcase_add_test(tc, test_repeated_routes_bounded);
+	tcase_add_test(tc, test_zero_lease);
+	tcase_add_test(tc, test_long_lease);
+	tcase_add_test(tc, test_huge_lease);
+	tcase_add_test(tc, test_state_names);
+	tcase_add_test(tc, test_refused_hint_forgotten);
+	tcase_add_test(tc, test_leasefile_hub);
+	tcase_add_test(tc, test_dns_and_strings);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(client_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
