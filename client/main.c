@@ -373,8 +373,8 @@ static int open_state_dir(bool create)
 	if (ret == -EPERM && why[0])
 		log_warnx("state directory %s", why);
 	else if (ret)
-		log_warnx("state directory %s: %s: create it or give another with --state-dir",
-			  cl.state_dir, strerror(-ret));
+		log_warnx("state directory %s is not writable (%s): create it or give another "
+			  "with --state-dir", cl.state_dir, strerror(-ret));
 	return ret;
 }
 

@@ -61,11 +61,27 @@ wg_iface_start "$NS" "$IF2" no-ll
 ip -n "$NS" link set "$IF2" up
 cli "no peers" 71 "has no peers" "$IF2"
 ip netns exec "$NS" wg set "$IF2" peer "$HUB_PUB" allowed-ips 10.0.0.0/8
-cli "no hub peer" 67 "has fe80::/128 in its allowed-IPs" "$IF2"
+cli "no hub peer" 67 "has exactly fe80::/128 in its allowed-IPs" "$IF2"
+# An exit peer's ::/0 covers fe80:: but does not make it the hub.
+ip netns exec "$NS" wg set "$IF2" peer "$HUB_PUB" allowed-ips ::/0
+cli "an exit peer is no hub peer" 67 "has exactly fe80::/128 in its allowed-IPs" "$IF2"
+# (Two peers with fe80::/128 cannot be: WireGuard gives an allowed-IP to
+# one peer only. The unit tests cover the client's refusal all the same.)
 ip netns exec "$NS" wg set "$IF2" peer "$HUB_PUB" allowed-ips fe80::/128
 cli "no link-local and no key" 68 "no private key to derive one from" "$IF2"
 expect_exit "client: state directory unwritable" 69 "is not writable" "$NS" \
 	"$CLIENT_BIN" -f --state-dir /proc/wgd-nope "${CLIENT_IF[1]}"
+# A directory another user could write: the client's files would be theirs
+# to replace.
+OPEN_DIR=$E2E_TMP/client-open
+mkdir -p "$OPEN_DIR"
+chown 65534 "$OPEN_DIR"
+expect_exit "client: state directory of another user" 69 "is writable by" "$NS" \
+	"$CLIENT_BIN" -f --state-dir "$OPEN_DIR" "${CLIENT_IF[1]}"
+chown 0 "$OPEN_DIR"
+chmod 777 "$OPEN_DIR"
+expect_exit "client: world-writable state directory" 69 "writable by" "$NS" \
+	"$CLIENT_BIN" -f --state-dir "$OPEN_DIR" "${CLIENT_IF[1]}"
 
 client_start 1
 client_wait_lease 1 || die "client 1 got no lease"
