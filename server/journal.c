@@ -61,7 +61,9 @@ _Static_assert(REC_BODY_LEN + REC_SUM_LEN == JOURNAL_RECORD_SIZE, "record layout
 #define JOURNAL_AHEAD (256 * 1024)
 
 struct journal {
-	char *dir, *path, *tmp_path;
+	char *path;             /* for messages: DIR/IFACE.leases */
+	char *name, *tmp_name;  /* IFACE.leases and IFACE.leases.tmp in dirfd */
+	int dirfd;
 	int fd;
 	off_t size;             /* committed length: where the next commit writes */
 	off_t alloc;            /* file length; zeros from size to alloc */
@@ -237,7 +239,7 @@ static ssize_t pread_all(int fd, uint8_t *buf, size_t len)
 /* A rename or a new directory entry is durable only once the directory is. */
 static int sync_dir(struct journal *j)
 {
-	int ret = file_fsync_dir(j->dir);
+	int ret = fsync(j->dirfd) ? -errno : 0;
 
 	j->fsyncs++;
 	if (!ret)
@@ -294,7 +296,7 @@ static void tmp_discard(struct journal *j)
 {
 	if (j->tmp_fd >= 0) {
 		close(j->tmp_fd);
-		unlink(j->tmp_path);
+		unlinkat(j->dirfd, j->tmp_name, 0);
 		j->tmp_fd = -1;
 	}
 	free(j->tmp_buf);
@@ -314,11 +316,12 @@ static int tmp_begin(struct journal *j)
 	j->tmp_buf = malloc(COMPACT_WRITE_SIZE);
 	if (!j->tmp_buf)
 		return -ENOMEM;
-	/* O_TRUNC also disposes of what a crash during an earlier compaction
-	 * may have left. */
-	j->tmp_fd = open(j->tmp_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	/* A new file, never one found there: whatever a crash during an
+	 * earlier compaction left (or anything else under that name) is
+	 * unlinked, not written through. */
+	j->tmp_fd = file_create_at(j->dirfd, j->tmp_name, O_RDWR, 0600);
 	if (j->tmp_fd < 0) {
-		int ret = -errno;
+		int ret = j->tmp_fd;
 
 		free(j->tmp_buf);
 		j->tmp_buf = NULL;
@@ -365,7 +368,7 @@ static int tmp_install(struct journal *j)
 	ret = lock_fd(j->tmp_fd);
 	if (ret)
 		goto fail;
-	if (rename(j->tmp_path, j->path)) {
+	if (renameat(j->dirfd, j->tmp_name, j->dirfd, j->name)) {
 		ret = -errno;
 		goto fail;
 	}
@@ -544,12 +547,14 @@ static int journal_lock(struct journal *j)
 	int fd, ret;
 
 	/* The inode we lock must still be the one the name refers to: a server
-	 * that held the lock may have compacted in the meantime. */
+	 * that held the lock may have compacted in the meantime. Never through
+	 * a symbolic link, and never a file with other names elsewhere: the
+	 * journal is written, and the directory is not the only way to it. */
 	for (int tries = 0; tries < 8; tries++) {
-		fd = open(j->path, O_RDWR | O_CLOEXEC);
+		fd = file_open_at(j->dirfd, j->name, O_RDWR, 0);
 		if (fd < 0) {
-			if (errno != ENOENT)
-				return -errno;
+			if (fd != -ENOENT)
+				return fd;
 			ret = journal_create(j);
 			return ret ? ret : 1;
 		}
@@ -563,7 +568,8 @@ static int journal_lock(struct journal *j)
 			close(fd);
 			return ret;
 		}
-		if (stat(j->path, &pst) || pst.st_dev != fst.st_dev || pst.st_ino != fst.st_ino) {
+		if (fstatat(j->dirfd, j->name, &pst, AT_SYMLINK_NOFOLLOW) ||
+		    pst.st_dev != fst.st_dev || pst.st_ino != fst.st_ino) {
 			close(fd);
 			continue;
 		}
@@ -634,7 +640,7 @@ static int journal_load(struct journal *j, struct replay *rp, size_t *dropped)
 	}
 	j->size = (off_t)valid_len;
 	/* Whatever a crash during a compaction left behind. */
-	unlink(j->tmp_path);
+	unlinkat(j->dirfd, j->tmp_name, 0);
 out:
 	free(image);
 	return ret;
@@ -642,9 +648,11 @@ out:
 
 static char *path_join(const char *dir, const char *name, const char *suffix)
 {
+	size_t len = strlen(dir);
 	char *p;
 
-	if (asprintf(&p, "%s/%s%s", dir, name, suffix) < 0)
+	if (asprintf(&p, "%s%s%s%s", dir, len && dir[len - 1] != '/' ? "/" : "", name,
+		     suffix) < 0)
 		return NULL;
 	return p;
 }
@@ -669,11 +677,19 @@ int journal_open(struct journal **out, const char *dir, const char *ifname,
 		return -ENOMEM;
 	j->fd = -1;
 	j->tmp_fd = -1;
-	j->dir = strdup(dir);
+	j->dirfd = -1;
 	j->path = path_join(dir, ifname, ".leases");
-	j->tmp_path = path_join(dir, ifname, ".leases.tmp");
-	if (!j->dir || !j->path || !j->tmp_path) {
+	j->name = path_join("", ifname, ".leases");
+	j->tmp_name = path_join("", ifname, ".leases.tmp");
+	if (!j->path || !j->name || !j->tmp_name) {
 		ret = -ENOMEM;
+		goto out;
+	}
+	/* Every file operation is relative to this, so that the directory
+	 * is looked up once. */
+	j->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (j->dirfd < 0) {
+		ret = -errno;
 		goto out;
 	}
 
@@ -704,9 +720,11 @@ void journal_close(struct journal *j)
 	tmp_discard(j);
 	if (j->fd >= 0)
 		close(j->fd);
+	if (j->dirfd >= 0)
+		close(j->dirfd);
 	free(j->pending);
-	free(j->dir);
 	free(j->path);
-	free(j->tmp_path);
+	free(j->name);
+	free(j->tmp_name);
 	free(j);
 }

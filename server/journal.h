@@ -74,9 +74,12 @@ struct journal_stats {
  * missing. Replays every valid record through cb, and cuts a torn or corrupt
  * tail at the last valid record. A file whose header is corrupt or of an
  * unknown version is refused (-EBADMSG, -EPROTONOSUPPORT) and never written.
- * The directory must exist (-ENOENT otherwise). The file is locked with
- * flock(): a second opener gets -EBUSY. A non-zero return from cb stops the
- * replay and is returned, with nothing cut. stats may be NULL.
+ * The directory must exist (-ENOENT otherwise). The file is opened
+ * relative to the directory, never through a symbolic link (-ELOOP), and
+ * must be a regular file (-EINVAL) with no other name (-EMLINK); the
+ * compaction's temporary file is created anew, never opened. The file is
+ * locked with flock(): a second opener gets -EBUSY. A non-zero return from
+ * cb stops the replay and is returned, with nothing cut. stats may be NULL.
  */
 int journal_open(struct journal **out, const char *dir, const char *ifname,
 		 int (*cb)(const struct journal_record *r, void *ctx), void *ctx,

@@ -1081,6 +1081,51 @@ START_TEST(compaction_failures_keep_the_old_journal)
 }
 END_TEST
 
+/*
+ * Neither the journal nor its temporary file is reached through a link: a
+ * symbolic link at either name is not followed, and a journal with another
+ * name (a hard link to some file elsewhere) is refused. The file a link
+ * names is left as it was.
+ */
+START_TEST(links_are_not_followed)
+{
+	char victim[160];
+	struct journal_record r = make_record(1);
+	struct journal *j;
+	size_t len, got_len;
+	uint8_t *img = make_image(2, &len), *got;
+	struct stat st;
+
+	snprintf(victim, sizeof(victim), "%s/victim", dir);
+	write_file(victim, img, len);
+	ck_assert_int_eq(symlink(victim, path), 0);
+	ck_assert_int_eq(journal_open(&j, dir, IFNAME, NULL, NULL, NULL), -ELOOP);
+	ck_assert_int_eq(unlink(path), 0);
+	ck_assert_int_eq(link(victim, path), 0);
+	ck_assert_int_eq(journal_open(&j, dir, IFNAME, NULL, NULL, NULL), -EMLINK);
+	ck_assert_int_eq(unlink(path), 0);
+
+	/* Creating a journal goes by way of the temporary file. */
+	ck_assert_int_eq(symlink(victim, tmp_path), 0);
+	open_ok(&j, NULL, NULL);
+	ck_assert_int_eq(lstat(path, &st), 0);
+	ck_assert(S_ISREG(st.st_mode));
+	/* So does a compaction. */
+	ck_assert_int_eq(symlink(victim, tmp_path), 0);
+	ck_assert_int_eq(journal_compact_begin(j), 0);
+	ck_assert_int_eq(journal_compact_add(j, &r), 0);
+	ck_assert_int_eq(journal_compact_end(j), 0);
+	journal_close(j);
+	ck_assert(!exists(tmp_path));
+
+	got = read_file(victim, &got_len);
+	ck_assert_uint_eq(got_len, len);
+	ck_assert_mem_eq(got, img, len);
+	free(got);
+	free(img);
+}
+END_TEST
+
 /* A compaction in progress is dropped with the journal. */
 START_TEST(close_during_compaction)
 {
@@ -1131,6 +1176,7 @@ int main(void)
 	tcase_add_test(tc, compaction_of_many_live_records);
 	tcase_add_test(tc, compaction_failures_keep_the_old_journal);
 	tcase_add_test(tc, close_during_compaction);
+	tcase_add_test(tc, links_are_not_followed);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
