@@ -5,6 +5,7 @@ DESTDIR ?=
 SBINDIR ?= $(PREFIX)/sbin
 MANDIR ?= $(PREFIX)/share/man
 SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 PKG_CONFIG ?= pkg-config
 
 CFLAGS ?= -O2 -g
@@ -225,14 +226,33 @@ demo: deps
 	@$(MAKE) --no-print-directory all
 	@tests/e2e/demo.sh
 
+UNITS := systemd/wg-dynamic-server@.service systemd/wg-dynamic-client@.service
+
+# The server's engine runs as the system user wg-dynamic: created here
+# when missing, unless staging into DESTDIR (a package creates it from the
+# sysusers.d file instead).
 install: $(BINS)
 	install -d $(DESTDIR)$(SBINDIR)
 	install -m 0755 $(BINS) $(DESTDIR)$(SBINDIR)/
 	install -d $(DESTDIR)$(MANDIR)/man8
 	install -m 0644 $(MANS) $(DESTDIR)$(MANDIR)/man8/
 	install -d $(DESTDIR)$(SYSTEMDUNITDIR)
-	install -m 0644 systemd/wg-dynamic-server@.service systemd/wg-dynamic-client@.service \
-		$(DESTDIR)$(SYSTEMDUNITDIR)/
+	install -m 0644 $(UNITS) $(DESTDIR)$(SYSTEMDUNITDIR)/
+	install -d $(DESTDIR)$(SYSUSERSDIR)
+	install -m 0644 systemd/wg-dynamic.sysusers $(DESTDIR)$(SYSUSERSDIR)/wg-dynamic.conf
+	@if [ -z "$(DESTDIR)" ] && ! getent passwd wg-dynamic >/dev/null; then \
+		echo "useradd --system ... wg-dynamic"; \
+		useradd --system --no-create-home --home-dir /nonexistent \
+			--shell /usr/sbin/nologin --user-group wg-dynamic; \
+	fi
+
+# Removes what install put in place; the user stays, as the owner of the
+# engine's files in /var/lib/wg-dynamic/server.
+uninstall:
+	$(RM) $(addprefix $(DESTDIR)$(SBINDIR)/,$(notdir $(BINS)))
+	$(RM) $(addprefix $(DESTDIR)$(MANDIR)/man8/,$(notdir $(MANS)))
+	$(RM) $(addprefix $(DESTDIR)$(SYSTEMDUNITDIR)/,$(notdir $(UNITS)))
+	$(RM) $(DESTDIR)$(SYSUSERSDIR)/wg-dynamic.conf
 
 clean:
 	$(RM) $(LIB) $(BINS) $(UNIT_BINS) $(HELPER_BINS) $(BENCH_BINS) $(BENCH_HELPER_BINS) \
@@ -241,8 +261,8 @@ clean:
 	$(RM) -r tests/fuzz/build
 
 .PHONY: analyze-cppcheck all deps unit lint-man e2e bench bench-smoke bench-throughput \
-	bench-startup bench-time-to-address check check-kernel demo install clean fuzz fuzz-build \
-	fuzz-bins fuzz-run fuzz-seeds analyze analyze-clang
+	bench-startup bench-time-to-address check check-kernel demo install uninstall clean fuzz \
+	fuzz-build fuzz-bins fuzz-run fuzz-seeds analyze analyze-clang
 .SECONDARY:
 
 -include $(shell find . -name '*.d' -not -path './.git/*' 2>/dev/null)

@@ -9,6 +9,7 @@
  */
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -56,6 +57,9 @@
 #define REFRESH_PERIOD_MS 30000  /* periodic re-read: peers come and go */
 #define REFRESH_PERIOD_AUTO_LL_MS 3000
 #define CONTROL_DIR "/run/wg-dynamic"
+#define STATE_DIR "/var/lib/wg-dynamic"
+#define ENGINE_USER "wg-dynamic"
+#define ENGINE_DIR "server"      /* in the state directory: the engine's alone */
 
 enum exit_status {
 	EXIT_OK = 0,
@@ -108,7 +112,7 @@ struct server {
 	bool auto_ll;
 	const char *state_dir;
 	const char *user;
-	char journal_name[4096];      /* for logs: the engine sees it from a chroot */
+	char journal_name[4096 + 64]; /* for logs: the engine sees it from a chroot */
 	struct journal *journal;
 	struct passwd *pw;
 
@@ -129,7 +133,11 @@ struct server {
 	uint32_t mtu;
 
 	int epfd, listen_fd, sig_fd, ctl_fd, priv_fd;
+	/* Opened by the parent; the engine keeps only engine_dir_fd, until its
+	 * chroot: a directory outside would be a way out. */
+	int state_fd, engine_dir_fd, ctl_dir_fd;
 	char ctl_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	char ctl_name[IF_NAMESIZE + 8];
 	struct status_counters counters;
 	uint64_t last_refresh_ms;
 	struct conn *conns;
@@ -1323,10 +1331,10 @@ static void open_journal(struct replay *rp)
 	struct stat jst;
 	char jpath[IF_NAMESIZE + 16];
 
-	/* The engine sees the state directory as its root. Room for every
+	/* The engine sees its directory as its root. Room for every
 	 * record as a live lease is room enough for the replay. */
 	snprintf(jpath, sizeof(jpath), "/%s.leases", srv.ifname);
-	if (!stat(jpath, &jst) && jst.st_size > JOURNAL_HEADER_SIZE)
+	if (!lstat(jpath, &jst) && jst.st_size > JOURNAL_HEADER_SIZE)
 		lease_table_reserve(rp->live, (size_t)(jst.st_size - JOURNAL_HEADER_SIZE) /
 						      JOURNAL_RECORD_SIZE);
 	ret = journal_open(&srv.journal, "/", srv.ifname, replay_record, rp, &st);
@@ -1338,6 +1346,15 @@ static void open_journal(struct replay *rp)
 	} else if (ret == -EBUSY) {
 		log_warnx("%s is in use: is another wg-dynamic-server running on %s?",
 			  srv.journal_name, srv.ifname);
+		exit(EXIT_JOURNAL);
+	} else if (ret == -ELOOP || ret == -EINVAL || ret == -EMLINK) {
+		/* Not a file the engine made: followed or written, it could
+		 * be another one's. */
+		log_warnx("%s is %s, not a lease journal; it is left untouched: move it aside to "
+			  "start afresh", srv.journal_name,
+			  ret == -ELOOP ? "a symbolic link" :
+			  ret == -EMLINK ? "a file with other names (hard links)" :
+					   "not a regular file");
 		exit(EXIT_JOURNAL);
 	} else if (ret) {
 		log_warnx("cannot open the lease journal %s: %s", srv.journal_name, strerror(-ret));
@@ -1603,8 +1620,14 @@ static void __attribute__((noreturn)) engine_main(int fd)
 	ret = notify_open();
 	if (ret)
 		log_warnx("cannot reach $NOTIFY_SOCKET: %s", strerror(-ret));
-	if (chroot(srv.state_dir) || chdir("/"))
-		fatal("cannot confine the engine to %s", srv.state_dir);
+	/* Into the directory the parent checked, by its descriptor: no path
+	 * is looked up again. Nothing outside stays open. */
+	close(srv.state_fd);
+	if (srv.ctl_dir_fd >= 0)
+		close(srv.ctl_dir_fd);
+	if (fchdir(srv.engine_dir_fd) || chroot(".") || chdir("/"))
+		fatal("cannot confine the engine to %s/%s", srv.state_dir, ENGINE_DIR);
+	close(srv.engine_dir_fd);
 	ret = caps_become_user(srv.pw->pw_uid, srv.pw->pw_gid);
 	if (ret)
 		fatalx("cannot drop privileges to user %s: %s", srv.user, strerror(-ret));
@@ -1824,6 +1847,19 @@ static int parent_main(int fd)
 	return WEXITSTATUS(status);
 }
 
+/* Removes IFACE.sock from the control directory when it is a socket: the
+ * listener on port 970 is ours, so such a socket there is stale. */
+static int remove_stale_socket(void)
+{
+	struct stat st;
+
+	if (fstatat(srv.ctl_dir_fd, srv.ctl_name, &st, AT_SYMLINK_NOFOLLOW))
+		return errno == ENOENT ? 0 : -errno;
+	if (!S_ISSOCK(st.st_mode))
+		return -EEXIST;
+	return unlinkat(srv.ctl_dir_fd, srv.ctl_name, 0) ? -errno : 0;
+}
+
 static int split(void)
 {
 	int sp[2], ret;
@@ -1839,65 +1875,274 @@ static int split(void)
 	}
 	close(sp[1]);
 	close(srv.listen_fd);
+	close(srv.state_fd);
+	close(srv.engine_dir_fd);
 	if (srv.ctl_fd >= 0)
 		close(srv.ctl_fd);
 	ret = parent_main(sp[0]);
 	if (srv.ctl_fd >= 0)
-		unlink(srv.ctl_path);
+		remove_stale_socket();
 	return ret;
 }
 
 /* ---- start-up checks, with privileges ---- */
 
 /*
- * The state directory belongs to the engine's user: the engine, confined
- * to it, writes the journal and compacts it there.
+ * The state directory is root's, and the engine's files are in its own
+ * subdirectory, ENGINE_DIR, which its user alone can write and which is
+ * its chroot. Root never follows a name in a directory another user can
+ * write: see docs/security.md.
  */
-static void prepare_state_dir(void)
-{
-	char path[4096];
-	int ret = file_mkdir_p(srv.state_dir);
 
-	if (!ret && access(srv.state_dir, W_OK))
-		ret = -errno;
-	if (!ret && chown(srv.state_dir, srv.pw->pw_uid, srv.pw->pw_gid))
-		ret = -errno;
-	if (ret) {
+static void __attribute__((noreturn)) state_dir_refused(int ret, const char *why)
+{
+	if (ret == -EPERM && *why)
+		log_warnx("state directory %s", why);
+	else
 		log_warnx("state directory %s is not writable (%s): create it or give another with "
 			  "--state-dir", srv.state_dir, strerror(-ret));
+	exit(EXIT_STATE_DIR);
+}
+
+static bool has_suffix(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), m = strlen(suffix);
+
+	return n > m && !strcmp(s + n - m, suffix);
+}
+
+/*
+ * Servers before ENGINE_DIR gave the whole state directory to the engine's
+ * user (nobody, by default). Such a directory, holding nothing but what
+ * those servers and the client kept there, is taken back by root; any
+ * other directory that is not root's is refused, never taken.
+ */
+static bool is_old_state_dir(int pathfd, const struct stat *st)
+{
+	struct passwd pwbuf, *nobody = NULL;
+	char buf[1024];
+	struct dirent *e;
+	bool ours = true;
+	DIR *d;
+	int fd;
+
+	/* getpwnam() would overwrite what srv.pw points to. */
+	if (getpwnam_r("nobody", &pwbuf, buf, sizeof(buf), &nobody))
+		nobody = NULL;
+	if (st->st_uid != srv.pw->pw_uid && (!nobody || st->st_uid != nobody->pw_uid))
+		return false;
+	fd = file_dir_reopen(pathfd);
+	if (fd < 0)
+		return false;
+	d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return false;
+	}
+	while (ours && (e = readdir(d))) {
+		const char *n = e->d_name;
+
+		ours = !strcmp(n, ".") || !strcmp(n, "..") || !strcmp(n, ENGINE_DIR) ||
+		       has_suffix(n, ".leases") || has_suffix(n, ".leases.tmp") ||
+		       has_suffix(n, ".lease") || has_suffix(n, ".lease.tmp") ||
+		       has_suffix(n, ".lock");
+	}
+	closedir(d);
+	return ours;
+}
+
+/* Takes an old state directory back for root, by descriptor. */
+static void take_state_dir_back(int pathfd, struct stat *st, const char *canon)
+{
+	uid_t was = st->st_uid;
+	int fd = file_dir_reopen(pathfd);
+
+	/* Owner first: then the mode is ours to change, without CAP_FOWNER. */
+	if (fd < 0 || fchown(fd, 0, 0) || fchmod(fd, 0755) || fstat(fd, st)) {
+		log_warnx("cannot take the state directory %s back from user %u: %s", canon,
+			  (unsigned)was, strerror(fd < 0 ? -fd : errno));
 		exit(EXIT_STATE_DIR);
 	}
-	snprintf(path, sizeof(path), "%s/%s.leases", srv.state_dir, srv.ifname);
-	if (chown(path, srv.pw->pw_uid, srv.pw->pw_gid) && errno != ENOENT) {
-		log_warnx("cannot hand %s to user %s: %s", path, srv.user, strerror(errno));
+	close(fd);
+	log_info("took the state directory %s back from user %u: it is root's now, and the "
+		 "engine keeps its files in %s/%s", canon, (unsigned)was, canon, ENGINE_DIR);
+}
+
+/*
+ * A journal at the old place, STATE_DIR/IFACE.leases, moves into the
+ * engine's directory. It is looked at through a descriptor that follows no
+ * link: a symbolic link, or a hard link to some other file (which has more
+ * than one name), is not a journal; it is left where it is, and the server
+ * stops. Returns an O_PATH descriptor of the journal to move, or -1.
+ */
+static int old_journal(const char *canon, const char *name)
+{
+	struct stat st;
+	int fd;
+
+	fd = openat(srv.state_fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return -1;
+		fatal("cannot look at %s/%s", canon, name);
+	}
+	if (fstat(fd, &st))
+		fatal("cannot look at %s/%s", canon, name);
+	if (!S_ISREG(st.st_mode) || st.st_nlink != 1) {
+		log_warnx("%s/%s is %s, not a lease journal to move into %s/%s; it is left "
+			  "untouched: remove it, or move it there yourself", canon, name,
+			  S_ISLNK(st.st_mode) ? "a symbolic link" :
+			  S_ISREG(st.st_mode) ? "a file with other names (hard links)" :
+						"not a regular file", canon, ENGINE_DIR);
+		exit(EXIT_JOURNAL);
+	}
+	if (!fstatat(srv.engine_dir_fd, name, &st, AT_SYMLINK_NOFOLLOW)) {
+		log_warnx("%s/%s is left where it is, and not used: %s/%s/%s is the journal", canon,
+			  name, canon, ENGINE_DIR, name);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/*
+ * Hands the engine its directory, and its journal there, while root owns
+ * the directory: no one else can have put anything in it.
+ */
+static void hand_over_engine_dir(const char *canon, const char *name)
+{
+	struct stat st;
+	int fd = openat(srv.engine_dir_fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+
+	/* Anything but a journal of one name stays as it is: the engine
+	 * refuses it with its own message. */
+	if (fd >= 0 && !fstat(fd, &st) && S_ISREG(st.st_mode) && st.st_nlink == 1 &&
+	    fchownat(fd, "", srv.pw->pw_uid, srv.pw->pw_gid, AT_EMPTY_PATH))
+		fatal("cannot hand %s/%s/%s to user %s", canon, ENGINE_DIR, name, srv.user);
+	if (fd >= 0)
+		close(fd);
+	if (fchmod(srv.engine_dir_fd, 0700) ||
+	    fchown(srv.engine_dir_fd, srv.pw->pw_uid, srv.pw->pw_gid) || fsync(srv.engine_dir_fd))
+		fatal("cannot hand %s/%s to user %s", canon, ENGINE_DIR, srv.user);
+}
+
+static void prepare_state_dir(void)
+{
+	char why[2 * 4096 + 256], name[IF_NAMESIZE + 16], tmp[IF_NAMESIZE + 16];
+	struct file_dir d;
+	struct stat st;
+	int pfd, old, ret;
+
+	ret = file_dir_walk(srv.state_dir, true, 0755, &d, why, sizeof(why));
+	if (ret)
+		state_dir_refused(ret, why);
+	ret = file_dir_judge(&d.st, d.path, 0, why, sizeof(why));
+	if (ret && is_old_state_dir(d.fd, &d.st)) {
+		take_state_dir_back(d.fd, &d.st, d.path);
+		ret = 0;
+	}
+	if (ret)
+		state_dir_refused(ret, why);
+	srv.state_fd = file_dir_reopen(d.fd);
+	close(d.fd);
+	if (srv.state_fd < 0)
+		state_dir_refused(srv.state_fd, "");
+
+	ret = file_dir_open_at(srv.state_fd, ENGINE_DIR, true, 0700, &pfd, &st, NULL);
+	if (ret == -ELOOP || ret == -ENOTDIR) {
+		log_warnx("state directory %s: %s/%s is not a directory: remove it, the engine's "
+			  "directory takes its place", d.path, d.path, ENGINE_DIR);
+		exit(EXIT_STATE_DIR);
+	} else if (ret) {
+		log_warnx("state directory %s: cannot make %s/%s: %s", d.path, d.path, ENGINE_DIR,
+			  strerror(-ret));
 		exit(EXIT_STATE_DIR);
 	}
-	snprintf(srv.journal_name, sizeof(srv.journal_name), "%s", path);
+	/* Root's, when made just now or left half-way by an earlier start. */
+	if (st.st_uid != 0 && st.st_uid != srv.pw->pw_uid) {
+		log_warnx("state directory %s: %s/%s belongs to user %u, not to %s, who runs the "
+			  "engine: give --user to that user, or hand it over (chown -R %s: %s/%s)",
+			  d.path, d.path, ENGINE_DIR, (unsigned)st.st_uid, srv.user, srv.user, d.path,
+			  ENGINE_DIR);
+		exit(EXIT_STATE_DIR);
+	}
+	if (!(st.st_mode & S_IWUSR) || (st.st_mode & (S_IWGRP | S_IWOTH))) {
+		log_warnx("state directory %s: %s/%s has mode %03o: only its user may write it "
+			  "(chmod 700 %s/%s)", d.path, d.path, ENGINE_DIR,
+			  (unsigned)(st.st_mode & 0777), d.path, ENGINE_DIR);
+		exit(EXIT_STATE_DIR);
+	}
+	srv.engine_dir_fd = file_dir_reopen(pfd);
+	close(pfd);
+	if (srv.engine_dir_fd < 0)
+		fatalx("cannot open %s/%s: %s", d.path, ENGINE_DIR, strerror(-srv.engine_dir_fd));
+
+	snprintf(name, sizeof(name), "%s.leases", srv.ifname);
+	snprintf(tmp, sizeof(tmp), "%s.leases.tmp", srv.ifname);
+	old = old_journal(d.path, name);
+	if (old >= 0) {
+		/* Root's for the moment of the move: without CAP_DAC_OVERRIDE,
+		 * root cannot write another user's directory. The state
+		 * directory is root's now, so the name stays put; renameat()
+		 * moves the name itself, never what it might point to. */
+		if ((st.st_uid != 0 && fchown(srv.engine_dir_fd, 0, 0)) ||
+		    fchownat(old, "", srv.pw->pw_uid, srv.pw->pw_gid, AT_EMPTY_PATH) ||
+		    renameat2(srv.state_fd, name, srv.engine_dir_fd, name, RENAME_NOREPLACE) ||
+		    fsync(srv.state_fd))
+			fatal("cannot move %s/%s into %s/%s", d.path, name, d.path, ENGINE_DIR);
+		close(old);
+		st.st_uid = 0;
+		log_info("moved the lease journal %s/%s to %s/%s/%s, where the engine keeps it now",
+			 d.path, name, d.path, ENGINE_DIR, name);
+	}
+	/* What a compaction cut short there left. */
+	unlinkat(srv.state_fd, tmp, 0);
+	if (st.st_uid == 0)
+		hand_over_engine_dir(d.path, name);
+	snprintf(srv.journal_name, sizeof(srv.journal_name), "%s/%s/%s", d.path, ENGINE_DIR,
+		 name);
 }
 
 /*
  * The control socket, /run/wg-dynamic/IFACE.sock: root's alone (mode 0600),
- * opened here and served by the engine, which inherits it.
+ * opened here and served by the engine, which inherits it. The directory
+ * is checked as the state directory is, so its path leads where its
+ * descriptor does: no one else can change an entry in it or above it.
  */
 static void open_control_socket(void)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd;
+	char why[2 * 4096 + 256];
+	mode_t mask;
+	int fd, ret;
 
 	srv.ctl_fd = -1;
 	snprintf(srv.ctl_path, sizeof(srv.ctl_path), "%s/%s.sock", CONTROL_DIR, srv.ifname);
-	if (file_mkdir_p(CONTROL_DIR)) {
-		log_warnx("cannot create %s: %s; no status queries", CONTROL_DIR, strerror(errno));
+	snprintf(srv.ctl_name, sizeof(srv.ctl_name), "%s.sock", srv.ifname);
+	ret = file_dir_open_secure(CONTROL_DIR, 0, true, &srv.ctl_dir_fd, why, sizeof(why));
+	if (ret) {
+		if (ret == -EPERM && *why)
+			log_warnx("control directory %s; no status queries", why);
+		else
+			log_warnx("cannot create %s: %s; no status queries", CONTROL_DIR,
+				  strerror(-ret));
+		return;
+	}
+	ret = remove_stale_socket();
+	if (ret) {
+		log_warnx("%s is %s; it is left alone, and there are no status queries", srv.ctl_path,
+			  ret == -EEXIST ? "not a socket" : strerror(-ret));
 		return;
 	}
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return;
 	memcpy(sa.sun_path, srv.ctl_path, strlen(srv.ctl_path) + 1);
-	/* The listener on port 970 is ours, so a socket file left here is stale. */
-	unlink(srv.ctl_path);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || chmod(srv.ctl_path, 0600) ||
-	    listen(fd, 16)) {
+	/* Born 0600: no moment in which another user may connect. */
+	mask = umask(0177);
+	ret = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+	umask(mask);
+	if (ret || listen(fd, 16)) {
 		log_warnx("cannot listen on %s: %s; no status queries", srv.ctl_path,
 			  strerror(errno));
 		close(fd);
@@ -1979,9 +2224,9 @@ static void usage(FILE *f)
 		"  --mtu MTU           push an interface MTU\n"
 		"  --lease-time SECS   lease time in seconds (default 3600)\n"
 		"  --auto-ll           give every peer its derived link-local /128\n"
-		"  --state-dir DIR     keep the lease journal DIR/IFACE.leases\n"
+		"  --state-dir DIR     keep the lease journal DIR/server/IFACE.leases\n"
 		"                      (default /var/lib/wg-dynamic)\n"
-		"  --user USER         run the unprivileged engine as USER (default nobody)\n"
+		"  --user USER         run the unprivileged engine as USER (default wg-dynamic)\n"
 		"  --idle-timeout SECS close a connection whose request is not whole by then\n"
 		"                      (default 5)\n"
 		"  --max-connections N concurrent connections (default 256)\n"
@@ -2031,8 +2276,9 @@ int main(int argc, char *argv[])
 	if (argc >= 2 && !strcmp(argv[1], "show"))
 		return show_main(argc - 1, argv + 1);
 	srv.leasetime = 3600;
-	srv.state_dir = "/var/lib/wg-dynamic";
-	srv.user = "nobody";
+	srv.state_dir = STATE_DIR;
+	srv.user = ENGINE_USER;
+	srv.state_fd = srv.engine_dir_fd = srv.ctl_dir_fd = -1;
 	srv.idle_timeout_ms = IDLE_TIMEOUT_S * 1000;
 	srv.max_conns = MAX_CONNS;
 	srv.max_conns_per_peer = MAX_CONNS_PER_PEER;
@@ -2156,8 +2402,9 @@ int main(int argc, char *argv[])
 
 	srv.pw = getpwnam(srv.user);
 	if (!srv.pw) {
-		log_warnx("no user %s to run the engine as: create it or give another with --user",
-			  srv.user);
+		log_warnx("no user %s to run the engine as: create it (useradd --system "
+			  "--no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "
+			  "--user-group %s) or name another with --user", srv.user, srv.user);
 		return EXIT_USER;
 	}
 	prepare_state_dir();

@@ -20,15 +20,33 @@ for p in $pkgs; do
 	esac
 done
 
-[ -z "$missing" ] && exit 0
+# The server's engine runs as this system user by default, and the tests
+# run the server with the defaults; make install creates it the same way.
+user=
+if [ "$#" -eq 0 ] && ! getent passwd wg-dynamic >/dev/null; then
+	user=wg-dynamic
+fi
+
+[ -z "$missing" ] && [ -z "$user" ] && exit 0
 
 if [ "$(id -u)" -ne 0 ]; then
-	echo "deps: missing packages:$missing; install them as root: apt-get install$missing" >&2
+	[ -z "$missing" ] ||
+		echo "deps: missing packages:$missing; install them as root: apt-get install$missing" >&2
+	[ -z "$user" ] ||
+		echo "deps: missing user $user; create it as root: useradd --system --no-create-home" \
+			"--home-dir /nonexistent --shell /usr/sbin/nologin --user-group $user" >&2
 	exit 1
 fi
-echo "deps: installing:$missing"
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-# shellcheck disable=SC2086
-apt-get install -y -qq --no-install-recommends $missing >/dev/null
+if [ -n "$missing" ]; then
+	echo "deps: installing:$missing"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	# shellcheck disable=SC2086
+	apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+if [ -n "$user" ]; then
+	echo "deps: creating the system user $user"
+	useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin \
+		--user-group "$user"
+fi
 echo "deps: done"

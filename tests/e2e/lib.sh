@@ -533,9 +533,10 @@ server_run() {
 	server_wait_exit "$limit"
 }
 
-# The server's lease journal, in the state directory server_start gives it.
+# The server's lease journal, in the engine's directory inside the state
+# directory server_start gives it.
 hub_journal() {
-	printf '%s\n' "$E2E_TMP/hub-state/$HUB_IF.leases"
+	printf '%s\n' "$E2E_TMP/hub-state/server/$HUB_IF.leases"
 }
 
 # client_start N [OPTION...]: runs wg-dynamic-client -f -v OPTION... in

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # Privilege separation, read from /proc/PID/status: the server's parent
-# keeps CAP_NET_ADMIN and CAP_KILL alone; its engine runs as nobody with no
-# capabilities and no_new_privs, confined to the state directory; the
-# client keeps CAP_NET_ADMIN and CAP_NET_BIND_SERVICE alone. Then a crashed
-# engine takes the whole server down, with a clear message and status 74.
+# keeps CAP_NET_ADMIN and CAP_KILL alone; its engine runs as wg-dynamic with
+# no capabilities and no_new_privs, confined to its own directory inside the
+# state directory; the client keeps CAP_NET_ADMIN and CAP_NET_BIND_SERVICE
+# alone. Then a crashed engine takes the whole server down, with a clear
+# message and status 74.
 #
 # Log line this test reads (server/main.c):
 #   "the engine died of signal 11 (Segmentation fault); stopping the server"
@@ -44,10 +45,10 @@ check_eq "the parent keeps CAP_NET_ADMIN and CAP_KILL alone" \
 check_eq "the parent cannot gain privileges" 1 "$(status_field "$SERVER_PID" NoNewPrivs)"
 check_eq "the engine has no capabilities" 0 "$(caps_of "$engine")"
 check_eq "the engine permits itself none" 0000000000000000 "$(status_field "$engine" CapPrm)"
-check_eq "the engine runs as nobody" "$(id -u nobody)" "$(status_field "$engine" Uid)"
+check_eq "the engine runs as wg-dynamic" "$(id -u wg-dynamic)" "$(status_field "$engine" Uid)"
 check_eq "the engine cannot gain privileges" 1 "$(status_field "$engine" NoNewPrivs)"
-check_eq "the engine is confined to the state directory" \
-	"$(readlink -f "$E2E_TMP/hub-state")" "$(readlink "/proc/$engine/root")"
+check_eq "the engine is confined to its directory in the state directory" \
+	"$(readlink -f "$E2E_TMP/hub-state/server")" "$(readlink "/proc/$engine/root")"
 check_eq "the client keeps CAP_NET_ADMIN and CAP_NET_BIND_SERVICE alone" \
 	"$(((1 << CAP_NET_ADMIN) | (1 << CAP_NET_BIND_SERVICE)))" "$(caps_of "${CLIENT_PID[1]}")"
 check_eq "the client cannot gain privileges" 1 "$(status_field "${CLIENT_PID[1]}" NoNewPrivs)"

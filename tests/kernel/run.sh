@@ -290,10 +290,12 @@ initramfs_build() {
 		copy_elf "$top/$t" "/opt/wgd/$(basename "$t")"
 	done
 	cp "$cache/kernel/modules/"* "$stage/lib/modules/"
-	# The server's engine runs as nobody.
-	printf '%s\n' root:x:0:0:root:/root:/bin/sh nobody:x:65534:65534:nobody:/nonexistent:/bin/false \
-		>"$stage/etc/passwd"
-	printf '%s\n' root:x:0: nogroup:x:65534: >"$stage/etc/group"
+	# The server's engine runs as wg-dynamic; nobody is for tests that
+	# name it.
+	printf '%s\n' root:x:0:0:root:/root:/bin/sh \
+		wg-dynamic:x:999:999:wg-dynamic:/nonexistent:/bin/false \
+		nobody:x:65534:65534:nobody:/nonexistent:/bin/false >"$stage/etc/passwd"
+	printf '%s\n' root:x:0: wg-dynamic:x:999: nogroup:x:65534: >"$stage/etc/group"
 	install -m 0755 "$dir/init" "$stage/init"
 	(cd "$stage" && find . | LC_ALL=C sort | cpio -o -H newc --quiet) >"$stage.cpio" ||
 		fatal "cannot write the initramfs"
