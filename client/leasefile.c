@@ -161,13 +161,14 @@ void leasefile_load(struct client *cl, uint32_t now_real_s, uint64_t now_ms)
 			ls->routes[ls->n_routes++] = (struct client_route){ .dst = m->routes[i] };
 		ls->leasestart = m->leasestart;
 		ls->leasetime = m->leasetime;
-		ls->expires_ms = now_ms + (end - now_real_s) * 1000;
-		/* Renewed at once, whatever T1 was: the timers count from the
-		 * lease's start, on our clock. */
-		uint64_t start_ms = ls->expires_ms - (uint64_t)m->leasetime * 1000;
+		/* Renewed at once, whatever T1 was. T1 and T2 come half and an
+		 * eighth of the lease before its end, and no earlier than now:
+		 * the lease may have started before this boot. */
+		uint64_t left_ms = (end - now_real_s) * 1000, lease_ms = (uint64_t)m->leasetime * 1000;
 
-		ls->t1_ms = start_ms + (uint64_t)m->leasetime * 500;
-		ls->t2_ms = start_ms + (uint64_t)m->leasetime * 875;
+		ls->expires_ms = now_ms + left_ms;
+		ls->t1_ms = now_ms + (left_ms > lease_ms / 2 ? left_ms - lease_ms / 2 : 0);
+		ls->t2_ms = now_ms + (left_ms > lease_ms / 8 ? left_ms - lease_ms / 8 : 0);
 		cl->state = now_ms >= ls->t2_ms ? CLIENT_REBINDING : CLIENT_RENEWING;
 		cl->next_try_ms = now_ms;
 		log_info("remembered lease: ip4 %s ip6 %s, %us left", b4, b6,
