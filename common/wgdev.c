@@ -320,6 +320,14 @@ static int view_refresh(struct wgctl *ctl)
 	return ret;
 }
 
+int wgctl_view(struct wgctl *ctl, const struct wgview **out)
+{
+	int ret = view_refresh(ctl);
+
+	*out = ret ? NULL : ctl->view;
+	return ret;
+}
+
 static int canon_list(const struct wgd_ip *in, size_t n, struct wgd_ip **out)
 {
 	struct wgd_ip *list;

@@ -87,6 +87,15 @@ void wgctl_view_from(struct wgctl *ctl, const struct wgdev *dev, uint64_t read_m
  */
 void wgctl_set_view_max_age(struct wgctl *ctl, uint64_t ms);
 
+struct wgview;
+/*
+ * The handle's view (wgview.h), the device read again first when the view
+ * is older than the age above or invalid: for a caller that checks changes
+ * of its own before it makes them. The pointer lasts until the next call
+ * on the handle. 0 or -errno.
+ */
+int wgctl_view(struct wgctl *ctl, const struct wgview **out);
+
 /*
  * Adds and removes allowed-IPs of one existing peer, leaving its other
  * allowed-IPs, its endpoint and every other peer alone. Never creates a

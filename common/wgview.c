@@ -27,7 +27,18 @@ struct wgview {
 	struct ip_slot *slots;      /* open addressing, at most three quarters full */
 	size_t n_slots, n_ips;
 	uint8_t hash_key[crypto_shorthash_KEYBYTES];
+	/*
+	 * Entries of each family (IPv4, IPv6) and prefix length: a search
+	 * for the prefixes containing an address looks up only the lengths
+	 * some entry has, in practice two or three.
+	 */
+	size_t n_len[2][129];
 };
+
+static size_t *len_count(struct wgview *v, const struct wgd_ip *ip)
+{
+	return &v->n_len[ip->family == AF_INET6][ip->cidr];
+}
 
 struct wgview *wgview_new(void)
 {
@@ -46,6 +57,7 @@ void wgview_invalidate(struct wgview *v)
 	v->keys = NULL;
 	v->slots = NULL;
 	v->n_keys = v->n_slots = v->n_ips = 0;
+	memset(v->n_len, 0, sizeof(v->n_len));
 	v->valid = false;
 }
 
@@ -135,6 +147,7 @@ static int ip_set(struct wgview *v, const struct wgd_ip *ip, uint32_t peer)
 	if (v->slots[i].peer == NO_PEER) {
 		v->slots[i].ip = *ip;
 		v->n_ips++;
+		(*len_count(v, ip))++;
 	}
 	v->slots[i].peer = peer;
 	return 0;
@@ -145,6 +158,7 @@ static void ip_delete(struct wgview *v, size_t i)
 {
 	size_t mask = v->n_slots - 1, j = i;
 
+	(*len_count(v, &v->slots[i].ip))--;
 	for (;;) {
 		j = (j + 1) & mask;
 		if (v->slots[j].peer == NO_PEER)
@@ -226,6 +240,49 @@ int wgview_check(const struct wgview *v, const uint8_t pubkey[WG_KEY_LEN],
 			return -EEXIST;
 	}
 	return 0;
+}
+
+/* The peer holding exactly the canonical prefix ip, or NO_PEER. */
+static uint32_t holder(const struct wgview *v, const struct wgd_ip *ip)
+{
+	return v->n_slots ? v->slots[ip_slot(v, ip)].peer : NO_PEER;
+}
+
+bool wgview_holds(const struct wgview *v, const uint8_t pubkey[WG_KEY_LEN],
+		  const struct wgd_ip *ip)
+{
+	uint32_t peer = peer_of(v, pubkey);
+	struct wgd_ip c;
+
+	if (peer == NO_PEER || wgdev_allowedip_canon(&c, ip))
+		return false;
+	return holder(v, &c) == peer;
+}
+
+bool wgview_covered(const struct wgview *v, const uint8_t pubkey[WG_KEY_LEN],
+		    const struct wgd_ip *ip, unsigned min_cidr)
+{
+	uint32_t peer = peer_of(v, pubkey), h;
+	const size_t *n_len;
+	struct wgd_ip p, c;
+	int len;
+
+	if (ip->family != AF_INET && ip->family != AF_INET6)
+		return false;
+	n_len = v->n_len[ip->family == AF_INET6];
+	p = *ip;
+	len = ip->cidr < wgd_ip_bits(ip->family) ? ip->cidr : (int)wgd_ip_bits(ip->family);
+	for (; len >= (int)min_cidr; len--) {
+		if (!n_len[len])
+			continue;
+		p.cidr = (uint8_t)len;
+		if (wgdev_allowedip_canon(&c, &p))
+			return false;
+		h = holder(v, &c);
+		if (h != NO_PEER && h != peer)
+			return true;
+	}
+	return false;
 }
 
 int wgview_apply(struct wgview *v, const uint8_t pubkey[WG_KEY_LEN],

@@ -44,6 +44,17 @@ bool wgview_has_peer(const struct wgview *v, const uint8_t pubkey[WG_KEY_LEN]);
 int wgview_check(const struct wgview *v, const uint8_t pubkey[WG_KEY_LEN],
 		 const struct wgd_ip *add, size_t n_add);
 
+/* Whether the peer holds exactly the prefix ip (host bits ignored). */
+bool wgview_holds(const struct wgview *v, const uint8_t pubkey[WG_KEY_LEN],
+		  const struct wgd_ip *ip);
+/*
+ * Whether a peer other than pubkey holds a prefix of min_cidr bits or more
+ * that contains ip (ip itself included). Costs a lookup per prefix length
+ * some entry of the family has.
+ */
+bool wgview_covered(const struct wgview *v, const uint8_t pubkey[WG_KEY_LEN],
+		    const struct wgd_ip *ip, unsigned min_cidr);
+
 /*
  * Records an update the device accepted: removals the peer held are
  * forgotten, additions become the peer's. 0 or -ENOMEM, after which the

@@ -172,6 +172,57 @@ START_TEST(test_empty_device)
 }
 END_TEST
 
+/* Prefixes containing an address: found by length, followed through updates. */
+START_TEST(test_covered)
+{
+	struct wgview *v = wgview_new();
+	struct wgdev *dev = device(2);
+	uint8_t a[WG_KEY_LEN], b[WG_KEY_LEN], stranger[WG_KEY_LEN];
+	struct wgd_ip in_a = { .family = AF_INET, .cidr = 32, .bytes = { 172, 0, 5, 5 } };
+	struct wgd_ip net_a = { .family = AF_INET, .cidr = 16, .bytes = { 172, 0 } };
+	struct wgd_ip all6 = { .family = AF_INET6, .cidr = 0 };
+	struct wgd_ip h6 = { .family = AF_INET6, .cidr = 128, .bytes = { 0xfd, 1, [15] = 9 } };
+	struct wgd_ip ha = host4(0);
+
+	key_of(a, 0);
+	key_of(b, 1);
+	key_of(stranger, 99);
+	ck_assert_int_eq(wgview_rebuild(v, dev, 0), 0);
+	/* A's 172.0.0.0/16 holds the address; A itself is not kept from it. */
+	ck_assert(wgview_covered(v, b, &in_a, 0));
+	ck_assert(wgview_covered(v, b, &in_a, 16));
+	ck_assert(!wgview_covered(v, b, &in_a, 17));
+	ck_assert(!wgview_covered(v, a, &in_a, 0));
+	ck_assert(wgview_covered(v, stranger, &in_a, 0));
+	/* An exact entry counts, at any minimum up to its length. */
+	ck_assert(wgview_covered(v, b, &ha, 32));
+	ck_assert(wgview_holds(v, a, &ha));
+	ck_assert(!wgview_holds(v, b, &ha));
+	ck_assert(!wgview_holds(v, a, &in_a));
+	ck_assert(!wgview_holds(v, stranger, &ha));
+
+	/* A default route counts only when the minimum lets it. */
+	ck_assert(!wgview_covered(v, b, &h6, 0));
+	ck_assert_int_eq(wgview_apply(v, a, &all6, 1, NULL, 0), 0);
+	ck_assert(wgview_covered(v, b, &h6, 0));
+	ck_assert(!wgview_covered(v, b, &h6, 1));
+	ck_assert(wgview_holds(v, a, &all6));
+
+	/* Gone from A, the /16 holds nothing any more. */
+	ck_assert_int_eq(wgview_apply(v, a, NULL, 0, &net_a, 1), 0);
+	ck_assert(!wgview_covered(v, b, &in_a, 0));
+	ck_assert(!wgview_holds(v, a, &net_a));
+	/* Moved to B: B's now, kept from A. */
+	ck_assert_int_eq(wgview_apply(v, b, &net_a, 1, NULL, 0), 0);
+	ck_assert(wgview_covered(v, a, &in_a, 8));
+	ck_assert(!wgview_covered(v, b, &in_a, 8));
+	wgview_invalidate(v);
+	ck_assert(!wgview_covered(v, a, &in_a, 0));
+	wgdev_free(dev);
+	wgview_free(v);
+}
+END_TEST
+
 static Suite *wgview_suite(void)
 {
 	Suite *s = suite_create("wgview");
@@ -181,6 +232,7 @@ static Suite *wgview_suite(void)
 	tcase_add_test(tc, test_follows_updates);
 	tcase_add_test(tc, test_churn);
 	tcase_add_test(tc, test_empty_device);
+	tcase_add_test(tc, test_covered);
 	suite_add_tcase(s, tc);
 	return s;
 }
