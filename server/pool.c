@@ -895,6 +895,47 @@ static struct u128 sp_free(const struct pool *p)
  * One pool
  */
 
+/*
+ * The offsets a pool of prefix leases, first to last. This is the rule the
+ * privileged parent checks additions against too (pool_prefix_leases()),
+ * so the two cannot drift apart.
+ */
+static void pool_bounds(const struct wgd_ip *prefix, struct u128 *first, struct u128 *last)
+{
+	*first = u128_u64(0);
+	*last = u128_low_mask(wgd_ip_bits(prefix->family) - prefix->cidr);
+	/* IPv4 leaves out the network and broadcast addresses, except on
+	 * the point-to-point /31 of RFC 3021. */
+	if (prefix->family == AF_INET && prefix->cidr < 31) {
+		*first = u128_u64(1);
+		*last = u128_sub(*last, u128_u64(1));
+	}
+	/* IPv6 leaves out the Subnet-Router anycast address, the all-zero
+	 * one (RFC 4291 section 2.6.1), except on a /127, where RFC 6164
+	 * uses both addresses. */
+	if (prefix->family == AF_INET6 && prefix->cidr < 127)
+		*first = u128_u64(1);
+}
+
+bool pool_prefix_leases(const struct wgd_ip *prefix, const struct wgd_ip *addr)
+{
+	struct u128 first, last, host, off;
+	unsigned bits;
+
+	if (!family_ok(prefix->family) || prefix->family != addr->family)
+		return false;
+	bits = wgd_ip_bits(prefix->family);
+	if (prefix->cidr > bits)
+		return false;
+	host = u128_low_mask(bits - prefix->cidr);
+	if (u128_cmp(u128_and(u128_from_ip(addr), u128_not(host)),
+		     u128_and(u128_from_ip(prefix), u128_not(host))))
+		return false;
+	off = u128_and(u128_from_ip(addr), host);
+	pool_bounds(prefix, &first, &last);
+	return u128_cmp(off, first) >= 0 && u128_cmp(off, last) <= 0;
+}
+
 static int pool_init(struct pool *p, const struct wgd_ip *prefix)
 {
 	unsigned bits = wgd_ip_bits(prefix->family);
@@ -905,19 +946,7 @@ static int pool_init(struct pool *p, const struct wgd_ip *prefix)
 	memcpy(p->prefix.bytes, prefix->bytes, wgd_ip_len(prefix->family));
 	p->base = u128_from_ip(prefix);
 	p->host_bits = (uint8_t)(bits - prefix->cidr);
-	p->last = u128_low_mask(p->host_bits);
-
-	/* IPv4 leaves out the network and broadcast addresses, except on
-	 * the point-to-point /31 of RFC 3021. */
-	if (prefix->family == AF_INET && prefix->cidr < 31) {
-		p->first = u128_u64(1);
-		p->last = u128_sub(p->last, u128_u64(1));
-	}
-	/* IPv6 leaves out the Subnet-Router anycast address, the all-zero
-	 * one (RFC 4291 section 2.6.1), except on a /127, where RFC 6164
-	 * uses both addresses. */
-	if (prefix->family == AF_INET6 && prefix->cidr < 127)
-		p->first = u128_u64(1);
+	pool_bounds(prefix, &p->first, &p->last);
 
 	if (p->host_bits <= POOL_BITMAP_MAX_BITS)
 		return bm_init(p);

@@ -53,6 +53,12 @@ const struct wgd_ip *poolset_prefix(const struct poolset *ps, size_t i);
 /* Whether addr lies in some pool and is leasable there (not the network or
  * broadcast address of an IPv4 pool). */
 bool poolset_contains(const struct poolset *ps, const struct wgd_ip *addr);
+/*
+ * The same for one prefix, without a pool set: whether a pool of prefix
+ * leases addr. The privileged parent, which keeps no pool set, checks the
+ * engine's additions with it; the pools follow the same rule.
+ */
+bool pool_prefix_leases(const struct wgd_ip *prefix, const struct wgd_ip *addr);
 /* Whether addr is in a pool and neither leased nor reserved. */
 bool poolset_is_free(const struct poolset *ps, const struct wgd_ip *addr);
 

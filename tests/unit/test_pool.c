@@ -114,6 +114,74 @@ static int cmp_ip(const void *a, const void *b)
 	return memcmp(a, b, sizeof(struct wgd_ip));
 }
 
+/* The last address of a prefix, less back. */
+static struct wgd_ip last_at(const struct wgd_ip *prefix, unsigned back)
+{
+	struct wgd_ip out = *prefix;
+	unsigned bits = wgd_ip_bits(prefix->family);
+
+	for (unsigned b = prefix->cidr; b < bits; b++)
+		out.bytes[b / 8] |= (uint8_t)(0x80 >> (b % 8));
+	out.cidr = (uint8_t)bits;
+	out.bytes[bits / 8 - 1] = (uint8_t)(out.bytes[bits / 8 - 1] - back);
+	return out;
+}
+
+/* The address one after (by 1) or before (by -1) a host address. */
+static void step(struct wgd_ip *a, int by)
+{
+	for (int i = (int)wgd_ip_len(a->family) - 1; i >= 0; i--) {
+		a->bytes[i] = (uint8_t)(a->bytes[i] + by);
+		if (a->bytes[i] != (by > 0 ? 0x00 : 0xff))
+			break;
+	}
+}
+
+/*
+ * The parent checks the engine's additions with pool_prefix_leases(), the
+ * pools with their own bounds: at both ends of pools of every kind, and
+ * just outside, both answer alike.
+ */
+START_TEST(test_prefix_rule_agrees)
+{
+	static const char *const prefixes[] = {
+		"10.0.0.0/24", "10.0.0.0/30", "10.0.0.0/31", "10.0.0.5/32", "10.0.0.0/8",
+		"10.0.0.0/7", "fd00::/64", "fd00::/120", "fd00::/126", "fd00::/127",
+		"fd00::5/128", "fd00::/32",
+	};
+
+	for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {
+		struct wgd_ip prefix = ip(prefixes[i]), probe[8];
+		struct poolset *ps = set_with(prefixes[i], NULL);
+		bool v4 = prefix.family == AF_INET;
+		size_t n = 0;
+
+		for (unsigned off = 0; off < 3; off++)
+			probe[n++] = v4 ? ip4_at(&prefix, off) : ip6_at(&prefix, off);
+		probe[n++] = last_at(&prefix, 1);
+		probe[n++] = last_at(&prefix, 0);
+		/* Just before and just after, in the neighbouring prefixes. */
+		probe[n] = v4 ? ip4_at(&prefix, 0) : ip6_at(&prefix, 0);
+		step(&probe[n++], -1);
+		probe[n] = last_at(&prefix, 0);
+		step(&probe[n++], 1);
+		for (size_t j = 0; j < n; j++) {
+			char b[64];
+
+			inet_ntop(prefix.family, probe[j].bytes, b, sizeof(b));
+			ck_assert_msg(poolset_contains(ps, &probe[j]) ==
+					      pool_prefix_leases(&prefix, &probe[j]),
+				      "%s in %s: the pool and the rule differ", b, prefixes[i]);
+		}
+		/* And the rule leaves out what RFC 3021, 4291 and 6164 say. */
+		ck_assert(pool_prefix_leases(&prefix, &probe[0]) ==
+			  (v4 ? prefix.cidr >= 31 : prefix.cidr >= 127));
+		ck_assert(pool_prefix_leases(&prefix, &probe[4]) == (!v4 || prefix.cidr >= 31));
+		poolset_free(ps);
+	}
+}
+END_TEST
+
 START_TEST(test_exhaust_29)
 {
 	struct poolset *ps = set_with("10.0.0.0/29", NULL);
@@ -1173,6 +1241,7 @@ static Suite *pool_suite(void)
 	TCase *tc = tcase_create("pool");
 
 	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_prefix_rule_agrees);
 	tcase_add_test(tc, test_exhaust_29);
 	tcase_add_test(tc, test_small_prefixes);
 	tcase_add_test(tc, test_take_put);
