@@ -17,6 +17,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,7 @@
 #include "../common/key.h"
 #include "../common/log.h"
 #include "../common/notify.h"
+#include "../common/ratelimit.h"
 #include "../common/rtnl.h"
 #include "../common/wgdev.h"
 #include "../protocol/proto.h"
@@ -139,6 +141,7 @@ struct server {
 	char ctl_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	char ctl_name[IF_NAMESIZE + 8];
 	struct status_counters counters;
+	struct ratelimit logrl;       /* per-peer log lines */
 	uint64_t last_refresh_ms;
 	struct conn *conns;
 	size_t n_conns;
@@ -179,6 +182,50 @@ static const char *fmt_key(const uint8_t *key, char buf[WG_KEY_B64_LEN])
 {
 	wgkey_to_base64(buf, key);
 	return buf;
+}
+
+/* What a per-peer log line is about: each is limited on its own. */
+enum log_cause {
+	LC_BAD_REQUEST = 1,
+	LC_REFUSED_PORT,
+	LC_REFUSED_PEER,
+	LC_REFUSED_BUSY,
+	LC_IDLE,
+	LC_UNAVAILABLE,
+	LC_GRANT,
+	LC_RELEASE,
+	LC_RECORD,
+	LC_DEVICE,
+};
+
+/*
+ * Logs a line about a peer at most once per RATELIMIT_LOG_MS and cause: a
+ * peer decides how often it connects, and must not decide how much is
+ * logged. The next line that goes out says how many were held back. key
+ * is the peer's public key, or NULL when no peer is known, and then all
+ * such lines of the cause share one limit.
+ */
+static void __attribute__((format(printf, 4, 5)))
+peer_log(void (*out)(const char *, ...), const uint8_t *key, enum log_cause cause,
+	 const char *fmt, ...)
+{
+	static const uint8_t no_peer[1];
+	char line[768];
+	uint32_t more;
+	va_list ap;
+
+	if (out == log_debug && log_verbosity() < 1)
+		return;
+	if (!ratelimit_pass(&srv.logrl, key ? key : no_peer, key ? WG_KEY_LEN : 0, cause,
+			    clock_boot_ms(), &more))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (more)
+		out("%s (%u more like this suppressed)", line, more);
+	else
+		out("%s", line);
 }
 
 /* Orders device peers by public key, for bsearch(). */
@@ -564,8 +611,8 @@ static void handle_request(struct conn *c, const struct wgd_msg *req)
 	ret = lease_request(srv.leases, c->pubkey, &c->ll, req, srv.leasetime, &now, &resp,
 			    &c->change);
 	if (ret) {
-		log_warnx("peer %s: cannot record a lease: %s", fmt_key(c->pubkey, kb),
-			  strerror(-ret));
+		peer_log(log_warnx, c->pubkey, LC_RECORD, "peer %s: cannot record a lease: %s",
+			 fmt_key(c->pubkey, kb), strerror(-ret));
 		conn_respond_error(c, WGD_E_UNAVAILABLE);
 		return;
 	}
@@ -589,7 +636,8 @@ static void handle_request(struct conn *c, const struct wgd_msg *req)
 		fmt_ip(&resp.ip6, b6);
 	if (!resp.has_ip4 && !resp.has_ip6 && !req->has_ip4 && !req->has_ip6) {
 		srv.counters.releases++;
-		log_info("peer %s: released", fmt_key(c->pubkey, kb));
+		peer_log(log_info, c->pubkey, LC_RELEASE, "peer %s: released",
+			 fmt_key(c->pubkey, kb));
 	} else if (renewal && !c->change.n_add && !c->change.n_del) {
 		srv.counters.renewals++;
 		if (!quiet)
@@ -597,12 +645,13 @@ static void handle_request(struct conn *c, const struct wgd_msg *req)
 				  b4, b6, srv.leasetime);
 	} else if (resp.has_ip4 || resp.has_ip6) {
 		srv.counters.grants++;
-		log_info("peer %s: granted ip4 %s ip6 %s for %us", fmt_key(c->pubkey, kb), b4, b6,
-			 srv.leasetime);
+		peer_log(log_info, c->pubkey, LC_GRANT, "peer %s: granted ip4 %s ip6 %s for %us",
+			 fmt_key(c->pubkey, kb), b4, b6, srv.leasetime);
 	}
 	if (resp.err) {
 		srv.counters.unavailable++;
-		log_info("peer %s: %s", fmt_key(c->pubkey, kb), resp.errmsg);
+		peer_log(log_info, c->pubkey, LC_UNAVAILABLE, "peer %s: %s",
+			 fmt_key(c->pubkey, kb), resp.errmsg);
 	}
 
 	len = wgd_serialize_response(&resp, c->out, sizeof(c->out));
@@ -626,8 +675,8 @@ static void fail_committed(struct conn *c, int err)
 	char kb[WG_KEY_B64_LEN];
 
 	srv.counters.errors++;
-	log_warnx("peer %s: cannot update its allowed-IPs: %s", fmt_key(c->pubkey, kb),
-		  strerror(-err));
+	peer_log(log_warnx, c->pubkey, LC_DEVICE, "peer %s: cannot update its allowed-IPs: %s",
+		 fmt_key(c->pubkey, kb), strerror(-err));
 	/* The parent, reading the routes itself, knows of a pool gone. */
 	if (err == -EPERM)
 		load_route_pools();
@@ -729,7 +778,7 @@ static bool conn_read(struct conn *c)
 				srv.counters.unsupported++;
 			else
 				srv.counters.invalid++;
-			log_info("bad request from %s: %s",
+			peer_log(log_info, c->pubkey, LC_BAD_REQUEST, "bad request from %s: %s",
 				 inet_ntop(AF_INET6, &c->ll, ab, sizeof(ab)), c->parser.error);
 			conn_respond_error(c, (enum wgd_error)-ret);
 			return false;
@@ -751,11 +800,13 @@ static size_t conns_of_peer(const uint8_t *pubkey)
 	return n;
 }
 
-static void refuse(int fd, const struct sockaddr_in6 *sa, const char *why)
+/* pubkey is the peer's, or NULL when the source is no peer's. */
+static void refuse(int fd, const struct sockaddr_in6 *sa, const uint8_t *pubkey,
+		   enum log_cause cause, const char *why)
 {
 	char ab[INET6_ADDRSTRLEN];
 
-	log_info("refused connection from [%s]:%u: %s",
+	peer_log(log_info, pubkey, cause, "refused connection from [%s]:%u: %s",
 		 inet_ntop(AF_INET6, &sa->sin6_addr, ab, sizeof(ab)), ntohs(sa->sin6_port), why);
 	close(fd);
 }
@@ -780,7 +831,10 @@ static void accept_conns(void)
 		if (salen != sizeof(sa) || sa.sin6_family != AF_INET6 ||
 		    ntohs(sa.sin6_port) != WGD_PORT) {
 			srv.counters.refused_port++;
-			refuse(fd, &sa, "source port is not 970");
+			/* The peer, when the index knows it, only for the log:
+			 * no device read for a connection refused anyway. */
+			refuse(fd, &sa, srv.peers ? peer_index_lookup(srv.peers, &sa.sin6_addr) : NULL,
+			       LC_REFUSED_PORT, "source port is not 970");
 			continue;
 		}
 		pubkey = srv.peers ? peer_index_lookup(srv.peers, &sa.sin6_addr) : NULL;
@@ -793,17 +847,18 @@ static void accept_conns(void)
 		}
 		if (!pubkey) {
 			srv.counters.refused_peer++;
-			refuse(fd, &sa, "no peer has this link-local /128 in its allowed-IPs");
+			refuse(fd, &sa, NULL, LC_REFUSED_PEER,
+			       "no peer has this link-local /128 in its allowed-IPs");
 			continue;
 		}
 		if (srv.n_conns >= srv.max_conns) {
 			srv.counters.refused_busy++;
-			refuse(fd, &sa, "too many connections");
+			refuse(fd, &sa, pubkey, LC_REFUSED_BUSY, "too many connections");
 			continue;
 		}
 		if (conns_of_peer(pubkey) >= srv.max_conns_per_peer) {
 			srv.counters.refused_busy++;
-			refuse(fd, &sa, "too many connections from this peer");
+			refuse(fd, &sa, pubkey, LC_REFUSED_BUSY, "too many connections from this peer");
 			continue;
 		}
 
@@ -996,7 +1051,8 @@ static void expire_conns(void)
 			char ab[INET6_ADDRSTRLEN];
 
 			srv.counters.idle_timeouts += !c->ctl;
-			log_info("closing idle connection from %s",
+			peer_log(log_info, c->ctl ? NULL : c->pubkey, LC_IDLE,
+				 "closing idle connection from %s",
 				 inet_ntop(AF_INET6, &c->ll, ab, sizeof(ab)));
 			conn_close(c);
 		}
@@ -1609,6 +1665,7 @@ static void __attribute__((noreturn)) engine_main(int fd)
 
 	priv_engine_init(fd);
 	srv.priv_fd = fd;
+	ratelimit_init(&srv.logrl, RATELIMIT_LOG_MS);
 	wgctl_close(srv.wg);
 	srv.wg = NULL;
 	ret = rtnl_monitor_open(&srv.mon, RTMGRP_LINK | RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE |
