@@ -682,7 +682,32 @@ static void fail_committed(struct conn *c, int err)
 		load_route_pools();
 	if (l)
 		release_lease(l, "withdrawn: the device refused it", false);
+	/*
+	 * The parent refuses an addition that is not to be leased or that
+	 * another peer holds, by what it read of the device itself: held back
+	 * until the next device read rebuilds the reservations, it is not
+	 * drawn again meanwhile.
+	 */
+	if (err == -EPERM || err == -EEXIST)
+		for (size_t i = 0; i < c->change.n_add; i++)
+			poolset_reserve(srv.pools, &c->change.add[i]);
+	/* Nothing of the change was made: what it gave up is still on the
+	 * peer, and back in the pools. */
+	if (c->change.n_del)
+		priv_update(c->pubkey, NULL, 0, c->change.del, c->change.n_del);
 	conn_respond_error(c, WGD_E_UNAVAILABLE);
+}
+
+/* Whether change adds an address that one of the n changes of batch removes. */
+static bool adds_removed(const struct priv_change *batch, size_t n,
+			 const struct lease_change *change)
+{
+	for (size_t i = 0; i < change->n_add; i++)
+		for (size_t j = 0; j < n; j++)
+			for (size_t k = 0; k < batch[j].n_del; k++)
+				if (wgd_ip_equal(&change->add[i], &batch[j].del[k]))
+					return true;
+	return false;
 }
 
 /*
@@ -722,6 +747,14 @@ static void commit_round(void)
 		for (; c && n < PRIV_BATCH; c = c->commit_next) {
 			if (!c->change.n_add && !c->change.n_del)
 				continue;
+			/*
+			 * An address given up earlier in the batch (a release,
+			 * a move) goes to its new peer in the next batch: the
+			 * parent judges a batch by the device before it and
+			 * never lets an address change peers within one.
+			 */
+			if (adds_removed(batch, n, &c->change))
+				break;
 			batch[n++] = (struct priv_change){
 				.pubkey = c->pubkey,
 				.add = c->change.add, .n_add = c->change.n_add,

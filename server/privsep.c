@@ -11,7 +11,9 @@
 #include "../common/clock.h"
 #include "../common/key.h"
 #include "../common/log.h"
+#include "../common/ratelimit.h"
 #include "../common/rtnl.h"
+#include "pool.h"
 #include "privsep.h"
 
 union priv_msg {
@@ -223,43 +225,79 @@ static bool is_canonical_host(const struct wgd_ip *ip)
 	return ip->family == AF_INET6 && ip->cidr == 128;
 }
 
-static bool in_pools(const struct wgd_ip *ip, const struct wgd_ip *pools, size_t n_pools)
+/* The pool holding ip, or NULL; the rules' pools do not overlap. */
+static const struct wgd_ip *pool_of(const struct priv_rules *r, const struct wgd_ip *ip)
 {
-	for (size_t i = 0; i < n_pools; i++)
-		if (wgd_ip_contains(&pools[i], ip))
+	for (size_t i = 0; i < r->n_pools; i++)
+		if (wgd_ip_contains(&r->pools[i], ip))
+			return &r->pools[i];
+	return NULL;
+}
+
+static bool is_own(const struct priv_rules *r, const struct wgd_ip *ip)
+{
+	for (size_t i = 0; i < r->n_own; i++)
+		if (wgd_ip_equal(&r->own[i], ip))
 			return true;
 	return false;
 }
 
-int priv_check_update(const void *msg, size_t len, const struct wgd_ip *pools, size_t n_pools,
-		      bool auto_ll)
+/* The layout of a PRIV_UPDATE, before any rule. */
+static bool update_well_formed(const void *msg, size_t len)
 {
 	const struct priv_update *u = msg;
-	struct wgd_ip ll;
 
 	if (len != sizeof(*u) || u->type != PRIV_UPDATE)
-		return -EINVAL;
+		return false;
 	if (u->n_add > PRIV_MAX_CHANGE || u->n_del > PRIV_MAX_CHANGE ||
 	    !is_zero(u->pad, sizeof(u->pad)) || wgkey_is_zero(u->pubkey))
-		return -EINVAL;
-	for (size_t i = 0; i < u->n_add; i++) {
+		return false;
+	for (size_t i = 0; i < u->n_add; i++)
 		if (!is_canonical_host(&u->add[i]))
-			return -EINVAL;
-		if (in_pools(&u->add[i], pools, n_pools))
-			continue;
-		if (auto_ll) {
+			return false;
+	for (size_t i = 0; i < u->n_del; i++)
+		if (!is_canonical_host(&u->del[i]))
+			return false;
+	return true;
+}
+
+int priv_check_update(const void *msg, size_t len, const struct priv_rules *r,
+		      const struct wgview *view, struct priv_update *out)
+{
+	const struct priv_update *u = msg;
+	const struct wgd_ip *pool;
+	struct wgd_ip ll;
+
+	if (!update_well_formed(msg, len))
+		return -EINVAL;
+	if (!wgview_has_peer(view, u->pubkey))
+		return -ENOENT;
+	for (size_t i = 0; i < u->n_add; i++) {
+		const struct wgd_ip *a = &u->add[i];
+
+		if (r->auto_ll) {
 			wgkey_derive_linklocal(&ll, u->pubkey);
-			if (wgd_ip_equal(&ll, &u->add[i]))
+			if (wgd_ip_equal(&ll, a))
 				continue;
 		}
-		return -EPERM;
-	}
-	for (size_t i = 0; i < u->n_del; i++) {
-		if (!is_canonical_host(&u->del[i]))
-			return -EINVAL;
-		if (!in_pools(&u->del[i], pools, n_pools))
+		pool = pool_of(r, a);
+		if (!pool || !pool_prefix_leases(pool, a) || is_own(r, a))
 			return -EPERM;
+		if (wgview_covered(view, u->pubkey, a, pool->cidr))
+			return -EEXIST;
 	}
+	memcpy(out, u, sizeof(*out));
+	out->n_del = 0;
+	for (size_t i = 0; i < u->n_del; i++) {
+		const struct wgd_ip *d = &u->del[i];
+
+		pool = pool_of(r, d);
+		if (!pool || !pool_prefix_leases(pool, d))
+			return -EPERM;
+		if (wgview_holds(view, u->pubkey, d))
+			out->del[out->n_del++] = *d;
+	}
+	memset(out->del + out->n_del, 0, (PRIV_MAX_CHANGE - out->n_del) * sizeof(out->del[0]));
 	return 0;
 }
 
@@ -271,61 +309,128 @@ bool priv_is_pool_route(const struct wgd_ip *dst)
 }
 
 /*
- * The prefixes the engine may lease from: the configured pools and the
- * interface's direct routes, read by the parent itself rather than taken
- * from the engine. Reading the routes per update would cost a netlink dump
- * on the hot path, so they are cached and read again only after a route
- * notification (or a lost one) about the interface. The kernel queues a
- * notification to every listener before the change it reports returns, so
- * an update the engine sends after learning of a new route finds the
- * parent's notification already queued.
+ * What the parent checks changes against besides the device: the prefixes
+ * the engine may lease from (the configured pools and the interface's
+ * direct routes) and the interface's own addresses, read by the parent
+ * itself rather than taken from the engine. Reading them per update would
+ * cost netlink dumps on the hot path, so they are cached and read again
+ * only after a route or address notification (or a lost one) about the
+ * interface. The kernel queues a notification to every listener before the
+ * change it reports returns, so an update the engine sends after learning
+ * of a new route finds the parent's notification already queued.
  */
 struct pool_cache {
 	struct rtnl *rt;
 	struct rtnl_monitor *mon;  /* NULL: read the routes every time */
 	const struct priv_policy *policy;
 	bool stale;
-	struct wgd_ip *pools;
-	size_t n_pools;
+	struct wgd_ip *pools, *own;
+	size_t n_pools, n_own;
 };
+
+/* Whether the interface's address ip lies inside one of the n pools;
+ * *host is the address as a host. */
+static bool addr_in_pools(const struct wgd_ip *ip, const struct wgd_ip *pools, size_t n,
+			  struct wgd_ip *host)
+{
+	struct wgd_ip a = *ip;
+
+	a.cidr = (uint8_t)wgd_ip_bits(a.family);
+	if (wgdev_allowedip_canon(host, &a))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (wgd_ip_contains(&pools[i], host))
+			return true;
+	return false;
+}
 
 static void pool_cache_event(const struct rtnl_event *ev, void *ctx)
 {
 	struct pool_cache *pc = ctx;
+	struct wgd_ip host;
 
-	if (ev->type == RTNL_EV_OVERRUN || ev->ifindex == pc->policy->ifindex)
+	if (ev->type == RTNL_EV_OVERRUN)
 		pc->stale = true;
+	if (ev->ifindex != pc->policy->ifindex)
+		return;
+	/*
+	 * Only the interface's addresses inside a pool matter. A hub may
+	 * carry thousands of others, link-locals its peers connect from, and
+	 * reading them all again for each would cost a dump per batch. An
+	 * address whose route makes a new pool comes with a route event.
+	 */
+	if ((ev->type == RTNL_EV_ADDR_NEW || ev->type == RTNL_EV_ADDR_DEL) &&
+	    !addr_in_pools(&ev->ip, pc->pools, pc->n_pools, &host))
+		return;
+	pc->stale = true;
 }
 
-static int pool_cache_get(struct pool_cache *pc, const struct wgd_ip **pools, size_t *n)
+/* Appends prefix to the n pools of list unless it overlaps one of them,
+ * which the engine's pool set refuses as well (poolset_add()). */
+static void pools_append(struct wgd_ip *list, size_t *n, const struct wgd_ip *prefix)
 {
-	struct wgd_ip *routes = NULL, *fresh;
-	size_t n_routes = 0, n_fresh;
+	for (size_t i = 0; i < *n; i++)
+		if (wgd_ip_overlaps(&list[i], prefix))
+			return;
+	list[(*n)++] = *prefix;
+}
+
+static int pool_cache_read(struct pool_cache *pc)
+{
+	const struct priv_policy *policy = pc->policy;
+	struct wgd_ip *routes = NULL, *pools, *own;
+	struct rtnl_addr *addrs = NULL;
+	size_t n_routes = 0, n_addrs = 0, n_pools = 0, n_own = 0;
+
+	if (rtnl_route_list(pc->rt, policy->ifindex, AF_UNSPEC, &routes, &n_routes))
+		n_routes = 0;
+	if (rtnl_addr_list(pc->rt, policy->ifindex, AF_UNSPEC, &addrs, &n_addrs))
+		n_addrs = 0;
+	pools = calloc(policy->n_cfg_pools + n_routes + 1, sizeof(*pools));
+	own = calloc(n_addrs + 1, sizeof(*own));
+	if (!pools || !own) {
+		free(routes);
+		free(addrs);
+		free(pools);
+		free(own);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < policy->n_cfg_pools; i++)
+		pools_append(pools, &n_pools, &policy->cfg_pools[i]);
+	for (size_t i = 0; i < n_routes; i++)
+		if (priv_is_pool_route(&routes[i]))
+			pools_append(pools, &n_pools, &routes[i]);
+	/* Compared as hosts, as the engine reserves them; only those inside
+	 * a pool could ever be asked for. */
+	for (size_t i = 0; i < n_addrs; i++)
+		if (addr_in_pools(&addrs[i].ip, pools, n_pools, &own[n_own]))
+			n_own++;
+	free(routes);
+	free(addrs);
+	free(pc->pools);
+	free(pc->own);
+	pc->pools = pools;
+	pc->n_pools = n_pools;
+	pc->own = own;
+	pc->n_own = n_own;
+	pc->stale = false;
+	return 0;
+}
+
+static int pool_cache_get(struct pool_cache *pc, struct priv_rules *r)
+{
+	int ret = 0;
 
 	if (!pc->mon || rtnl_monitor_read(pc->mon, pool_cache_event, pc))
 		pc->stale = true;
-	if (pc->stale || !pc->pools) {
-		if (rtnl_route_list(pc->rt, pc->policy->ifindex, AF_UNSPEC, &routes, &n_routes))
-			n_routes = 0;
-		fresh = calloc(pc->policy->n_cfg_pools + n_routes + 1, sizeof(*fresh));
-		if (!fresh) {
-			free(routes);
-			return -ENOMEM;
-		}
-		memcpy(fresh, pc->policy->cfg_pools, pc->policy->n_cfg_pools * sizeof(*fresh));
-		n_fresh = pc->policy->n_cfg_pools;
-		for (size_t i = 0; i < n_routes; i++)
-			if (priv_is_pool_route(&routes[i]))
-				fresh[n_fresh++] = routes[i];
-		free(routes);
-		free(pc->pools);
-		pc->pools = fresh;
-		pc->n_pools = n_fresh;
-		pc->stale = false;
-	}
-	*pools = pc->pools;
-	*n = pc->n_pools;
-	return 0;
+	if (pc->stale || !pc->pools)
+		ret = pool_cache_read(pc);
+	r->pools = pc->pools;
+	r->n_pools = pc->n_pools;
+	r->own = pc->own;
+	r->n_own = pc->n_own;
+	r->auto_ll = pc->policy->auto_ll;
+	return ret;
 }
 
 static int flush_peers(int fd, struct priv_dev_peers *m)
@@ -404,51 +509,84 @@ out:
 	return ret;
 }
 
+/* Why the parent refused a change, for its log; one cause per errno. */
+static const char *refusal(int err)
+{
+	switch (err) {
+	case -EPERM:
+		return "an address the pools do not lease";
+	case -EEXIST:
+		return "an address inside another peer's allowed-IPs";
+	default:
+		return NULL;
+	}
+}
+
 /*
- * Checks each change of a PRIV_UPDATES message of len bytes, makes the
- * allowed ones as one batch, and answers with an outcome per change.
+ * Checks each change of a PRIV_UPDATES message of len bytes against the
+ * rules, all of them against the device as it was before the batch, makes
+ * the allowed ones as one batch, and answers with an outcome per change.
  */
-static int serve_updates(int fd, struct wgctl *wg, struct pool_cache *pc,
+static int serve_updates(int fd, struct wgctl *wg, struct pool_cache *pc, struct ratelimit *rl,
 			 const struct priv_updates *m, size_t len)
 {
 	struct priv_result res = { .type = PRIV_RESULT };
+	struct priv_update *ok = NULL;
 	struct wgctl_update u[PRIV_BATCH];
 	int dev_err[PRIV_BATCH], ret;
 	size_t which[PRIV_BATCH], n_dev = 0;
-	const struct wgd_ip *pools;
-	size_t n_pools;
+	const struct wgview *view = NULL;
+	struct priv_rules rules;
 
 	if (len < offsetof(struct priv_updates, u) || m->n < 1 || m->n > PRIV_BATCH ||
 	    len != offsetof(struct priv_updates, u) + m->n * sizeof(m->u[0]))
 		return -EPROTO;
+	/* Malformed: the engine is not what was started. */
+	for (size_t i = 0; i < m->n; i++)
+		if (!update_well_formed(&m->u[i], sizeof(m->u[i])))
+			return -EPROTO;
 	res.n = m->n;
-	ret = pool_cache_get(pc, &pools, &n_pools);
+	ret = pool_cache_get(pc, &rules);
+	if (!ret)
+		ret = wg ? wgctl_view(wg, &view) : -ENODEV;
+	if (!ret) {
+		ok = malloc(m->n * sizeof(*ok));
+		if (!ok)
+			ret = -ENOMEM;
+	}
 	for (size_t i = 0; i < m->n; i++) {
 		const struct priv_update *up = &m->u[i];
+		const char *why;
+		uint32_t more;
 
-		res.err[i] = ret ? ret : priv_check_update(up, sizeof(*up), pools, n_pools,
-							   pc->policy->auto_ll);
-		if (res.err[i] == -EINVAL)
-			return -EPROTO; /* malformed: the engine is not what we started */
-		if (res.err[i] == -EPERM) {
+		res.err[i] = ret ? ret : priv_check_update(up, sizeof(*up), &rules, view, &ok[i]);
+		why = refusal(res.err[i]);
+		if (why && ratelimit_pass(rl, up->pubkey, WG_KEY_LEN, (unsigned)-res.err[i],
+					  clock_boot_ms(), &more)) {
 			char kb[WG_KEY_B64_LEN];
 
 			wgkey_to_base64(kb, up->pubkey);
-			log_warnx("refused the engine's change to peer %s: an address outside "
-				  "the pools", kb);
+			if (more)
+				log_warnx("refused the engine's change to peer %s: %s (%u more like "
+					  "this suppressed)", kb, why, more);
+			else
+				log_warnx("refused the engine's change to peer %s: %s", kb, why);
 		}
 		if (res.err[i])
 			continue;
-		memcpy(u[n_dev].pubkey, up->pubkey, WG_KEY_LEN);
-		u[n_dev].add = up->add;
-		u[n_dev].n_add = up->n_add;
-		u[n_dev].del = up->del;
-		u[n_dev].n_del = up->n_del;
+		memcpy(u[n_dev].pubkey, ok[i].pubkey, WG_KEY_LEN);
+		u[n_dev].add = ok[i].add;
+		u[n_dev].n_add = ok[i].n_add;
+		u[n_dev].del = ok[i].del;
+		u[n_dev].n_del = ok[i].n_del;
 		which[n_dev++] = i;
 	}
-	wgctl_allowedips_update_batch(wg, u, n_dev, dev_err);
+	/* Made in order, each seeing the earlier ones (wgdev.h). */
+	if (n_dev)
+		wgctl_allowedips_update_batch(wg, u, n_dev, dev_err);
 	for (size_t j = 0; j < n_dev; j++)
 		res.err[which[j]] = dev_err[j];
+	free(ok);
 	return priv_send(fd, &res, offsetof(struct priv_result, err) + res.n * sizeof(res.err[0]));
 }
 
@@ -456,16 +594,20 @@ int priv_serve(int fd, struct wgctl *wg, const struct priv_policy *policy,
 	       struct wgdev *first, uint64_t read_ms)
 {
 	union priv_msg *m = malloc(sizeof(*m));
+	struct ratelimit *rl = malloc(sizeof(*rl));
 	struct pool_cache pc = { .policy = policy };
 	int ret = -ENOMEM;
 
-	if (!m)
+	if (!m || !rl)
 		goto out;
+	/* A compromised engine could otherwise fill the log with refusals. */
+	ratelimit_init(rl, RATELIMIT_LOG_MS);
 	ret = rtnl_open(&pc.rt);
 	if (ret)
 		goto out;
-	if (rtnl_monitor_open(&pc.mon, RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE))
-		log_warnx("cannot follow route changes; reading the routes per update");
+	if (rtnl_monitor_open(&pc.mon, RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE |
+			      RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR))
+		log_warnx("cannot follow route and address changes; reading them per update");
 	/*
 	 * The engine asks for a full read every refresh_ms, which renews the
 	 * device view too; reading again for the view alone would double that
@@ -498,7 +640,7 @@ int priv_serve(int fd, struct wgctl *wg, const struct priv_policy *policy,
 			first = NULL;
 			break;
 		case PRIV_UPDATES:
-			ret = serve_updates(fd, wg, &pc, &m->updates, (size_t)n);
+			ret = serve_updates(fd, wg, &pc, rl, &m->updates, (size_t)n);
 			break;
 		default:
 			ret = -EPROTO;
@@ -512,6 +654,8 @@ out:
 	rtnl_monitor_close(pc.mon);
 	rtnl_close(pc.rt);
 	free(pc.pools);
+	free(pc.own);
+	free(rl);
 	free(m);
 	return ret;
 }

@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 
 #include "../common/wgdev.h"
+#include "../common/wgview.h"
 #include "../protocol/ipaddr.h"
 
 /*
@@ -119,10 +120,7 @@ int priv_update_batch(const struct priv_change *c, size_t n, int *err);
 
 /* ---- the parent's side ---- */
 
-/*
- * What the parent allows: additions and removals of host addresses inside
- * the pools, and the addition of a peer's own derived link-local /128.
- */
+/* How the parent is set up: what it learns from the configuration. */
 struct priv_policy {
 	const struct wgd_ip *cfg_pools;
 	size_t n_cfg_pools;
@@ -132,11 +130,53 @@ struct priv_policy {
 };
 
 /*
- * Checks one PRIV_UPDATE of len bytes against the policy; pools are the
- * prefixes currently leased from. 0 or -EINVAL/-EPERM. Pure, for tests.
+ * What the parent checks the engine's changes against, all of it learnt by
+ * the parent itself, none of it from the engine, which may be compromised:
+ * the pools (the configured ones, then the interface's direct routes, each
+ * left out when it overlaps one before it, as the engine's pool set leaves
+ * it out), the interface's own addresses, and the device view of the
+ * parent's handle (wgview.h).
  */
-int priv_check_update(const void *msg, size_t len, const struct wgd_ip *pools, size_t n_pools,
-		      bool auto_ll);
+struct priv_rules {
+	const struct wgd_ip *pools;
+	size_t n_pools;
+	const struct wgd_ip *own;  /* hosts */
+	size_t n_own;
+	bool auto_ll;
+};
+
+/*
+ * Checks one PRIV_UPDATE of len bytes. The rules, each of which holds
+ * whatever the engine sends:
+ *
+ *  - An address the pools lease is a host (/32 or /128) inside a pool that
+ *    the pool leases by the engine's own rule, pool_prefix_leases(): not
+ *    the network or broadcast address of an IPv4 pool, not the all-zero
+ *    address of an IPv6 one.
+ *  - An addition is an address the pools lease that is not one of the
+ *    interface's own, or, with --auto-ll, the peer's derived link-local.
+ *  - No other peer may hold a prefix containing an addition that is as
+ *    long as the addition's pool or longer: that is an address or a subnet
+ *    inside the pool which is someone else's (another lease, a static
+ *    allowed-IP). A shorter prefix holds the whole pool, as an exit peer's
+ *    0.0.0.0/0 or a site's supernet does, and WireGuard's longest-prefix
+ *    match carves a lease out of it as it is meant to; it blocks nothing.
+ *  - A removal is an address the pools lease. One that the peer does not
+ *    hold in the view is dropped from *out: nothing of the peer's would be
+ *    taken, and nothing of another peer's may be.
+ *  - The peer is on the device.
+ *
+ * The view is the device as it was before the whole batch: an address
+ * another peer holds cannot move within one batch, even when the batch
+ * first takes it from that peer. The engine sends such a pair in two.
+ *
+ * Returns 0 with *out the change to make, -EINVAL for a malformed change
+ * (the engine is not what was started), -EPERM for an address outside the
+ * rules, -EEXIST for an addition another peer holds, -ENOENT for a peer not
+ * on the device. Pure, for tests.
+ */
+int priv_check_update(const void *msg, size_t len, const struct priv_rules *r,
+		      const struct wgview *view, struct priv_update *out);
 
 /* Whether a direct route on the interface is a pool: not link-local, not
  * multicast, not a default route. The engine and the parent agree on it. */
