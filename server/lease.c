@@ -547,6 +547,59 @@ static int settle_family(struct lease_table *lt, int family, const struct wgd_ip
 	return -ENOSPC;
 }
 
+/* Whether want, a request's ip= line or NULL, asks for the held address. */
+static bool asks_for(const struct lease_table *lt, bool has, int family, const void *addr,
+		     const struct wgd_ip *want)
+{
+	struct wgd_ip held;
+
+	if (!has || !want)
+		return has == !!want;
+	if (family == AF_INET)
+		wgd_ip_host4(&held, addr);
+	else
+		wgd_ip_host6(&held, addr);
+	/* A pool gone since takes the full path, which moves the lease. */
+	if (!poolset_contains(lt->pools, &held))
+		return false;
+	return wgd_ip_is_unspecified(want) || wgd_ip_equal(want, &held);
+}
+
+/*
+ * A request before LEASE_REPEAT_PERCENT of the lease, for the lease as it
+ * is: answered from it, changing nothing. See lease_request().
+ */
+static bool answer_as_is(const struct lease_table *lt, struct lease *l,
+			 const struct in6_addr *lladdr, const struct wgd_msg *req,
+			 const struct lease_clock *now, struct wgd_msg *resp)
+{
+	uint64_t left;
+
+	/* A lease just made for this request holds nothing yet. */
+	if ((!l->has_ip4 && !l->has_ip6) || l->expires <= now->boot)
+		return false;
+	left = l->expires - now->boot;
+	/* Less a second: the lease clock counts whole seconds, so a renewal
+	 * on time must never look early by the rounding. */
+	if ((left - 1) * 100 <= (uint64_t)l->leasetime * (100 - LEASE_REPEAT_PERCENT))
+		return false;
+	if (!asks_for(lt, l->has_ip4, AF_INET, &l->ip4, req->has_ip4 ? &req->ip4 : NULL) ||
+	    !asks_for(lt, l->has_ip6, AF_INET6, &l->ip6, req->has_ip6 ? &req->ip6 : NULL))
+		return false;
+	/* Kept in memory for status; the journal does not record it. */
+	l->lladdr = *lladdr;
+	resp->has_ip4 = l->has_ip4;
+	resp->has_ip6 = l->has_ip6;
+	if (l->has_ip4)
+		wgd_ip_host4(&resp->ip4, &l->ip4);
+	if (l->has_ip6)
+		wgd_ip_host6(&resp->ip6, &l->ip6);
+	resp->has_leasestart = resp->has_leasetime = true;
+	resp->leasestart = now->real;
+	resp->leasetime = (uint32_t)left;
+	return true;
+}
+
 int lease_request(struct lease_table *lt, const uint8_t pubkey[WG_KEY_LEN],
 		  const struct in6_addr *lladdr, const struct wgd_msg *req,
 		  uint32_t leasetime, const struct lease_clock *now,
@@ -581,6 +634,8 @@ int lease_request(struct lease_table *lt, const uint8_t pubkey[WG_KEY_LEN],
 	resp->err = WGD_E_OK;
 	if (!l)
 		return 0; /* a release with nothing to release */
+	if (answer_as_is(lt, l, lladdr, req, now, resp))
+		return LEASE_AS_IS;
 
 	if (l->has_ip4)
 		wgd_ip_host4(&held4, &l->ip4);

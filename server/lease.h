@@ -71,7 +71,19 @@ struct lease_clock {
  * per family as the request asks, records the lease, and fills the response's
  * ip=, leasestart=, leasetime= and errno= fields (not routes). The change
  * lists what the device must be told. On -ENOMEM nothing was changed.
+ *
+ * A peer that asks for the lease it holds (each family it holds, each
+ * address or any, and nothing else) before LEASE_REPEAT_PERCENT of the
+ * lease has run, a second less for the whole-second clock, gets it back as
+ * it stands: leasestart now and leasetime what is left, so that the lease
+ * ends when it did (a client believes leasestart only near its own clock).
+ * Nothing is changed and the return value is LEASE_AS_IS: there is nothing
+ * to record and nothing for the device. RFC 2131's T1 is half the lease;
+ * a client draws its renewal within a tenth of T1 either side of it, no
+ * sooner than 45 %, so only a peer that asks early comes here.
  */
+#define LEASE_REPEAT_PERCENT 40
+#define LEASE_AS_IS 1
 int lease_request(struct lease_table *lt, const uint8_t pubkey[WG_KEY_LEN],
 		  const struct in6_addr *lladdr, const struct wgd_msg *req,
 		  uint32_t leasetime, const struct lease_clock *now,

@@ -194,6 +194,7 @@ enum log_cause {
 	LC_UNAVAILABLE,
 	LC_GRANT,
 	LC_RELEASE,
+	LC_REPEAT,
 	LC_RECORD,
 	LC_DEVICE,
 };
@@ -329,6 +330,7 @@ static void journal_lease(const struct lease *l)
 	lease_to_record(l, &r);
 	if (journal_append(srv.journal, &r))
 		fatalx("out of memory for the journal");
+	srv.counters.journal_records++;
 }
 
 /* quarantine is the seconds the addresses are held back, or 0. */
@@ -354,6 +356,7 @@ static void journal_release(const uint8_t *pubkey, const struct lease_change *c,
 	}
 	if (journal_append(srv.journal, &r))
 		fatalx("out of memory for the journal");
+	srv.counters.journal_records++;
 }
 
 /*
@@ -610,11 +613,28 @@ static void handle_request(struct conn *c, const struct wgd_msg *req)
 	memset(&resp, 0, sizeof(resp));
 	ret = lease_request(srv.leases, c->pubkey, &c->ll, req, srv.leasetime, &now, &resp,
 			    &c->change);
-	if (ret) {
+	if (ret < 0) {
 		peer_log(log_warnx, c->pubkey, LC_RECORD, "peer %s: cannot record a lease: %s",
 			 fmt_key(c->pubkey, kb), strerror(-ret));
 		conn_respond_error(c, WGD_E_UNAVAILABLE);
 		return;
+	}
+	if (resp.has_ip4 || resp.has_ip6)
+		add_config(&resp);
+	if (ret == LEASE_AS_IS) {
+		/*
+		 * Asked again early in the lease: the lease as it stands, on
+		 * disk and on the device already. It still waits for this
+		 * round's commit, which may hold the grant it repeats.
+		 */
+		srv.counters.repeats++;
+		if (log_verbosity() >= 1)
+			peer_log(log_debug, c->pubkey, LC_REPEAT,
+				 "peer %s: renewed ip4 %s ip6 %s as it stands, %us left: asked again "
+				 "early", fmt_key(c->pubkey, kb),
+				 resp.has_ip4 ? fmt_ip(&resp.ip4, b4) : "-",
+				 resp.has_ip6 ? fmt_ip(&resp.ip6, b6) : "-", resp.leasetime);
+		goto queue;
 	}
 	l = lease_find(srv.leases, c->pubkey);
 	if (l)
@@ -622,8 +642,6 @@ static void handle_request(struct conn *c, const struct wgd_msg *req)
 	else if (renewal)
 		journal_release(c->pubkey, &c->change, 0);
 
-	if (resp.has_ip4 || resp.has_ip6)
-		add_config(&resp);
 	/*
 	 * Grants and releases change what the device carries and are logged;
 	 * a renewal that changes nothing is routine, every peer's every half
@@ -654,6 +672,7 @@ static void handle_request(struct conn *c, const struct wgd_msg *req)
 			 fmt_key(c->pubkey, kb), resp.errmsg);
 	}
 
+queue:
 	len = wgd_serialize_response(&resp, c->out, sizeof(c->out));
 	if (len < 0)
 		fatalx("a response does not fit: %s", strerror((int)-len));

@@ -20,6 +20,7 @@
 #define STATUS_COUNTERS(X)                                                  \
 	X(grants, "grants", "Leases granted or moved to new addresses")        \
 	X(renewals, "renewals", "Leases renewed with the same addresses")       \
+	X(repeats, "repeats", "Requests early in a lease answered with it as it stands") \
 	X(releases, "releases", "Leases released by their client")             \
 	X(expiries, "expiries", "Leases that expired")                          \
 	X(departures, "departures", "Leases dropped because the peer left")    \
@@ -30,7 +31,8 @@
 	X(unsupported, "unsupported", "Requests answered errno 2: unsupported") \
 	X(unavailable, "unavailable", "Requests answered errno 3: no address free") \
 	X(idle_timeouts, "idle_timeouts", "Connections closed at the idle timeout") \
-	X(errors, "errors", "Device updates that failed")
+	X(errors, "errors", "Device updates that failed")                      \
+	X(journal_records, "journal_records", "Records appended to the lease journal")
 
 #define X(field, name, help) uint64_t field;
 struct status_counters {

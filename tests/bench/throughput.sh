@@ -18,8 +18,11 @@
 # then a server started afresh, with an empty journal and peers reset to
 # their link-local allowed-IP, each take two storms:
 #   grants:   every client asks once for any IPv4 and IPv6 address;
-#   renewals: right after, every client asks again for what it was granted,
-#             with its leasestart and leasetime, as a bound client does.
+#   renewals: every client asks again for what it was granted, with its
+#             leasestart and leasetime, as a bound client does: the floor
+#             right after, the server once every lease is past 40 % of its
+#             LEASE seconds (it answers a request before that from the
+#             lease as it stands, with no journal record: not a renewal).
 # Each row gives the server's leases per second and as a share of the
 # floor's for the same storm, latency percentiles (connect to the last byte
 # of the response), the CPU time of the server's two processes and of
@@ -52,6 +55,11 @@ SIZES=${THROUGHPUT_SIZES:-1000 10000}
 CONCS=${THROUGHPUT_CONC:-16 128}
 REPEAT=${THROUGHPUT_REPEAT:-3}
 read -r -a SERVER_OPTS <<<"${THROUGHPUT_SERVER_OPTS:-}"
+# The server's lease time, and how long after its grant storm its renewal
+# storm starts: past 40 % of the lease, the whole-second clock's second
+# included, and with the storms' own time to spare before the leases end.
+LEASE=10
+RENEW_WAIT=4
 # A /16 holds 65534 clients; the IPv6 pool draws at random from a /64.
 POOL4=10.0.0.0/16
 POOL6=fd00::/64
@@ -165,7 +173,8 @@ server_start_fresh() {
 	[ -x "$SERVER_BIN" ] || die "$SERVER_BIN is missing: run make"
 	rm -rf "$SCRATCH/state"
 	ip netns exec "$HUB_NS" "$SERVER_BIN" --state-dir "$SCRATCH/state" \
-		--pool "$POOL4" --pool "$POOL6" "${SERVER_OPTS[@]}" "$HUB_IF" >>"$SERVER_LOG" 2>&1 &
+		--pool "$POOL4" --pool "$POOL6" --lease-time "$LEASE" "${SERVER_OPTS[@]}" "$HUB_IF" \
+		>>"$SERVER_LOG" 2>&1 &
 	SERVER_PID=$!
 	E2E_PIDS+=("$SERVER_PID")
 	wait_for -t 30 server_ready 0 || die "wg-dynamic-server is not serving on port 970"
@@ -303,6 +312,7 @@ run_pair() {
 		NOTES+=("N=$n C=$c: the device holds $leased leased addresses after" \
 			"$((R_answered - R_errno)) grants")
 	fi
+	sleep "$RENEW_WAIT"
 	storm renew "$n" "$c" "$E2E_TMP/server.leases" "${spids[@]}"
 	save server renewals "$n" "$c"
 	server_stop 10 || die "wg-dynamic-server did not stop"

@@ -113,8 +113,62 @@ START_TEST(renewal_keeps_addresses_and_changes_nothing)
 
 	/* Asking for "any" again also keeps what is held. */
 	req = req_any(true, true);
-	ck_assert_int_eq(ask(1, &req, 140, &again, &c), 0);
+	ck_assert_int_eq(ask(1, &req, 170, &again, &c), 0);
 	ck_assert(wgd_ip_equal(&again.ip4, &resp.ip4));
+	ck_assert_uint_eq(c.n_add + c.n_del, 0);
+}
+END_TEST
+
+/*
+ * Asked again before 40 % of the lease (less the second the whole-second
+ * clock may be off), the lease comes back as it stands:
+ * the same addresses, leasestart now and leasetime what is left, so that it
+ * ends when it did; nothing recorded, nothing for the device.
+ */
+START_TEST(repeat_before_t1_answered_as_it_stands)
+{
+	struct wgd_msg req = req_any(true, true), any = req, only4 = req_any(true, false);
+	struct wgd_msg resp, again;
+	struct lease_change c;
+
+	ck_assert_int_eq(ask(1, &req, 100, &resp, &c), 0);
+	req.ip4 = resp.ip4;
+	req.ip6 = resp.ip6;
+	for (uint64_t t = 100; t <= 122; t += 22) {
+		ck_assert_int_eq(ask(1, &req, t, &again, &c), LEASE_AS_IS);
+		ck_assert(again.has_ip4 && again.has_ip6);
+		ck_assert(wgd_ip_equal(&again.ip4, &resp.ip4));
+		ck_assert(wgd_ip_equal(&again.ip6, &resp.ip6));
+		ck_assert_uint_eq(again.leasestart, 1700000000 + t);
+		ck_assert_uint_eq(again.leasetime, 160 - t);
+		ck_assert_uint_eq(again.err, 0);
+		ck_assert_uint_eq(c.n_add + c.n_del, 0);
+		ck_assert_uint_eq(lease_first_expiry(lt)->expires, 160);
+	}
+	/* "Any" of each family is the lease too. */
+	ck_assert_int_eq(ask(1, &any, 110, &again, &c), LEASE_AS_IS);
+	ck_assert(wgd_ip_equal(&again.ip4, &resp.ip4));
+
+	/* Anything else takes the full path: another address... */
+	req.ip4 = prefix("10.0.0.200/32");
+	ck_assert_int_eq(ask(1, &req, 111, &again, &c), 0);
+	ck_assert_uint_eq(c.n_add, 1);
+	ck_assert_uint_eq(c.n_del, 1);
+	req.ip4 = again.ip4;
+	/* ...a family given up... */
+	ck_assert_int_eq(ask(1, &only4, 112, &again, &c), 0);
+	ck_assert(!again.has_ip6);
+	ck_assert_uint_eq(c.n_del, 1);
+	/* ...or one not held, even right after. */
+	ck_assert_int_eq(ask(1, &any, 113, &again, &c), 0);
+	ck_assert(again.has_ip6);
+	ck_assert_uint_eq(c.n_add, 1);
+	ck_assert_uint_eq(lease_first_expiry(lt)->expires, 173);
+
+	/* From 40 % on, a renewal: the lease runs from now. */
+	ck_assert_int_eq(ask(1, &any, 137, &again, &c), 0);
+	ck_assert_uint_eq(again.leasetime, 60);
+	ck_assert_uint_eq(lease_first_expiry(lt)->expires, 197);
 	ck_assert_uint_eq(c.n_add + c.n_del, 0);
 }
 END_TEST
@@ -556,6 +610,7 @@ int main(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, grant_both_families);
 	tcase_add_test(tc, renewal_keeps_addresses_and_changes_nothing);
+	tcase_add_test(tc, repeat_before_t1_answered_as_it_stands);
 	tcase_add_test(tc, requested_address_granted_when_free);
 	tcase_add_test(tc, taken_address_not_given_twice);
 	tcase_add_test(tc, release_all_and_one_family);
