@@ -25,7 +25,8 @@
 # clients' addresses and routes, and the daemons' logs.
 #
 # Knobs from the environment: E2E_KEEP=1 keeps the logs and keys directory;
-# SERVER_BIN and CLIENT_BIN point at other daemon binaries; WAIT_TIMEOUT is
+# SERVER_BIN and CLIENT_BIN point at other daemon binaries, FAKEHUB_BIN at
+# another build of the stand-in hub (tests/e2e/fakehub); WAIT_TIMEOUT is
 # wait_for's default limit in seconds; WGD_E2E_ID forces the run id;
 # KERNEL_WG=1 makes the WireGuard interfaces created from then on kernel ones
 # (ip link add IF type wireguard) instead of wireguard-go, so the daemons
@@ -35,6 +36,7 @@ E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 E2E_TOP=$(cd "$E2E_DIR/../.." && pwd)
 SERVER_BIN=${SERVER_BIN:-$E2E_TOP/server/wg-dynamic-server}
 CLIENT_BIN=${CLIENT_BIN:-$E2E_TOP/client/wg-dynamic-client}
+FAKEHUB_BIN=${FAKEHUB_BIN:-$E2E_DIR/fakehub}
 WG_SOCK_DIR=/var/run/wireguard
 HUB_PORT=51820
 # Seconds wait_for waits unless told otherwise.
@@ -61,6 +63,11 @@ HUB_PUB=
 HUB_WG_PID=
 SERVER_PID=
 SERVER_LOG=
+# The stand-in hub, when a test runs it instead of the server: its scripts
+# directory and its log of requests (see fakehub_start).
+FAKEHUB_PID=
+FAKEHUB_DIR=
+FAKEHUB_LOG=
 # Indexed by client number.
 CLIENT_NS=()
 CLIENT_IF=()
@@ -565,6 +572,61 @@ client_stop() {
 # client_kill N: SIGKILL to client N, which then cannot release its lease.
 client_kill() {
 	kill_pid "${CLIENT_PID[$1]}"
+}
+
+# ---- the stand-in hub ----
+
+# fakehub_start: runs tests/e2e/fakehub on the hub's interface instead of
+# the server, and waits until it listens on port 970. It answers each
+# request with the script fakehub_set last wrote, and logs every request
+# to $FAKEHUB_LOG, one line each: "MS ADDR TAG ACTION SENT REQUEST" (see
+# fakehub.c).
+fakehub_start() {
+	FAKEHUB_DIR=$E2E_TMP/fakehub
+	FAKEHUB_LOG=$E2E_TMP/fakehub.requests
+	[ -x "$FAKEHUB_BIN" ] || die "$FAKEHUB_BIN is missing: run make e2e"
+	mkdir -p "$FAKEHUB_DIR" || die "cannot create $FAKEHUB_DIR"
+	: >>"$FAKEHUB_LOG"
+	ip netns exec "$HUB_NS" "$FAKEHUB_BIN" "$HUB_IF" "$FAKEHUB_DIR" \
+		>>"$FAKEHUB_LOG" 2>>"$E2E_TMP/fakehub.log" &
+	FAKEHUB_PID=$!
+	E2E_PIDS+=("$FAKEHUB_PID")
+	wait_for -t 10 fakehub_listening || die "fakehub is not listening on port 970"
+}
+
+fakehub_listening() {
+	pid_alive "$FAKEHUB_PID" &&
+		ip netns exec "$HUB_NS" ss -Hltn 'sport = :970' 2>/dev/null | grep -q .
+}
+
+# fakehub_set WHO DIRECTIVE BODY: what the stand-in hub does with the next
+# requests of WHO, a client number, or "default" for every client without
+# a script of its own. DIRECTIVE is the script's first line ("answer TAG",
+# "slow MS TAG", "hold N TAG", "cut N TAG", "close TAG" or "reset TAG");
+# BODY is the response, with printf %b escapes (\n, \r, \x1b, and \00
+# for a NUL byte). The file is renamed into place, so that a connection
+# never reads half of it.
+fakehub_set() {
+	local name=$1
+	[ "$name" = default ] || name=${CLIENT_LL[$1]}
+	if ! { printf '%s\n' "$2"; printf '%b' "$3"; } >"$FAKEHUB_DIR/.new" ||
+		! mv -f "$FAKEHUB_DIR/.new" "$FAKEHUB_DIR/$name"; then
+		die "cannot write the fakehub script"
+	fi
+}
+
+# fakehub_requests MARK [N [TAG]]: the request log lines after MARK (a
+# log_mark of $FAKEHUB_LOG), of client N and answered with TAG when given.
+fakehub_requests() {
+	local addr=
+	[ -n "${2:-}" ] && addr=${CLIENT_LL[$2]}
+	log_since "$FAKEHUB_LOG" "$1" |
+		awk -v a="$addr" -v t="${3:-}" '(a == "" || $2 == a) && (t == "" || $3 == t)'
+}
+
+# fakehub_count MARK [N [TAG]]: how many of those there are.
+fakehub_count() {
+	fakehub_requests "$@" | wc -l
 }
 
 # ---- reading state ----
