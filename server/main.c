@@ -2116,7 +2116,10 @@ static int old_journal(const char *canon, const char *name)
 
 /*
  * Hands the engine its directory, and its journal there, while root owns
- * the directory: no one else can have put anything in it.
+ * the directory. The journal is looked at through a descriptor that
+ * follows no link, and is taken only as a regular file of one name: the
+ * directory may hold what the engine's user put there before a start that
+ * stopped half-way.
  */
 static void hand_over_engine_dir(const char *canon, const char *name)
 {
