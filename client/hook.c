@@ -2,14 +2,19 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "../common/clock.h"
 #include "../common/log.h"
 #include "../protocol/proto.h"
 #include "hook.h"
@@ -84,41 +89,208 @@ size_t hook_build_env(const struct hook_env *env, char *buf, size_t len,
 	return b.n;
 }
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
+/* ---- starting and ending one program ---- */
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+/* How a wait for a child ended. */
+enum {
+	CHILD_EXITED,
+	CHILD_EXPIRED,	/* its time was up */
+	CHILD_STOPPED,	/* the supervisor was told to end it */
+};
+
+/* Set in a supervisor, which has every signal blocked. */
+static bool supervising;
+
+static int pidfd_open_child(pid_t pid)
+{
+#ifdef SYS_pidfd_open
+	return (int)syscall(SYS_pidfd_open, pid, 0);
+#else
+	(void)pid;
+	errno = ENOSYS;
+	return -1;
+#endif
 }
 
-/* Waits for pid at most timeout_s; kills it past that. Returns its wait
- * status, or -ETIMEDOUT. */
+static void close_from(unsigned lowfd)
+{
+	long max;
+
+#ifdef SYS_close_range
+	if (!syscall(SYS_close_range, lowfd, ~0U, 0))
+		return;
+#endif
+	/* Before Linux 5.9. */
+	max = sysconf(_SC_OPEN_MAX);
+	if (max < 0 || max > INT_MAX)
+		max = 1024;
+	for (int fd = (int)lowfd; fd < max; fd++)
+		close(fd);
+}
+
+/*
+ * In a new child, before exec: nothing of the client's signal state or
+ * descriptors, and a process group of its own. in_fd, or /dev/null, is
+ * its standard input. Every signal is blocked on entry.
+ */
+static void child_setup(int in_fd)
+{
+	/* The kernel's struct sigaction for SIG_DFL, no flags, no mask. */
+	static const unsigned long kdfl[8];
+	struct sigaction dfl = { .sa_handler = SIG_DFL };
+	sigset_t none;
+	int fd, null;
+
+	for (int sig = 1; sig < NSIG; sig++) {
+		if (!sigaction(sig, &dfl, NULL) || sig == SIGKILL || sig == SIGSTOP)
+			continue;
+		/* The C library keeps its own signals (32 and 33 with glibc)
+		 * from sigaction(), yet they may come ignored from our parent. */
+		syscall(SYS_rt_sigaction, sig, kdfl, NULL, (size_t)(NSIG - 1) / 8);
+	}
+	if (setpgid(0, 0))
+		_exit(126);
+	/* Above 2, whichever of 0-2 the client may have closed. */
+	fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	null = fd < 0 ? -1 : fcntl(fd, F_DUPFD_CLOEXEC, STDERR_FILENO + 1);
+	if (null < 0)
+		_exit(126);
+	close(fd);
+	if (in_fd < 0)
+		in_fd = null;
+	/* dup2() onto itself would leave close-on-exec set. */
+	if ((in_fd == STDIN_FILENO ? fcntl(in_fd, F_SETFD, 0) : dup2(in_fd, STDIN_FILENO)) < 0)
+		_exit(126);
+	/* The client's stdout and stderr are kept. Were either closed (or
+	 * one of ours), the script's next file would take its place:
+	 * /dev/null does instead. */
+	for (fd = STDOUT_FILENO; fd <= STDERR_FILENO; fd++) {
+		int flags = fcntl(fd, F_GETFD);
+
+		if (flags >= 0 && !(flags & FD_CLOEXEC))
+			continue;
+		if (dup2(null, fd) < 0)
+			_exit(126);
+	}
+	close_from(STDERR_FILENO + 1);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+/*
+ * Starts argv[0] in a process group of its own, whose id is its pid: with
+ * envp through execve(), or through PATH with the client's environment
+ * when envp is NULL. Returns the pid, or -errno.
+ */
+static pid_t spawn(char *const argv[], char *const envp[], int in_fd)
+{
+	sigset_t all, old;
+	pid_t pid;
+	int err;
+
+	/* Nothing is delivered to the child before it has reset its handlers. */
+	sigfillset(&all);
+	sigprocmask(SIG_SETMASK, &all, &old);
+	pid = fork();
+	if (pid == 0) {
+		child_setup(in_fd);
+		if (envp)
+			execve(argv[0], argv, envp);
+		else
+			execvp(argv[0], argv);
+		_exit(127);
+	}
+	err = errno;
+	/* The child does the same; whichever comes first, the group exists
+	 * before anyone signals it. After its exec this fails, harmlessly. */
+	if (pid > 0)
+		setpgid(pid, pid);
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	return pid < 0 ? -err : pid;
+}
+
+/*
+ * Waits until the child pid has exited, without reaping it, or until
+ * until_ms. fd is its pidfd, or -1. A supervisor instead waits for
+ * SIGCHLD, and SIGTERM tells it to end the child now.
+ */
+static int wait_exit(pid_t pid, int fd, uint64_t until_ms)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	sigaddset(&set, SIGTERM);
+	for (;;) {
+		siginfo_t si;
+		uint64_t now, left;
+
+		memset(&si, 0, sizeof(si));
+		if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0 && errno != EINTR)
+			return CHILD_EXITED; /* not ours to wait for: waitpid() says why */
+		if (si.si_pid == pid)
+			return CHILD_EXITED;
+		now = clock_boot_ms();
+		if (now >= until_ms)
+			return CHILD_EXPIRED;
+		left = until_ms - now < 1000 ? until_ms - now : 1000;
+		if (supervising) {
+			struct timespec ts = {
+				.tv_sec = (time_t)(left / 1000),
+				.tv_nsec = (long)(left % 1000) * 1000000,
+			};
+
+			if (sigtimedwait(&set, NULL, &ts) == SIGTERM)
+				return CHILD_STOPPED;
+		} else if (fd >= 0) {
+			struct pollfd pfd = { .fd = fd, .events = POLLIN };
+
+			poll(&pfd, 1, (int)left);
+		} else {
+			usleep((useconds_t)(left < 10 ? left : 10) * 1000);
+		}
+	}
+}
+
+/*
+ * Waits for pid, which leads its own process group, at most timeout_s.
+ * Past that, or when told to stop, the group gets SIGTERM and after the
+ * grace SIGKILL. pid is reaped only then, so that its group's id cannot
+ * have gone to another. Returns its wait status, -ETIMEDOUT, -ECANCELED
+ * (told to stop), or -errno.
+ */
 static int wait_limited(pid_t pid, unsigned timeout_s)
 {
-	uint64_t end = now_ms() + (uint64_t)timeout_s * 1000;
-	int status;
+	int fd = supervising ? -1 : pidfd_open_child(pid), how, status;
 
-	for (;;) {
-		pid_t r = waitpid(pid, &status, WNOHANG);
-
-		if (r == pid)
-			return status;
-		if (r < 0 && errno != EINTR)
-			return -errno;
-		if (now_ms() >= end) {
-			kill(pid, SIGKILL);
-			waitpid(pid, &status, 0);
-			return -ETIMEDOUT;
-		}
-		usleep(20 * 1000);
+	how = wait_exit(pid, fd, clock_boot_ms() + (uint64_t)timeout_s * 1000);
+	if (how != CHILD_EXITED && pid > 1) {
+		kill(-pid, SIGTERM);
+		wait_exit(pid, fd, clock_boot_ms() + HOOK_GRACE_MS);
+		/* Even when pid has gone, what it started may linger. */
+		kill(-pid, SIGKILL);
 	}
+	if (fd >= 0)
+		close(fd);
+	while (waitpid(pid, &status, 0) < 0) {
+		if (errno != EINTR)
+			return -errno;
+	}
+	if (how == CHILD_EXPIRED)
+		return -ETIMEDOUT;
+	if (how == CHILD_STOPPED)
+		return -ECANCELED;
+	return status;
 }
 
 static void log_outcome(const char *what, const char *reason, int status, unsigned timeout_s)
 {
 	if (status == -ETIMEDOUT)
-		log_warnx("%s (%s) did not finish within %us; killed it", what, reason, timeout_s);
+		log_warnx("%s (%s) did not finish within %us; killed it and its process group",
+			  what, reason, timeout_s);
+	else if (status == -ECANCELED)
+		log_warnx("%s (%s) still ran when the client exited; killed it and its "
+			  "process group", what, reason);
 	else if (status < 0)
 		log_warnx("%s (%s): %s", what, reason, strerror(-status));
 	else if (WIFSIGNALED(status))
@@ -131,70 +303,75 @@ static void log_outcome(const char *what, const char *reason, int status, unsign
 
 pid_t hook_run(const char *script, const struct hook_env *env, unsigned timeout_s)
 {
-	pid_t sup = fork();
-
-	if (sup < 0)
-		return -errno;
-	if (sup > 0)
-		return sup;
-
-	/* The supervisor. */
 	char buf[4096], *envp[HOOK_ENV_MAX + 1];
 	char *argv[] = { (char *)script, (char *)env->reason, NULL };
-	pid_t pid;
+	pid_t sup, pid, client = getpid();
+	sigset_t all, old;
+	int err;
 
-	signal(SIGTERM, SIG_DFL);
+	/* Until the supervisor has its own mask, nothing reaches it. */
+	sigfillset(&all);
+	sigprocmask(SIG_SETMASK, &all, &old);
+	sup = fork();
+	err = errno;
+	if (sup) {
+		sigprocmask(SIG_SETMASK, &old, NULL);
+		return sup < 0 ? -err : sup;
+	}
+
+	/*
+	 * The supervisor. Every signal stays blocked, and it leaves the
+	 * client's process group: nothing but a SIGKILL of its own may leave
+	 * the script unwatched. SIGTERM, from the kernel when the client
+	 * dies, asks it to end the script now.
+	 */
+	supervising = true;
+	signal(SIGCHLD, SIG_DFL);
+	setpgid(0, 0);
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	if (getppid() != client)
+		raise(SIGTERM);
 	hook_build_env(env, buf, sizeof(buf), envp);
-	pid = fork();
-	if (pid == 0) {
-		int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
-
-		if (fd >= 0)
-			dup2(fd, STDIN_FILENO);
-		execve(script, argv, envp);
-		_exit(127);
-	}
-	if (pid < 0)
-		_exit(1);
-	log_outcome(script, env->reason, wait_limited(pid, timeout_s), timeout_s);
+	pid = spawn(argv, envp, -1);
+	log_outcome(script, env->reason, pid < 0 ? (int)pid : wait_limited(pid, timeout_s),
+		    timeout_s);
 	_exit(0);
-}
-
-int hook_run_wait(char *const argv[], const char *input, unsigned timeout_s)
-{
-	int pipefd[2], status;
-	pid_t pid;
-
-	if (pipe2(pipefd, O_CLOEXEC))
-		return -errno;
-	pid = fork();
-	if (pid < 0) {
-		close(pipefd[0]);
-		close(pipefd[1]);
-		return -errno;
-	}
-	if (pid == 0) {
-		dup2(pipefd[0], STDIN_FILENO);
-		execvp(argv[0], argv);
-		_exit(127);
-	}
-	close(pipefd[0]);
-	if (input) {
-		/* Small, fits in the pipe: no deadlock against the child. */
-		ssize_t n = write(pipefd[1], input, strlen(input));
-		(void)n;
-	}
-	close(pipefd[1]);
-	status = wait_limited(pid, timeout_s);
-	if (status < 0)
-		return status;
-	if (WIFEXITED(status))
-		return WEXITSTATUS(status);
-	return -EINTR;
 }
 
 void hook_reap(void)
 {
 	while (waitpid(-1, NULL, WNOHANG) > 0)
 		;
+}
+
+int hook_run_wait(char *const argv[], const char *input, unsigned timeout_s)
+{
+	size_t len = input ? strlen(input) : 0;
+	int pipefd[2], status;
+	ssize_t n;
+	pid_t pid;
+
+	if (len > PIPE_BUF)
+		return -E2BIG;
+	if (pipe2(pipefd, O_CLOEXEC))
+		return -errno;
+	/* Written before the child exists: it fits in the pipe, so neither
+	 * side can block the other, and no SIGPIPE can come of it. */
+	if (len && (n = write(pipefd[1], input, len)) != (ssize_t)len) {
+		status = n < 0 ? -errno : -EIO;
+		close(pipefd[0]);
+		close(pipefd[1]);
+		return status;
+	}
+	close(pipefd[1]);
+	pid = spawn(argv, NULL, pipefd[0]);
+	close(pipefd[0]);
+	if (pid < 0)
+		return (int)pid;
+	status = wait_limited(pid, timeout_s);
+	if (status < 0)
+		return status;
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status);
+	return -EINTR;
 }
