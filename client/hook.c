@@ -301,29 +301,41 @@ static void log_outcome(const char *what, const char *reason, int status, unsign
 		log_debug("%s (%s) done", what, reason);
 }
 
-pid_t hook_run(const char *script, const struct hook_env *env, unsigned timeout_s)
-{
-	char buf[4096], *envp[HOOK_ENV_MAX + 1];
-	char *argv[] = { (char *)script, (char *)env->reason, NULL };
-	pid_t sup, pid, client = getpid();
-	sigset_t all, old;
-	int err;
+/* ---- the queue ---- */
 
-	/* Until the supervisor has its own mask, nothing reaches it. */
-	sigfillset(&all);
-	sigprocmask(SIG_SETMASK, &all, &old);
-	sup = fork();
-	err = errno;
-	if (sup) {
-		sigprocmask(SIG_SETMASK, &old, NULL);
-		return sup < 0 ? -err : sup;
-	}
+/* The script's path, then its variables, each ending in NUL. */
+#define JOB_TEXT_SIZE (PATH_MAX + 4096)
+
+struct hook_job {
+	unsigned timeout_s;
+	unsigned n_env;
+	uint64_t queued_ms;
+	char reason[16];
+	char text[JOB_TEXT_SIZE];
+};
+
+static struct {
+	struct hook_job wait[HOOK_QUEUE_MAX];	/* a ring, the oldest at head */
+	unsigned head, n;
+	pid_t sup;		/* the running hook's supervisor, or 0 */
+	int sup_fd;		/* its pidfd, or -1 */
+	char running[16];	/* its reason */
+	pid_t owner;		/* the process whose exit drains the queue */
+} hooks = { .sup_fd = -1 };
+
+/* In the supervisor, the child of the client that runs one hook. */
+static void __attribute__((noreturn)) supervise(struct hook_job *job, pid_t client)
+{
+	char *argv[3], *envp[HOOK_ENV_MAX + 1], *p;
+	unsigned n = 0;
+	int status;
+	pid_t pid;
 
 	/*
-	 * The supervisor. Every signal stays blocked, and it leaves the
-	 * client's process group: nothing but a SIGKILL of its own may leave
-	 * the script unwatched. SIGTERM, from the kernel when the client
-	 * dies, asks it to end the script now.
+	 * Every signal stays blocked, and the supervisor leaves the client's
+	 * process group: nothing but a SIGKILL of its own may leave the
+	 * script unwatched. SIGTERM asks it to end the script now; it comes
+	 * from hook_drain(), or from the kernel when the client dies.
 	 */
 	supervising = true;
 	signal(SIGCHLD, SIG_DFL);
@@ -331,17 +343,159 @@ pid_t hook_run(const char *script, const struct hook_env *env, unsigned timeout_
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
 	if (getppid() != client)
 		raise(SIGTERM);
-	hook_build_env(env, buf, sizeof(buf), envp);
+	p = job->text;
+	argv[0] = p;
+	argv[1] = job->reason;
+	argv[2] = NULL;
+	p += strlen(p) + 1;
+	while (n < job->n_env && n < HOOK_ENV_MAX) {
+		envp[n++] = p;
+		p += strlen(p) + 1;
+	}
+	envp[n] = NULL;
 	pid = spawn(argv, envp, -1);
-	log_outcome(script, env->reason, pid < 0 ? (int)pid : wait_limited(pid, timeout_s),
-		    timeout_s);
+	status = pid < 0 ? (int)pid : wait_limited(pid, job->timeout_s);
+	log_outcome(argv[0], job->reason, status, job->timeout_s);
 	_exit(0);
+}
+
+/* Starts waiting hooks, oldest first, until one runs. */
+static void start_next(void)
+{
+	while (!hooks.sup && hooks.n) {
+		struct hook_job *job = &hooks.wait[hooks.head];
+		pid_t pid, client = getpid();
+		sigset_t all, old;
+		int err;
+
+		/* Until the supervisor has its own mask, nothing reaches it. */
+		sigfillset(&all);
+		sigprocmask(SIG_SETMASK, &all, &old);
+		pid = fork();
+		if (pid == 0)
+			supervise(job, client);
+		err = errno;
+		sigprocmask(SIG_SETMASK, &old, NULL);
+		hooks.head = (hooks.head + 1) % HOOK_QUEUE_MAX;
+		hooks.n--;
+		if (pid < 0) {
+			log_warnx("cannot run %s (%s): %s", job->text, job->reason, strerror(err));
+			continue;
+		}
+		hooks.sup = pid;
+		hooks.sup_fd = pidfd_open_child(pid);
+		snprintf(hooks.running, sizeof(hooks.running), "%s", job->reason);
+	}
+}
+
+/* Lists what waits in one log line, and forgets it. */
+static void drop_waiting(const char *why)
+{
+	char list[HOOK_QUEUE_MAX * 18] = "";
+	size_t off = 0;
+
+	if (!hooks.n)
+		return;
+	for (unsigned i = 0; i < hooks.n && off < sizeof(list); i++)
+		off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%s", i ? " " : "",
+					hooks.wait[(hooks.head + i) % HOOK_QUEUE_MAX].reason);
+	log_warnx("%s; dropped %u waiting hook%s, not run: %s", why, hooks.n,
+		  hooks.n == 1 ? "" : "s", list);
+	hooks.n = 0;
+}
+
+static void drain_at_exit(void)
+{
+	if (getpid() == hooks.owner)
+		hook_drain(HOOK_DRAIN_EXIT_S);
+}
+
+pid_t hook_run(const char *script, const struct hook_env *env, unsigned timeout_s)
+{
+	size_t len = strlen(script);
+	char *envp[HOOK_ENV_MAX + 1];
+	struct hook_job *job;
+
+	if (len >= PATH_MAX)
+		return -ENAMETOOLONG;
+	if (!hooks.owner && !atexit(drain_at_exit))
+		hooks.owner = getpid();
+	/* A hook that has just ended makes room first. */
+	hook_dispatch();
+	if (hooks.n == HOOK_QUEUE_MAX) {
+		job = &hooks.wait[hooks.head];
+		log_warnx("%u hooks wait behind %s (%s); dropped the oldest, %s, queued %llus ago, "
+			  "not run", hooks.n, script, hooks.running, job->reason,
+			  (unsigned long long)(clock_boot_ms() - job->queued_ms) / 1000);
+		hooks.head = (hooks.head + 1) % HOOK_QUEUE_MAX;
+		hooks.n--;
+	}
+	job = &hooks.wait[(hooks.head + hooks.n) % HOOK_QUEUE_MAX];
+	memcpy(job->text, script, len + 1);
+	job->n_env = (unsigned)hook_build_env(env, job->text + len + 1,
+					      sizeof(job->text) - len - 1, envp);
+	snprintf(job->reason, sizeof(job->reason), "%s", env->reason);
+	job->timeout_s = timeout_s;
+	job->queued_ms = clock_boot_ms();
+	hooks.n++;
+	start_next();
+	return 0;
+}
+
+int hook_fd(void)
+{
+	return hooks.sup ? hooks.sup_fd : -1;
+}
+
+void hook_dispatch(void)
+{
+	if (hooks.sup) {
+		siginfo_t si;
+		int ret;
+
+		memset(&si, 0, sizeof(si));
+		ret = waitid(P_PID, (id_t)hooks.sup, &si, WEXITED | WNOHANG);
+		/* ECHILD: reaped by someone else; it has ended all the same. */
+		if (ret < 0 && errno != ECHILD)
+			return;
+		if (!ret && si.si_pid != hooks.sup)
+			return;
+		if (hooks.sup_fd >= 0)
+			close(hooks.sup_fd);
+		hooks.sup = 0;
+		hooks.sup_fd = -1;
+	}
+	start_next();
 }
 
 void hook_reap(void)
 {
-	while (waitpid(-1, NULL, WNOHANG) > 0)
+	hook_dispatch();
+}
+
+void hook_drain(unsigned timeout_s)
+{
+	uint64_t until = clock_boot_ms() + (uint64_t)timeout_s * 1000;
+	char why[80];
+
+	hook_dispatch();
+	while (hooks.sup && wait_exit(hooks.sup, hooks.sup_fd, until) == CHILD_EXITED)
+		hook_dispatch();
+	if (!hooks.sup)
+		return;
+	snprintf(why, sizeof(why), "hooks still ran after %us at exit", timeout_s);
+	drop_waiting(why);
+	/* The supervisor ends its script as at the time limit, and logs it. */
+	kill(hooks.sup, SIGTERM);
+	if (wait_exit(hooks.sup, hooks.sup_fd, clock_boot_ms() + HOOK_GRACE_MS + 1000) !=
+	    CHILD_EXITED)
+		kill(hooks.sup, SIGKILL);
+	while (waitpid(hooks.sup, NULL, 0) < 0 && errno == EINTR)
 		;
+	if (hooks.sup_fd >= 0)
+		close(hooks.sup_fd);
+	hooks.sup = 0;
+	hooks.sup_fd = -1;
 }
 
 int hook_run_wait(char *const argv[], const char *input, unsigned timeout_s)
