@@ -159,6 +159,9 @@ void state_build_request(const struct client *cl, struct wgd_msg *req);
  */
 bool state_take_response(struct client *cl, const struct wgd_msg *req,
 			 const struct wgd_msg *resp, uint64_t started_ms, uint64_t now_ms);
+/* Queues the hook for reason, with the lease before (old) and after (new). */
+void state_run_hook(struct client *cl, const char *reason, const struct lease_state *old,
+		    const struct lease_state *new);
 /* Removes everything the lease put in place, running the hook with reason. */
 void state_drop_lease(struct client *cl, const char *reason);
 

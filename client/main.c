@@ -223,6 +223,7 @@ static void release_and_exit(void)
 	if (cl.added_server_route)
 		rtnl_route_del(cl.rt, cl.ifindex, &server_ll, CLIENT_RTPROT);
 	log_info("exiting; released the lease");
+	hook_drain(HOOK_DRAIN_EXIT_S);
 	exit(EXIT_OK);
 }
 
@@ -338,12 +339,10 @@ static void on_rtnl_event(const struct rtnl_event *ev, void *ctx)
 		return;
 	if (ev->type == RTNL_EV_LINK_DEL) {
 		log_info("%s is gone; exiting", cl.ifname);
-		if (cl.lease.bound) {
-			struct hook_env env = { .reason = "STOP", .interface = cl.ifname };
-
-			cl.sys->hook(&cl, &env);
-		}
+		if (cl.lease.bound)
+			state_run_hook(&cl, "STOP", &cl.lease, NULL);
 		configure_dns_remove(&cl, &cl.lease);
+		hook_drain(HOOK_DRAIN_EXIT_S);
 		exit(EXIT_OK);
 	}
 	if (ev->type == RTNL_EV_LINK) {
@@ -524,14 +523,18 @@ static void usage(FILE *f)
 /* Sleeps until the next timer or event. */
 static void wait_events(void)
 {
-	struct pollfd pfd[2] = {
+	/* The hook's descriptor changes as hooks start and end. */
+	struct pollfd pfd[3] = {
 		{ .fd = cl.sig_fd, .events = POLLIN },
 		{ .fd = rtnl_monitor_fd(cl.mon), .events = POLLIN },
+		{ .fd = hook_fd(), .events = POLLIN },
 	};
 	int ret;
 
-	if (poll(pfd, 2, state_poll_timeout(&cl, clock_boot_ms())) < 0 && errno != EINTR)
+	if (poll(pfd, 3, state_poll_timeout(&cl, clock_boot_ms())) < 0 && errno != EINTR)
 		fatal("poll");
+	if (pfd[2].revents & POLLIN)
+		hook_dispatch();
 	if (pfd[0].revents & POLLIN) {
 		struct signalfd_siginfo si;
 

@@ -189,8 +189,8 @@ void state_build_request(const struct client *cl, struct wgd_msg *req)
 	}
 }
 
-static void run_hook(struct client *cl, const char *reason, const struct lease_state *old,
-		     const struct lease_state *new)
+void state_run_hook(struct client *cl, const char *reason, const struct lease_state *old,
+		    const struct lease_state *new)
 {
 	struct hook_env env = {
 		.reason = reason,
@@ -222,7 +222,7 @@ void state_drop_lease(struct client *cl, const char *reason)
 
 	if (ls->bound) {
 		leasefile_save(cl, true);
-		run_hook(cl, reason, ls, NULL);
+		state_run_hook(cl, reason, ls, NULL);
 	}
 	configure_dns_remove(cl, ls);
 	configure_addr(cl, ls->has_ip4, &ls->ip4, false, NULL, 0);
@@ -433,7 +433,7 @@ bool state_take_response(struct client *cl, const struct wgd_msg *req,
 	log_info("%s: ip4 %s ip6 %s leasetime %u leasestart %u", same ? "renewed" : "bound", b4,
 		 b6, ls->leasetime, ls->leasestart);
 	leasefile_save(cl, false);
-	run_hook(cl, !same ? "BOUND" : was == CLIENT_REBINDING ? "REBIND" : "RENEW",
+	state_run_hook(cl, !same ? "BOUND" : was == CLIENT_REBINDING ? "REBIND" : "RENEW",
 		 old.bound ? &old : NULL, ls);
 	cl->has_hint4 = ls->has_ip4;
 	cl->has_hint6 = ls->has_ip6;
