@@ -320,7 +320,6 @@ static struct {
 	pid_t sup;		/* the running hook's supervisor, or 0 */
 	int sup_fd;		/* its pidfd, or -1 */
 	char running[16];	/* its reason */
-	pid_t owner;		/* the process whose exit drains the queue */
 } hooks = { .sup_fd = -1 };
 
 /* In the supervisor, the child of the client that runs one hook. */
@@ -404,12 +403,6 @@ static void drop_waiting(const char *why)
 	hooks.n = 0;
 }
 
-static void drain_at_exit(void)
-{
-	if (getpid() == hooks.owner)
-		hook_drain(HOOK_DRAIN_EXIT_S);
-}
-
 pid_t hook_run(const char *script, const struct hook_env *env, unsigned timeout_s)
 {
 	size_t len = strlen(script);
@@ -418,8 +411,6 @@ pid_t hook_run(const char *script, const struct hook_env *env, unsigned timeout_
 
 	if (len >= PATH_MAX)
 		return -ENAMETOOLONG;
-	if (!hooks.owner && !atexit(drain_at_exit))
-		hooks.owner = getpid();
 	/* A hook that has just ended makes room first. */
 	hook_dispatch();
 	if (hooks.n == HOOK_QUEUE_MAX) {

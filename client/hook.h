@@ -61,9 +61,7 @@
  * queuing it and before exit(), so that the client exits once its hooks
  * have run: with the default limit of 10 s, the hook running then and the
  * last one take at most 22 s, well within a service manager's time for a
- * stop (systemd's default is 90 s). Until that is wired in, the first
- * hook_run() registers the same drain with atexit(), which runs it in the
- * process that queued the hooks only.
+ * stop (systemd's default is 90 s).
  */
 
 #define HOOK_QUEUE_MAX 8	/* hooks waiting behind the running one */
