@@ -619,7 +619,7 @@ int main(int argc, char *argv[])
 			return EXIT_USAGE;
 		}
 	}
-	if (optind != argc - 1) {
+	if (optind != argc - 1 || !argv[optind]) {
 		usage(stderr);
 		return EXIT_USAGE;
 	}
@@ -633,8 +633,8 @@ int main(int argc, char *argv[])
 		fatalx("cannot initialise libsodium");
 	signal(SIGPIPE, SIG_IGN);
 
-	if (strlen(cl.ifname) >= IF_NAMESIZE) {
-		log_warnx("%s: interface names are at most %d characters", cl.ifname,
+	if (strlen(argv[optind]) >= IF_NAMESIZE) {
+		log_warnx("%s: interface names are at most %d characters", argv[optind],
 			  IF_NAMESIZE - 1);
 		return EXIT_USAGE;
 	}
