@@ -19,13 +19,22 @@ limit=180
 
 # The core scenario is the end-to-end suite's own: leases for two clients,
 # the hub's allowed-IPs and client-to-client pings, renewal, release on
-# SIGTERM, and a client's exit when its interface is deleted. Then a hub
+# SIGTERM, and a client's exit when its interface is deleted. Then the
+# client's routes beside an administrator's and beside other peers, and a
+# hostile hub's routes, addresses, lease times and MTUs: the client checks
+# them against the device it reads over generic netlink, and kernel
+# WireGuard allows MTUs far above wireguard-go's 65535. (The hostile hub's
+# strings and bad messages, and the request rates, do not depend on the
+# device: t_94c and t_94d run in the end-to-end suite only.) Then a hub
 # with clients of both kinds, and a hub with a thousand more peers.
 SCENARIOS=(
 	"$top/tests/e2e/t_10_lease.sh"
 	"$top/tests/e2e/t_20_renew.sh"
 	"$top/tests/e2e/t_30_release.sh"
 	"$top/tests/e2e/t_60_iface_delete.sh"
+	"$top/tests/e2e/t_89_client_routes.sh"
+	"$top/tests/e2e/t_94a_hostile_hub_routes.sh"
+	"$top/tests/e2e/t_94b_hostile_hub_leases.sh"
 	"$dir/t_mixed.sh"
 	"$dir/t_many_peers.sh"
 )
@@ -49,8 +58,9 @@ else
 fi
 
 export KERNEL_WG=1
-# The daemons come in the initramfs, built on the host.
+# The daemons and the stand-in hub come in the initramfs, built on the host.
 export SERVER_BIN=/opt/wgd/wg-dynamic-server CLIENT_BIN=/opt/wgd/wg-dynamic-client
+export FAKEHUB_BIN=/opt/wgd/fakehub
 # Everything runs slower under emulation.
 export WAIT_TIMEOUT=20
 

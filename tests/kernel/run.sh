@@ -14,8 +14,9 @@
 #   3. extracts vmlinux from vmlinuz (extract-vmlinux.sh) and the modules
 #      the VM needs, dependencies first (modules.dep), into the cache;
 #   4. assembles an initramfs: busybox, the host's bash, ip, ss, wg, ping,
-#      sysctl, pgrep, b2sum, timeout and wireguard-go, the daemons, their shared
-#      libraries, the modules, and tests/kernel/init;
+#      sysctl, pgrep, b2sum, timeout and wireguard-go, the daemons and the
+#      end-to-end helpers the scenarios run (built here when missing), their
+#      shared libraries, the modules, and tests/kernel/init;
 #   5. boots it with the source tree shared read-only over virtio-9p, runs
 #      every scenario in that one boot, and prints the time spent.
 # Delete tests/kernel/cache/ to start over from fresh downloads.
@@ -41,6 +42,8 @@ MODULES="virtio_pci 9pnet_virtio 9p wireguard veth tun"
 # Host programs the guest runs, beside busybox's applets.
 HOST_TOOLS="bash ip ss wg ping sysctl pgrep b2sum timeout wireguard-go"
 DAEMONS="server/wg-dynamic-server client/wg-dynamic-client"
+# The end-to-end helpers the scenarios run: the stand-in hub.
+HELPERS="tests/e2e/fakehub"
 boot_timeout=${KERNEL_BOOT_TIMEOUT:-120}
 kvm_boot_timeout=${KERNEL_KVM_BOOT_TIMEOUT:-20}
 run_timeout=${KERNEL_RUN_TIMEOUT:-1200}
@@ -131,6 +134,8 @@ host_tools() {
 	for t in $DAEMONS; do
 		[ -x "$top/$t" ] || fatal "$t is not built: run make"
 	done
+	# shellcheck disable=SC2086 # the helpers are words
+	make -C "$top" --no-print-directory $HELPERS >/dev/null || fatal "cannot build $HELPERS"
 }
 
 # ---- downloads and the kernel ----
@@ -286,7 +291,7 @@ initramfs_build() {
 	for t in $HOST_TOOLS; do
 		copy_elf "$(command -v "$t")" "/usr/bin/$t"
 	done
-	for t in $DAEMONS; do
+	for t in $DAEMONS $HELPERS; do
 		copy_elf "$top/$t" "/opt/wgd/$(basename "$t")"
 	done
 	cp "$cache/kernel/modules/"* "$stage/lib/modules/"
