@@ -20,7 +20,13 @@
 
 #define OTHER_UID 65534       /* nobody: a user that is neither root nor us */
 
-static char dir[64];          /* fresh per test, ours, mode 0700 */
+/*
+ * One directory for the run, removed by an unchecked teardown, which runs
+ * in the parent even when a test fails; a fresh one inside it per test,
+ * ours, mode 0700.
+ */
+static char base[64];
+static char dir[96];
 static int dfd = -1;
 static char why[8192];
 
@@ -43,9 +49,20 @@ static void remove_tree(const char *d)
 	rmdir(d);
 }
 
+static void setup_base(void)
+{
+	strcpy(base, "/tmp/wgd-file-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(base));
+}
+
+static void teardown_base(void)
+{
+	remove_tree(base);
+}
+
 static void setup(void)
 {
-	strcpy(dir, "/tmp/wgd-file-XXXXXX");
+	snprintf(dir, sizeof(dir), "%s/t-XXXXXX", base);
 	ck_assert_ptr_nonnull(mkdtemp(dir));
 	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	ck_assert_int_ge(dfd, 0);
@@ -445,6 +462,7 @@ int main(void)
 	SRunner *sr;
 	int failed;
 
+	tcase_add_unchecked_fixture(tc, setup_base, teardown_base);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, write_replaces_a_link_at_the_name);
 	tcase_add_test(tc, write_replaces_a_link_at_the_temporary_name);
