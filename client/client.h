@@ -30,7 +30,7 @@
 #define CLIENT_RTPROT 87
 /* A lease shorter than this counts as this long, so that no hub can make
  * the client ask faster than once per LEASE_MIN_S / 2. */
-#define LEASE_MIN_S 10
+#define LEASE_MIN_S WGD_LEASE_MIN_S
 /* UINT32_MAX is "forever" to the kernel; no lease ends up as that. */
 #define LIFETIME_MAX_S (UINT32_MAX - 1)
 /* The smallest MTU that IPv6, and so the tunnel's link-local, works with. */

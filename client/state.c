@@ -305,8 +305,8 @@ static void take_checked(struct client *cl, const struct wgd_msg *resp, const st
 		else
 			t->dns[t->n_dns++] = resp->dns[i];
 	}
-	if (resp->dns_search[0]) {
-		if (dns_search_valid(resp->dns_search)) {
+	if (resp->dns_search[0] || resp->dns_search_bad) {
+		if (!resp->dns_search_bad && dns_search_valid(resp->dns_search)) {
 			memcpy(t->dns_search, resp->dns_search, sizeof(t->dns_search));
 		} else {
 			char esc[LOG_ESCAPED_SIZE(WGD_MAX_DNS_SEARCH) + 2];
@@ -315,7 +315,9 @@ static void take_checked(struct client *cl, const struct wgd_msg *resp, const st
 			log_escape(resp->dns_search, strnlen(resp->dns_search, WGD_MAX_DNS_SEARCH),
 				   esc, sizeof(esc));
 			snprintf(q, sizeof(q), "\"%s\"", esc);
-			log_refused("dns_search", q, "not a comma-separated list of domain names");
+			log_refused("dns_search", q, resp->dns_search[0] ?
+				    "not a comma-separated list of domain names" :
+				    "empty, or longer than 255 bytes");
 		}
 	}
 	if (resp->mtu) {
@@ -330,7 +332,8 @@ static void take_checked(struct client *cl, const struct wgd_msg *resp, const st
 		}
 	}
 	t->leasetime = resp->leasetime;
-	if (t->leasetime < LEASE_MIN_S) {
+	/* Only a lease that is taken has a time to speak of. */
+	if (t->leasetime < LEASE_MIN_S && (t->has_ip4 || t->has_ip6)) {
 		/* Said once per value, not at every renewal. */
 		static uint32_t said = UINT32_MAX;
 
@@ -338,8 +341,9 @@ static void take_checked(struct client *cl, const struct wgd_msg *resp, const st
 			log_warnx("from the hub: leasetime %u: raised to %d s", t->leasetime,
 				  LEASE_MIN_S);
 		said = t->leasetime;
-		t->leasetime = LEASE_MIN_S;
 	}
+	if (t->leasetime < LEASE_MIN_S)
+		t->leasetime = LEASE_MIN_S;
 }
 
 bool state_take_response(struct client *cl, const struct wgd_msg *req,

@@ -234,16 +234,20 @@ static int parse_attr(struct wgd_parser *p, enum wgd_key key,
 	case WGD_KEY_DNS_SEARCH:
 		if (!seen_once(p, key))
 			return parser_fail(p, WGD_E_INVALID, repeated[key]);
-		/* Unlike errmsg, a truncated domain would be a wrong one. */
-		if (vlen == 0 || vlen > sizeof(m->dns_search) - 1)
-			return parser_fail(p, WGD_E_INVALID, "bad length of dns_search");
-		for (size_t i = 0; i < vlen; ++i) {
+		/*
+		 * A bad value costs the value, not the message: the lease in it
+		 * is still good. A cut domain would be a wrong one, so a long
+		 * value is dropped whole; any other is kept as sent, for the
+		 * client to judge (client/configure.c) and log escaped.
+		 */
+		m->dns_search_bad = vlen == 0 || vlen > sizeof(m->dns_search) - 1;
+		for (size_t i = 0; i < vlen && !m->dns_search_bad; ++i)
 			if (!is_domain_char(val[i]))
-				return parser_fail(p, WGD_E_INVALID,
-						   "bad character in dns_search");
+				m->dns_search_bad = true;
+		if (vlen <= sizeof(m->dns_search) - 1) {
+			memcpy(m->dns_search, val, vlen);
+			m->dns_search[vlen] = '\0';
 		}
-		memcpy(m->dns_search, val, vlen);
-		m->dns_search[vlen] = '\0';
 		return 0;
 	default:
 		/* Unknown keys are skipped so that newer peers can add some. */

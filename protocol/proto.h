@@ -25,6 +25,9 @@
 #define WGD_MAX_DNS 8
 #define WGD_MAX_ERRMSG 256    /* errmsg bytes kept, NUL included */
 #define WGD_MAX_DNS_SEARCH 256
+/* The shortest lease: a server gives none shorter, and a client takes a
+ * shorter one as this long, so that no hub can make it ask without pause. */
+#define WGD_LEASE_MIN_S 10
 
 /* Each key once: its enum name and its wire spelling. */
 #define WGD_KEYS(X)                    \
@@ -88,6 +91,10 @@ struct wgd_msg {
 	size_t n_dns;
 	struct wgd_ip dns[WGD_MAX_DNS];
 	char dns_search[WGD_MAX_DNS_SEARCH]; /* empty when absent */
+	/* A response's dns_search was empty, too long (dns_search is then
+	 * empty) or held a byte outside 0x21-0x7e (it is then kept as sent,
+	 * for the log). The rest of the message stands. */
+	bool dns_search_bad;
 	uint32_t mtu;                         /* 0 when absent */
 };
 

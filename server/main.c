@@ -2413,7 +2413,8 @@ int main(int argc, char *argv[])
 			parse_prefix_arg("--route", optarg, &srv.cfg_routes[srv.n_cfg_routes++]);
 			break;
 		case 'l':
-			srv.leasetime = (uint32_t)seconds_arg("--lease-time", optarg, 2, 86400 * 365);
+			srv.leasetime = (uint32_t)seconds_arg("--lease-time", optarg,
+							      WGD_LEASE_MIN_S, 86400 * 365);
 			break;
 		case 'q':
 			quarantine = seconds_arg("--quarantine", optarg, 0, 86400 * 365);

@@ -23,7 +23,7 @@ set -u
 
 POOL4=10.80.0.0/24
 POOL6=fd80::/64
-LEASE=8
+LEASE=10
 SERVER_OPTS=(--pool "$POOL4" --pool "$POOL6" --lease-time "$LEASE")
 
 e2e_init t_80_server_restart

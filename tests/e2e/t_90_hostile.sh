@@ -11,8 +11,8 @@
 # gives it (an errno=1 or errno=2 answer for what the parser refuses), or is
 # closed: at once after a half-close, at the idle timeout after silence.
 #
-# Meanwhile client 2 runs the real client with a 4-second lease, so it
-# renews every 2 seconds. Throughout, sampled every few tenths of a second:
+# Meanwhile client 2 runs the real client with a 10-second lease, the
+# shortest, so it renews every 5 seconds. Throughout, sampled every few tenths of a second:
 # client 2's addresses never change, on the client or on the hub; client 1's
 # peer on the hub holds at most one IPv4 and one IPv6 lease address, inside
 # the pools; no address is held by two peers. At the end both processes of
@@ -31,7 +31,7 @@ set -u
 POOL4=10.90.0.0/24
 POOL6=fd90::/64
 IDLE=2
-LEASE=4
+LEASE=10
 HOSTILE=$E2E_DIR/hostile
 CONNECT=$E2E_DIR/connect
 

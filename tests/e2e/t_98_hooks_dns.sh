@@ -32,7 +32,7 @@ fi
 HOOK
 chmod +x "$E2E_TMP/bin/resolvconf" "$E2E_TMP/hook"
 
-server_start --pool 10.98.0.0/24 --pool fd98::/64 --lease-time 4 --dns 192.0.2.53 \
+server_start --pool 10.98.0.0/24 --pool fd98::/64 --lease-time 10 --dns 192.0.2.53 \
 	--dns fd98::53 --dns-search example.net,example.org --mtu 1380
 PATH="$E2E_TMP/bin:$PATH" client_start 1 --script "$E2E_TMP/hook" --script-timeout 2
 client_wait_lease 1 || die "client 1 got no lease"
@@ -44,7 +44,7 @@ renewals() {
 renewed_twice() {
 	[ "$(renewals)" -ge 2 ]
 }
-check "the lease renews past a hanging script" wait_for -t 15 renewed_twice
+check "the lease renews past a hanging script" wait_for -t 20 renewed_twice
 check "the script saw BOUND with the lease" \
 	grep -q "^BOUND|${CLIENT_IF[1]}|${a4%/32}|fd98:.*||10.98.0.0/24 fd98::/64|10|192.0.2.53 fd98::53|example.net,example.org\$" "$HOOK_LOG"
 check "the hanging script was killed at its limit" \

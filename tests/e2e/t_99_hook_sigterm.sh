@@ -74,7 +74,7 @@ runs() {
 	[ -f "$HOOK_LOG" ] && wc -l <"$HOOK_LOG" || echo 0
 }
 
-server_start --pool 10.99.0.0/24 --pool fd99::/64 --lease-time 6
+server_start --pool 10.99.0.0/24 --pool fd99::/64 --lease-time 10
 client_start 1 --script "$E2E_TMP/hook" --script-timeout 2
 client_wait_lease 1 || die "client 1 got no lease"
 wait_for -t 5 test -s "$HOOK_LOG" || die "the script did not run"

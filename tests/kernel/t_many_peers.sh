@@ -93,7 +93,7 @@ ip netns exec "$HUB_NS" bash -c '
 churn_pid=$!
 E2E_PIDS+=("$churn_pid")
 
-server_start --pool "$POOL4" --pool "$POOL6" --lease-time 6
+server_start --pool "$POOL4" --pool "$POOL6" --lease-time 10
 client_start 1
 client_start 2
 client_wait_lease 1 30 || die "client 1 got no IPv4 and IPv6 lease"

@@ -1030,22 +1030,30 @@ START_TEST(test_strings)
 	assert_parses(WGD_PARSE_RESPONSE, buf);
 	ck_assert_uint_eq(strlen(parser.msg.dns_search), WGD_MAX_DNS_SEARCH - 1);
 
-	n = (size_t)sprintf(buf, "errno=0\ndns_search=");
+	ck_assert(!parser.msg.dns_search_bad);
+
+	/* A bad dns_search costs the value, not the lease beside it. */
+	n = (size_t)sprintf(buf, "ip=10.0.0.9\nerrno=0\ndns_search=");
 	memset(buf + n, 'd', WGD_MAX_DNS_SEARCH);
 	n += WGD_MAX_DNS_SEARCH;
 	strcpy(buf + n, "\n\n");
-	assert_resp_rejects(buf, WGD_E_INVALID, "bad length of dns_search");
+	assert_parses(WGD_PARSE_RESPONSE, buf);
+	ck_assert(parser.msg.dns_search_bad && parser.msg.has_ip4);
+	ck_assert_str_eq(parser.msg.dns_search, "");
 
-	assert_resp_rejects("errno=0\ndns_search=\n\n", WGD_E_INVALID,
-			    "bad length of dns_search");
-	assert_resp_rejects("errno=0\ndns_search=a b\n\n", WGD_E_INVALID,
-			    "bad character in dns_search");
-	assert_resp_rejects("errno=0\ndns_search=a\tb\n\n", WGD_E_INVALID,
-			    "bad character in dns_search");
-	assert_resp_rejects("errno=0\ndns_search=a\x7f\n\n", WGD_E_INVALID,
-			    "bad character in dns_search");
-	assert_resp_rejects("errno=0\ndns_search=\xc3\xa9t\xc3\xa9\n\n", WGD_E_INVALID,
-			    "bad character in dns_search");
+	assert_parses(WGD_PARSE_RESPONSE, "errno=0\ndns_search=\n\n");
+	ck_assert(parser.msg.dns_search_bad);
+	{
+		static const char *const bad[] = { "a b", "a\tb", "a\x7f", "\xc3\xa9t\xc3\xa9",
+						   "a\rb" };
+
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			sprintf(buf, "ip=10.0.0.9\nerrno=0\ndns_search=%s\n\n", bad[i]);
+			assert_parses(WGD_PARSE_RESPONSE, buf);
+			ck_assert(parser.msg.dns_search_bad && parser.msg.has_ip4);
+			ck_assert_str_eq(parser.msg.dns_search, bad[i]);
+		}
+	}
 }
 END_TEST
 
