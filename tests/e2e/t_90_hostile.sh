@@ -116,8 +116,9 @@ check_eq "the same holds at the end" "" "$p"
 
 renewals=$(log_since "${CLIENT_LOG[2]}" "$mark2" | grep -c '^renewed: ')
 say "client 2 renewed $renewals times in ${took}s"
-check "client 2 kept renewing during the run (at least one renewal per 4 s)" \
-	test "$renewals" -ge $((took / 4))
+# T1 is half the lease, with 10 % jitter: a renewal every 5.5 s at most.
+check "client 2 kept renewing during the run (at least one renewal per 6 s)" \
+	test "$renewals" -ge $((took / 6))
 check_eq "client 2's renewals kept its addresses" "ip4 ${a4%/*} ip6 ${a6%/*}" \
 	"$(log_since "${CLIENT_LOG[2]}" "$mark2" |
 		sed -n 's/^renewed: \(ip4 [^ ]* ip6 [^ ]*\) .*/\1/p' | sort -u)"
