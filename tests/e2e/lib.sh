@@ -472,6 +472,15 @@ client_create() {
 	ip -n "$ns" link set "$ifname" up || die "cannot bring $ifname up"
 }
 
+# client_route_hub N: the route to the hub's fe80:: that wg-dynamic-client
+# adds at start, for tests that speak for client N without it. A kernel
+# WireGuard interface has none of its own; wireguard-go's fe80::/64 is
+# still there, and the longer route changes nothing.
+client_route_hub() {
+	ip -n "${CLIENT_NS[$1]}" -6 route replace fe80::/128 dev "${CLIENT_IF[$1]}" ||
+		die "cannot route fe80::/128 on ${CLIENT_IF[$1]}"
+}
+
 # topology_create N: the hub and clients 1..N, all in the default mode.
 topology_create() {
 	local n

@@ -29,6 +29,7 @@ e2e_init t_21_repeat
 [ -x "$CONNECT" ] || die "$CONNECT is missing: run make e2e"
 [ -x "$HOSTILE" ] || die "$HOSTILE is missing: run make e2e"
 topology_create 1
+client_route_hub 1
 server_start --pool "$POOL4" --pool "$POOL6" --lease-time "$LEASE"
 
 # ask N: one request from client 1; its answer goes to $E2E_TMP/ask-N.out.

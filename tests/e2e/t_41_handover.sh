@@ -27,6 +27,8 @@ e2e_init t_41_handover
 [ -x "$CONNECT" ] || die "$CONNECT is missing: run make e2e"
 [ -x "$HOSTILE" ] || die "$HOSTILE is missing: run make e2e"
 topology_create 2
+client_route_hub 1
+client_route_hub 2
 server_start --pool "$POOL4" --pool "$POOL6"
 engine=$(pgrep -P "$SERVER_PID" -x wg-dynamic-serv | head -n 1)
 [ -n "$engine" ] || die "the server has no engine process"

@@ -25,8 +25,12 @@ limit=180
 # them against the device it reads over generic netlink, and kernel
 # WireGuard allows MTUs far above wireguard-go's 65535. (The hostile hub's
 # strings and bad messages, and the request rates, do not depend on the
-# device: t_94c and t_94d run in the end-to-end suite only.) Then a hub
-# with clients of both kinds, and a hub with a thousand more peers.
+# device: t_94c and t_94d run in the end-to-end suite only.) Then the
+# server's side of the hardening: an early repeat that changes nothing on
+# the device, a release and a grant of one address in one round, and the
+# privileged parent's rules against a rogue engine, each checked against
+# what kernel WireGuard holds. Then a hub with clients of both kinds, and a
+# hub with a thousand more peers.
 SCENARIOS=(
 	"$top/tests/e2e/t_10_lease.sh"
 	"$top/tests/e2e/t_20_renew.sh"
@@ -35,6 +39,9 @@ SCENARIOS=(
 	"$top/tests/e2e/t_89_client_routes.sh"
 	"$top/tests/e2e/t_94a_hostile_hub_routes.sh"
 	"$top/tests/e2e/t_94b_hostile_hub_leases.sh"
+	"$top/tests/e2e/t_21_repeat.sh"
+	"$top/tests/e2e/t_41_handover.sh"
+	"$top/tests/e2e/t_92_privsep.sh"
 	"$dir/t_mixed.sh"
 	"$dir/t_many_peers.sh"
 )

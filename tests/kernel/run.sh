@@ -42,8 +42,10 @@ MODULES="virtio_pci 9pnet_virtio 9p wireguard veth tun"
 # Host programs the guest runs, beside busybox's applets.
 HOST_TOOLS="bash ip ss wg ping sysctl pgrep b2sum timeout wireguard-go"
 DAEMONS="server/wg-dynamic-server client/wg-dynamic-client"
-# The end-to-end helpers the scenarios run: the stand-in hub.
-HELPERS="tests/e2e/fakehub"
+# The end-to-end helpers the scenarios run: the stand-in hub, the hostile
+# requester, a bare connection, and the engine's stand-in before the
+# parent. Built here when missing; the scenarios find them in the tree.
+HELPERS="tests/e2e/fakehub tests/e2e/hostile tests/e2e/connect tests/e2e/rogue-engine"
 boot_timeout=${KERNEL_BOOT_TIMEOUT:-120}
 kvm_boot_timeout=${KERNEL_KVM_BOOT_TIMEOUT:-20}
 run_timeout=${KERNEL_RUN_TIMEOUT:-1200}
