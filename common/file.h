@@ -113,20 +113,4 @@ int file_write_atomic_at(int dirfd, const char *name, const void *buf, size_t le
  * (so never through a symbolic link); the length or -errno. */
 ssize_t file_read_at(int dirfd, const char *name, void *buf, size_t max);
 
-/*
- * By path, for callers that have not opened their directory with
- * file_dir_open_secure(): the directory path is trusted as given, and the
- * file in it handled as by the _at functions above.
- */
-
-/* Creates dir and its parents; the last with mode 0700. 0 or -errno. */
-int file_mkdir_p(const char *dir);
-
-/* Fsyncs a directory, so that a rename or creation in it is durable. */
-int file_fsync_dir(const char *dir);
-
-int file_write_atomic(const char *dir, const char *name, const void *buf, size_t len,
-		      mode_t mode);
-ssize_t file_read(const char *dir, const char *name, void *buf, size_t max);
-
 #endif
