@@ -37,6 +37,7 @@
 #include "../common/log.h"
 #include "../common/notify.h"
 #include "../common/rtnl.h"
+#include "../common/version.h"
 #include "../common/wgdev.h"
 #include "../protocol/proto.h"
 #include "client.h"
@@ -517,7 +518,8 @@ static void usage(FILE *f)
 		"  --script-timeout SECS  kill the script after SECS (default 10)\n"
 		"  --no-dns            do not hand pushed DNS servers to resolvconf\n"
 		"  --no-mtu            do not apply a pushed MTU\n"
-		"  -h, --help          show this help\n");
+		"  -h, --help          show this help\n"
+		"  --version           show the version\n");
 }
 
 /* Sleeps until the next timer or event. */
@@ -563,6 +565,7 @@ int main(int argc, char *argv[])
 		{ "no-dns", no_argument, NULL, 'N' },
 		{ "no-mtu", no_argument, NULL, 'M' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct rtnl_link link;
@@ -611,6 +614,9 @@ int main(int argc, char *argv[])
 		case 'M':
 			cl.no_mtu = true;
 			break;
+		case 'V':
+			printf("wg-dynamic-client %s\n", WGD_VERSION);
+			return 0;
 		case 'h':
 			usage(stdout);
 			return EXIT_OK;

@@ -43,6 +43,7 @@
 #include "../common/notify.h"
 #include "../common/ratelimit.h"
 #include "../common/rtnl.h"
+#include "../common/version.h"
 #include "../common/wgdev.h"
 #include "../protocol/proto.h"
 #include "journal.h"
@@ -2348,7 +2349,8 @@ static void usage(FILE *f)
 		"  --device-refresh SECS  re-read the device this often (default 30,\n"
 		"                      or 3 with --auto-ll)\n"
 		"  -v, --verbose       log debug messages\n"
-		"  -h, --help          show this help\n");
+		"  -h, --help          show this help\n"
+		"  --version           show the version\n");
 }
 
 static void parse_prefix_arg(const char *opt, const char *arg, struct wgd_ip *out)
@@ -2379,6 +2381,7 @@ int main(int argc, char *argv[])
 		{ "device-refresh", required_argument, NULL, 'R' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct rtnl_link link;
@@ -2466,6 +2469,9 @@ int main(int argc, char *argv[])
 		case 'v':
 			verbose++;
 			break;
+		case 'V':
+			printf("wg-dynamic-server %s\n", WGD_VERSION);
+			return 0;
 		case 'h':
 			usage(stdout);
 			return EXIT_OK;
