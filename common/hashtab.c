@@ -8,8 +8,7 @@
 #include "hashtab.h"
 #include "rng.h"
 
-/* A cache line of entries. */
-#define BUCKET_SLOTS 8
+#define BUCKET_SLOTS HASHTAB_BUCKET_SLOTS
 #define MIN_BUCKETS 8
 /* Moves an insertion may make before the table grows instead: filling to
  * 31/32, about one insertion in ten thousand needs more than 64. */
@@ -30,15 +29,9 @@ static uint32_t entry_index(uint64_t e)
 	return (uint32_t)e - 1;
 }
 
-/* A hash's two buckets in a table of n: the second differs from the first
- * by a nonzero mask from all of the hash's bits, so each is the other's
- * partner, and they are never the same bucket. */
 static void hash_buckets(uint32_t n, uint32_t hash, uint32_t *b1, uint32_t *b2)
 {
-	uint32_t mask = n - 1;
-
-	*b1 = hash & mask;
-	*b2 = *b1 ^ (((uint32_t)((hash * UINT64_C(0x9e3779b97f4a7c15)) >> 32) | 1) & mask);
+	hashtab_buckets(n, hash, b1, b2);
 }
 
 static uint64_t *bucket_in(uint64_t *slots, uint32_t b)
@@ -100,22 +93,10 @@ void hashtab_prefetch(const struct hashtab *ht, uint32_t hash)
 	__builtin_prefetch(bucket(ht, b2));
 }
 
-uint32_t hashtab_find(const struct hashtab *ht, uint32_t hash,
-		      bool (*match)(uint32_t idx, const void *ctx), const void *ctx)
+/* The stash's part of hashtab_find(). */
+uint32_t hashtab_find_stash(const struct hashtab *ht, uint32_t hash,
+			    bool (*match)(uint32_t idx, const void *ctx), const void *ctx)
 {
-	uint32_t b[2], i, j;
-
-	hash_buckets(ht->n_buckets, hash, &b[0], &b[1]);
-	/* Both cache lines at once: a key that is absent needs both. */
-	__builtin_prefetch(bucket(ht, b[1]));
-	for (i = 0; i < 2; i++) {
-		const uint64_t *s = bucket(ht, b[i]);
-
-		for (j = 0; j < BUCKET_SLOTS; j++) {
-			if (s[j] && entry_hash(s[j]) == hash && match(entry_index(s[j]), ctx))
-				return entry_index(s[j]);
-		}
-	}
 	for (size_t k = 0; k < ht->n_stash; k++) {
 		if (entry_hash(ht->stash[k]) == hash && match(entry_index(ht->stash[k]), ctx))
 			return entry_index(ht->stash[k]);

@@ -33,6 +33,8 @@
  */
 
 #define HASHTAB_NONE UINT32_MAX
+/* Entries per bucket: a cache line. */
+#define HASHTAB_BUCKET_SLOTS 8
 
 struct hashtab {
 	uint64_t *slots;           /* entry: hash << 32 | (index + 1); 0 empty */
@@ -71,11 +73,45 @@ int hashtab_insert(struct hashtab *ht, uint32_t hash, uint32_t idx);
 int hashtab_remove(struct hashtab *ht, uint32_t hash, uint32_t idx);
 
 /*
+ * A hash's two buckets in a table of n: the second differs from the first
+ * by a nonzero mask from all of the hash's bits, so each is the other's
+ * partner, and they are never the same bucket.
+ */
+static inline void hashtab_buckets(uint32_t n, uint32_t hash, uint32_t *b1, uint32_t *b2)
+{
+	uint32_t mask = n - 1;
+
+	*b1 = hash & mask;
+	*b2 = *b1 ^ (((uint32_t)((hash * UINT64_C(0x9e3779b97f4a7c15)) >> 32) | 1) & mask);
+}
+
+uint32_t hashtab_find_stash(const struct hashtab *ht, uint32_t hash,
+			    bool (*match)(uint32_t idx, const void *ctx), const void *ctx);
+
+/*
  * The index under hash for which match(idx, ctx) holds, or HASHTAB_NONE.
  * match is called only for entries whose hash is equal, in no set order.
+ * Inline, so that match is too: a lookup is on every request's path.
  */
-uint32_t hashtab_find(const struct hashtab *ht, uint32_t hash,
-		      bool (*match)(uint32_t idx, const void *ctx), const void *ctx);
+static inline uint32_t hashtab_find(const struct hashtab *ht, uint32_t hash,
+				    bool (*match)(uint32_t idx, const void *ctx),
+				    const void *ctx)
+{
+	uint32_t b[2];
+
+	hashtab_buckets(ht->n_buckets, hash, &b[0], &b[1]);
+	/* Both cache lines at once: a key that is absent needs both. */
+	__builtin_prefetch(&ht->slots[(size_t)b[1] * HASHTAB_BUCKET_SLOTS]);
+	for (unsigned i = 0; i < 2; i++) {
+		const uint64_t *s = &ht->slots[(size_t)b[i] * HASHTAB_BUCKET_SLOTS];
+
+		for (unsigned j = 0; j < HASHTAB_BUCKET_SLOTS; j++) {
+			if (s[j] && (uint32_t)(s[j] >> 32) == hash && match((uint32_t)s[j] - 1, ctx))
+				return (uint32_t)s[j] - 1;
+		}
+	}
+	return ht->n_stash ? hashtab_find_stash(ht, hash, match, ctx) : HASHTAB_NONE;
+}
 
 /* Starts loading the two cache lines a lookup of hash reads, for a caller
  * with other misses to wait for at the same time. */
