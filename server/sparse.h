@@ -8,6 +8,19 @@
 
 #include "u128.h"
 
+/*
+ * The state of a sparse pool (an IPv6 /64, say): the offsets leased, in a
+ * set of their own, and the offsets reserved, as sorted disjoint ranges.
+ *
+ * The set is bucketized cuckoo hashing, as common/hashtab.c is, but it
+ * stores the offsets themselves rather than indices into an array beside
+ * it: 8 bytes an offset at 31/32 full (16 past 64 host bits), and one
+ * visit per lookup. The shared table would need the array too, 16 bytes
+ * an offset, and a second cache line for every hit: tests/bench/
+ * bench_hashtab measures both. Offset 0 marks an empty slot, which is
+ * safe as a sparse pool never leases it.
+ */
+
 /* A sparse pool's buckets: a cache line of slots each. */
 #define SPARSE_BUCKET_SLOTS 8
 
@@ -28,13 +41,18 @@ struct sparse_pool {
 	size_t nranges, ranges_cap;
 };
 
+/* Slot i of the set's nbuckets * SPARSE_BUCKET_SLOTS: empty, or its offset. */
 bool sp_slot_empty(const struct sparse_pool *sp, size_t i);
 struct u128 sp_slot_get(const struct sparse_pool *sp, size_t i);
+/* The two buckets off may live in (for prefetching); nbuckets must not be 0. */
 void sp_buckets(const struct sparse_pool *sp, struct u128 off, size_t *b1, size_t *b2);
 bool sp_leased(const struct sparse_pool *sp, struct u128 off);
+/* Adds off (not 0) to the leased set: 0, -EEXIST when it is there, or -ENOMEM. */
 int sp_insert(struct sparse_pool *sp, struct u128 off);
+/* Takes off out of the leased set; nothing when it is not there. */
 void sp_remove(struct sparse_pool *sp, struct u128 off);
 bool sp_reserved(const struct sparse_pool *sp, struct u128 off);
+/* Reserves first to last, merging with the ranges it meets: 0 or -ENOMEM. */
 int sp_reserve(struct sparse_pool *sp, struct u128 first, struct u128 last);
 
 #endif

@@ -9,6 +9,11 @@
 
 #include "../protocol/ipaddr.h"
 
+/*
+ * Unsigned 128-bit numbers as a pair of words, for address arithmetic: a
+ * pool's offsets reach 2^128 in an IPv6 /0. Inline, as the pools use them
+ * on every take.
+ */
 struct u128 {
 	uint64_t hi, lo;
 };
