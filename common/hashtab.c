@@ -238,8 +238,30 @@ static bool fits(const struct hashtab *ht, size_t n)
 
 int hashtab_reserve(struct hashtab *ht, size_t n)
 {
+	uint32_t n_buckets = ht->n_buckets;
+	uint64_t *slots;
 	int ret;
 
+	/*
+	 * An empty table is allocated at its final size at once: growing it
+	 * step by step would touch twice the memory, and a first touch costs
+	 * a page fault.
+	 */
+	if (!ht->count && !fits(ht, n)) {
+		while ((size_t)n_buckets * BUCKET_SLOTS * 31 < n * 32) {
+			if (n_buckets > UINT32_MAX / 2)
+				return -ENOMEM;
+			n_buckets *= 2;
+		}
+		slots = slots_alloc(n_buckets);
+		if (!slots)
+			return -ENOMEM;
+		memset(slots, 0, (size_t)n_buckets * BUCKET_SLOTS * sizeof(uint64_t));
+		free(ht->slots);
+		ht->slots = slots;
+		ht->n_buckets = n_buckets;
+		return 0;
+	}
 	while (!fits(ht, n)) {
 		ret = grow(ht);
 		if (ret)
