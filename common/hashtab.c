@@ -29,11 +29,6 @@ static uint32_t entry_index(uint64_t e)
 	return (uint32_t)e - 1;
 }
 
-static void hash_buckets(uint32_t n, uint32_t hash, uint32_t *b1, uint32_t *b2)
-{
-	hashtab_buckets(n, hash, b1, b2);
-}
-
 static uint64_t *bucket_in(uint64_t *slots, uint32_t b)
 {
 	return &slots[(size_t)b * BUCKET_SLOTS];
@@ -88,7 +83,7 @@ void hashtab_prefetch(const struct hashtab *ht, uint32_t hash)
 {
 	uint32_t b1, b2;
 
-	hash_buckets(ht->n_buckets, hash, &b1, &b2);
+	hashtab_buckets(ht->n_buckets, hash, &b1, &b2);
 	__builtin_prefetch(bucket(ht, b1));
 	__builtin_prefetch(bucket(ht, b2));
 }
@@ -132,7 +127,7 @@ static int place(uint64_t *slots, uint32_t n, uint64_t e)
 	uint32_t b, b1, b2, k;
 	unsigned e1, e2;
 
-	hash_buckets(n, entry_hash(e), &b1, &b2);
+	hashtab_buckets(n, entry_hash(e), &b1, &b2);
 	s1 = bucket_empty(bucket_in(slots, b1), &e1);
 	s2 = bucket_empty(bucket_in(slots, b2), &e2);
 	if (e1 || e2) {
@@ -147,7 +142,7 @@ static int place(uint64_t *slots, uint32_t n, uint64_t e)
 		*victim = carried;
 		path[k] = victim;
 		carried = evicted;
-		hash_buckets(n, entry_hash(carried), &b1, &b2);
+		hashtab_buckets(n, entry_hash(carried), &b1, &b2);
 		b = b1 == b ? b2 : b1;
 		s1 = bucket_empty(bucket_in(slots, b), &e1);
 		if (s1) {
@@ -212,9 +207,9 @@ static int grow(struct hashtab *ht)
 
 			if (!s[j])
 				continue;
-			hash_buckets(n, entry_hash(s[j]), &b1, &b2);
+			hashtab_buckets(n, entry_hash(s[j]), &b1, &b2);
 			first = b == b1;
-			hash_buckets(2 * n, entry_hash(s[j]), &b1, &b2);
+			hashtab_buckets(2 * n, entry_hash(s[j]), &b1, &b2);
 			half = (first ? b1 : b2) != b;
 			bucket_in(grown, b + half * n)[fill[half]++] = s[j];
 		}
@@ -309,7 +304,7 @@ int hashtab_remove(struct hashtab *ht, uint32_t hash, uint32_t idx)
 	uint64_t e = entry_of(hash, idx);
 	uint32_t b[2], i, j;
 
-	hash_buckets(ht->n_buckets, hash, &b[0], &b[1]);
+	hashtab_buckets(ht->n_buckets, hash, &b[0], &b[1]);
 	for (i = 0; i < 2; i++) {
 		uint64_t *s = bucket(ht, b[i]);
 

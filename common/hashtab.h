@@ -85,6 +85,7 @@ static inline void hashtab_buckets(uint32_t n, uint32_t hash, uint32_t *b1, uint
 	*b2 = *b1 ^ (((uint32_t)((hash * UINT64_C(0x9e3779b97f4a7c15)) >> 32) | 1) & mask);
 }
 
+/* The stash's part of hashtab_find(), for it alone. */
 uint32_t hashtab_find_stash(const struct hashtab *ht, uint32_t hash,
 			    bool (*match)(uint32_t idx, const void *ctx), const void *ctx);
 
