@@ -82,7 +82,7 @@ FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS := $(FUZZ_SRC:.c=)
 FUZZ_LIB := tests/fuzz/build/libwgd-fuzz.a
 FUZZ_LIB_SRC := protocol/ipaddr.c protocol/proto.c common/file.c common/rtnl.c \
-	common/keyindex.c common/wgview.c \
+	common/hashtab.c common/keyindex.c common/wgview.c \
 	common/wgdev.c common/wgdev-genl.c common/wgdev-uapi.c server/journal.c \
 	common/key.c common/log.c common/rng.c \
 	client/state.c client/configure.c client/leasefile.c client/hook.c

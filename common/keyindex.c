@@ -1,65 +1,71 @@
 // SPDX-License-Identifier: MIT
 
 #include <errno.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "keyindex.h"
 
-#define EMPTY UINT32_MAX
+struct key_query {
+	const uint8_t (*keys)[WG_KEY_LEN];
+	const uint8_t *pubkey;
+};
 
-/* The slot holding pubkey, or the empty slot where it would go. */
-static size_t slot_of(const struct key_index *ki, const uint8_t *pubkey)
+static bool key_match(uint32_t pos, const void *ctx)
 {
-	uint64_t h;
-	size_t i;
+	const struct key_query *q = ctx;
 
-	crypto_shorthash((uint8_t *)&h, pubkey, WG_KEY_LEN, ki->hash_key);
-	for (i = (size_t)h & ki->mask; ki->slots[i] != EMPTY; i = (i + 1) & ki->mask)
-		if (!memcmp(ki->keys[ki->slots[i]], pubkey, WG_KEY_LEN))
-			break;
-	return i;
+	return !memcmp(q->keys[pos], q->pubkey, WG_KEY_LEN);
+}
+
+static uint32_t key_find(const struct key_index *ki, const uint8_t *pubkey, uint32_t hash)
+{
+	const struct key_query q = { ki->keys, pubkey };
+
+	return hashtab_find(&ki->table, hash, key_match, &q);
 }
 
 int key_index_build(struct key_index *ki, const uint8_t (*keys)[WG_KEY_LEN], size_t n)
 {
-	size_t size = 16;
+	int ret;
 
 	memset(ki, 0, sizeof(*ki));
-	if (n >= EMPTY)
+	if (n >= HASHTAB_NONE)
 		return -ENOMEM;
-	while (size < n * 2)
-		size *= 2;
-	ki->slots = malloc(size * sizeof(*ki->slots));
-	if (!ki->slots)
-		return -ENOMEM;
-	memset(ki->slots, 0xff, size * sizeof(*ki->slots));
-	ki->mask = size - 1;
+	ret = hashtab_init(&ki->table);
+	if (!ret)
+		ret = hashtab_reserve(&ki->table, n);
+	if (ret) {
+		key_index_free(ki);
+		return ret;
+	}
 	ki->keys = keys;
-	crypto_shorthash_keygen(ki->hash_key);
 	for (size_t i = 0; i < n; i++) {
-		size_t s = slot_of(ki, keys[i]);
+		uint32_t hash = hashtab_hash(&ki->table, keys[i], WG_KEY_LEN);
 
-		if (ki->slots[s] == EMPTY) {
-			ki->slots[s] = (uint32_t)i;
-			ki->n_unique++;
+		if (key_find(ki, keys[i], hash) != HASHTAB_NONE)
+			continue;
+		ret = hashtab_insert(&ki->table, hash, (uint32_t)i);
+		if (ret) {
+			key_index_free(ki);
+			return ret;
 		}
+		ki->n_unique++;
 	}
 	return 0;
 }
 
 void key_index_free(struct key_index *ki)
 {
-	free(ki->slots);
+	hashtab_free(&ki->table);
 	memset(ki, 0, sizeof(*ki));
 }
 
 size_t key_index_find(const struct key_index *ki, const uint8_t pubkey[WG_KEY_LEN])
 {
-	size_t s;
+	uint32_t pos;
 
-	if (!ki->slots)
+	if (!ki->table.slots)
 		return SIZE_MAX;
-	s = slot_of(ki, pubkey);
-	return ki->slots[s] == EMPTY ? SIZE_MAX : ki->slots[s];
+	pos = key_find(ki, pubkey, hashtab_hash(&ki->table, pubkey, WG_KEY_LEN));
+	return pos == HASHTAB_NONE ? SIZE_MAX : pos;
 }

@@ -5,22 +5,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <sodium.h>
-
+#include "hashtab.h"
 #include "wgdev.h"
 
 /*
- * Finds public keys held in an array by their position in it: an
- * open-addressing table of 32-bit positions, at most half full, hashed with
- * a random SipHash key. Built once over keys that do not change; the array
- * stays the caller's. At a million keys the table is 8 MB.
+ * Finds public keys held in an array by their position in it, through a
+ * hash table of positions (common/hashtab.h). Built once over keys that do
+ * not change; the array stays the caller's. At a million keys the table is
+ * 8 MB.
  */
 struct key_index {
 	const uint8_t (*keys)[WG_KEY_LEN];
 	size_t n_unique;        /* keys indexed; a repeat is found at its first place */
-	uint32_t *slots;        /* positions in keys, or UINT32_MAX */
-	size_t mask;
-	uint8_t hash_key[crypto_shorthash_KEYBYTES];
+	struct hashtab table;   /* positions in keys */
 };
 
 /* 0, or -ENOMEM (more than UINT32_MAX - 1 keys included). */

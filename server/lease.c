@@ -8,18 +8,13 @@
 #include <sodium.h>
 
 #include "../common/array.h"
-#include "../common/rng.h"
+#include "../common/hashtab.h"
 #include "lease.h"
 
 _Static_assert(sizeof(struct lease) == 84, "struct lease has grown");
 
 /* The free-list end, and so one more than the last lease index. */
 #define NO_LEASE ((UINT32_C(1) << 30) - 1)
-/* The key index: buckets of a cache line, and the moves an insertion may
- * make before the index grows instead, as in the sparse pools. */
-#define BUCKET_SLOTS 8
-#define MIN_BUCKETS 8
-#define KICKS 256
 
 struct heap_entry {
 	uint32_t expires;          /* the lease's, here to spare a visit */
@@ -34,19 +29,8 @@ struct lease_table {
 	uint32_t free_head;
 	size_t count;
 
-	/*
-	 * The key index, a bucketized cuckoo hash as in the sparse pools:
-	 * the entry of a lease is the top 32 bits of its key's hash (its
-	 * tag) above its index plus one, and 0 marks an empty slot. The tag
-	 * picks the entry's two buckets, so entries move and the index grows
-	 * without a look at any lease, and the tag's other bits tell apart
-	 * the entries of a bucket: at a million leases, a lookup visits a
-	 * lease not its own once in a few thousand. 8 bytes a slot, up to
-	 * 31/32 full: 8.3 to 17 bytes a lease.
-	 */
-	uint64_t *buckets;
-	uint32_t n_buckets;        /* a power of two */
-	uint8_t hash_key[crypto_shorthash_KEYBYTES];
+	/* The key index: slab positions by the hash of their key. */
+	struct hashtab index;
 
 	struct heap_entry *heap;   /* earliest expiry first */
 
@@ -58,237 +42,35 @@ struct lease_table {
 	size_t n_quarantine, cap_quarantine;
 };
 
-/* SipHash under a key of the table's own: peers cannot pick keys that pile
- * up in a few buckets. */
-static uint32_t key_tag(const struct lease_table *lt, const uint8_t *pubkey)
+static uint32_t key_hash(const struct lease_table *lt, const uint8_t *pubkey)
 {
-	uint64_t h;
-
-	crypto_shorthash((uint8_t *)&h, pubkey, WG_KEY_LEN, lt->hash_key);
-	return (uint32_t)(h >> 32);
+	return hashtab_hash(&lt->index, pubkey, WG_KEY_LEN);
 }
 
-static uint64_t entry_of(uint32_t tag, uint32_t idx)
+struct key_query {
+	const struct lease_table *lt;
+	const uint8_t *pubkey;
+};
+
+static bool key_match(uint32_t idx, const void *ctx)
 {
-	return (uint64_t)tag << 32 | (idx + 1);
-}
+	const struct key_query *q = ctx;
 
-static uint32_t entry_tag(uint64_t e)
-{
-	return (uint32_t)(e >> 32);
-}
-
-static uint32_t entry_index(uint64_t e)
-{
-	return (uint32_t)e - 1;
-}
-
-/* A tag's two buckets in a table of n: the second differs from the first
- * by a nonzero mask from all of the tag's bits, so each is the other's
- * partner. */
-static void tag_buckets(uint32_t n, uint32_t tag, uint32_t *b1, uint32_t *b2)
-{
-	uint32_t mask = n - 1;
-
-	*b1 = tag & mask;
-	*b2 = *b1 ^ (((uint32_t)((tag * UINT64_C(0x9e3779b97f4a7c15)) >> 32) | 1) & mask);
-}
-
-static uint64_t *bucket(const struct lease_table *lt, uint32_t b)
-{
-	return &lt->buckets[(size_t)b * BUCKET_SLOTS];
-}
-
-static void index_prefetch(const struct lease_table *lt, uint32_t tag)
-{
-	uint32_t b1, b2;
-
-	tag_buckets(lt->n_buckets, tag, &b1, &b2);
-	__builtin_prefetch(bucket(lt, b1));
-	__builtin_prefetch(bucket(lt, b2));
-}
-
-/* The slot holding the lease with pubkey and tag, or NULL. */
-static uint64_t *index_find(const struct lease_table *lt, const uint8_t *pubkey, uint32_t tag)
-{
-	uint32_t b[2], i, j;
-
-	tag_buckets(lt->n_buckets, tag, &b[0], &b[1]);
-	for (i = 0; i < 2; i++) {
-		uint64_t *s = bucket(lt, b[i]);
-
-		for (j = 0; j < BUCKET_SLOTS; j++) {
-			if (s[j] && entry_tag(s[j]) == tag &&
-			    !memcmp(lt->leases[entry_index(s[j])].pubkey, pubkey, WG_KEY_LEN))
-				return &s[j];
-		}
-	}
-	return NULL;
-}
-
-/* The slot holding exactly entry e, or NULL. */
-static uint64_t *index_find_entry(const struct lease_table *lt, uint64_t e)
-{
-	uint32_t b[2], i, j;
-
-	tag_buckets(lt->n_buckets, entry_tag(e), &b[0], &b[1]);
-	for (i = 0; i < 2; i++) {
-		uint64_t *s = bucket(lt, b[i]);
-
-		for (j = 0; j < BUCKET_SLOTS; j++) {
-			if (s[j] == e)
-				return &s[j];
-		}
-	}
-	return NULL;
-}
-
-/* The first empty slot of bucket s, or NULL; *empty counts them. */
-static uint64_t *bucket_empty(uint64_t *s, unsigned *empty)
-{
-	uint64_t *first = NULL;
-	uint32_t j;
-
-	*empty = 0;
-	for (j = BUCKET_SLOTS; j-- > 0;) {
-		if (!s[j]) {
-			first = &s[j];
-			++*empty;
-		}
-	}
-	return first;
-}
-
-/*
- * Puts entry e into the emptier of its buckets in the table of n buckets.
- * When both are full, a random entry of one makes way and moves to its own
- * other bucket, and so on down a random walk; if the walk is too long the
- * moves are undone, the table is as it was, and the answer is -ENOSPC.
- */
-static int index_place(uint64_t *buckets, uint32_t n, uint64_t e)
-{
-	uint64_t *path[KICKS], *s1, *s2, carried = e;
-	uint32_t b, b1, b2, k;
-	unsigned e1, e2;
-
-	tag_buckets(n, entry_tag(e), &b1, &b2);
-	s1 = bucket_empty(&buckets[(size_t)b1 * BUCKET_SLOTS], &e1);
-	s2 = bucket_empty(&buckets[(size_t)b2 * BUCKET_SLOTS], &e2);
-	if (e1 || e2) {
-		*(e1 >= e2 ? s1 : s2) = e;
-		return 0;
-	}
-	b = b1;
-	for (k = 0; k < KICKS; k++) {
-		uint64_t *victim = &buckets[(size_t)b * BUCKET_SLOTS + rng_u64() % BUCKET_SLOTS];
-		uint64_t evicted = *victim;
-
-		*victim = carried;
-		path[k] = victim;
-		carried = evicted;
-		tag_buckets(n, entry_tag(carried), &b1, &b2);
-		b = b1 == b ? b2 : b1;
-		s1 = bucket_empty(&buckets[(size_t)b * BUCKET_SLOTS], &e1);
-		if (s1) {
-			*s1 = carried;
-			return 0;
-		}
-	}
-	while (k--) {
-		uint64_t back = *path[k];
-
-		*path[k] = carried;
-		carried = back;
-	}
-	return -ENOSPC;
-}
-
-/*
- * Doubles the buckets. With one more bit of mask, a tag's two buckets both
- * stay where they were or move up by the old count, so whichever an entry
- * sits in does: old bucket b splits into new buckets b and b + n, which
- * nothing else feeds. No entry looks for a place, and none can fail to find
- * one.
- */
-static int index_grow(struct lease_table *lt)
-{
-	uint32_t n = lt->n_buckets, b, j, b1, b2, half;
-	uint64_t *grown;
-
-	if (n > UINT32_MAX / 2)
-		return -ENOMEM;
-	grown = aligned_alloc(BUCKET_SLOTS * sizeof(uint64_t),
-			      (size_t)2 * n * BUCKET_SLOTS * sizeof(uint64_t));
-	if (!grown)
-		return -ENOMEM;
-	for (b = 0; b < n; b++) {
-		const uint64_t *s = bucket(lt, b);
-		uint32_t fill[2] = { 0, 0 };
-
-		for (j = 0; j < BUCKET_SLOTS; j++) {
-			bool first;
-
-			if (!s[j])
-				continue;
-			tag_buckets(n, entry_tag(s[j]), &b1, &b2);
-			first = b == b1;
-			tag_buckets(2 * n, entry_tag(s[j]), &b1, &b2);
-			half = (first ? b1 : b2) != b;
-			grown[(size_t)(b + half * n) * BUCKET_SLOTS + fill[half]++] = s[j];
-		}
-		for (half = 0; half < 2; half++) {
-			for (j = fill[half]; j < BUCKET_SLOTS; j++)
-				grown[(size_t)(b + half * n) * BUCKET_SLOTS + j] = 0;
-		}
-	}
-	free(lt->buckets);
-	lt->buckets = grown;
-	lt->n_buckets = 2 * n;
-	return 0;
-}
-
-static int index_add(struct lease_table *lt, uint32_t tag, uint32_t idx)
-{
-	int ret;
-
-	if ((lt->count + 1) * 32 > (size_t)lt->n_buckets * BUCKET_SLOTS * 31) {
-		ret = index_grow(lt);
-		if (ret)
-			return ret;
-	}
-	while (index_place(lt->buckets, lt->n_buckets, entry_of(tag, idx))) {
-		ret = index_grow(lt);
-		if (ret)
-			return ret;
-	}
-	return 0;
-}
-
-static void index_remove(struct lease_table *lt, uint32_t tag, uint32_t idx)
-{
-	uint64_t *s = index_find_entry(lt, entry_of(tag, idx));
-
-	if (s)
-		*s = 0;
+	return !memcmp(q->lt->leases[idx].pubkey, q->pubkey, WG_KEY_LEN);
 }
 
 struct lease_table *lease_table_new(struct poolset *pools)
 {
 	struct lease_table *lt = calloc(1, sizeof(*lt));
-	size_t bytes = MIN_BUCKETS * BUCKET_SLOTS * sizeof(uint64_t);
 
 	if (!lt)
 		return NULL;
 	lt->pools = pools;
 	lt->free_head = NO_LEASE;
-	lt->n_buckets = MIN_BUCKETS;
-	lt->buckets = aligned_alloc(BUCKET_SLOTS * sizeof(uint64_t), bytes);
-	if (!lt->buckets) {
+	if (hashtab_init(&lt->index)) {
 		free(lt);
 		return NULL;
 	}
-	memset(lt->buckets, 0, bytes);
-	crypto_shorthash_keygen(lt->hash_key);
 	return lt;
 }
 
@@ -297,7 +79,7 @@ void lease_table_free(struct lease_table *lt)
 	if (!lt)
 		return;
 	free(lt->leases);
-	free(lt->buckets);
+	hashtab_free(&lt->index);
 	free(lt->heap);
 	free(lt->quarantine);
 	free(lt);
@@ -312,21 +94,22 @@ size_t lease_table_memory(const struct lease_table *lt)
 {
 	return sizeof(*lt) +
 	       (size_t)lt->cap_slab * (sizeof(struct lease) + sizeof(struct heap_entry)) +
-	       (size_t)lt->n_buckets * BUCKET_SLOTS * sizeof(uint64_t) +
+	       hashtab_memory(&lt->index) +
 	       lt->cap_quarantine * sizeof(*lt->quarantine);
 }
 
 static struct lease *lease_lookup(const struct lease_table *lt, const uint8_t *pubkey,
-				  uint32_t tag)
+				  uint32_t hash)
 {
-	const uint64_t *s = index_find(lt, pubkey, tag);
+	const struct key_query q = { lt, pubkey };
+	uint32_t idx = hashtab_find(&lt->index, hash, key_match, &q);
 
-	return s ? &lt->leases[entry_index(*s)] : NULL;
+	return idx != HASHTAB_NONE ? &lt->leases[idx] : NULL;
 }
 
 struct lease *lease_find(const struct lease_table *lt, const uint8_t pubkey[WG_KEY_LEN])
 {
-	return lease_lookup(lt, pubkey, key_tag(lt, pubkey));
+	return lease_lookup(lt, pubkey, key_hash(lt, pubkey));
 }
 
 /* Puts heap entry e at pos, and tells its lease. */
@@ -423,23 +206,21 @@ int lease_table_reserve(struct lease_table *lt, size_t n)
 
 	if (n >= NO_LEASE)
 		return -ENOMEM;
-	while ((n + 1) * 32 > (size_t)lt->n_buckets * BUCKET_SLOTS * 31) {
-		ret = index_grow(lt);
-		if (ret)
-			return ret;
-	}
+	ret = hashtab_reserve(&lt->index, n + 1);
+	if (ret)
+		return ret;
 	return n > lt->cap_slab ? slab_resize(lt, (uint32_t)n) : 0;
 }
 
-/* Inserts a lease for pubkey, whose tag is given, with no addresses and
+/* Inserts a lease for pubkey, whose hash is given, with no addresses and
  * the latest expiry of all; the caller fills it in and then calls
  * heap_update(). */
-static struct lease *lease_insert(struct lease_table *lt, const uint8_t *pubkey, uint32_t tag)
+static struct lease *lease_insert(struct lease_table *lt, const uint8_t *pubkey, uint32_t hash)
 {
 	uint32_t idx = lt->free_head != NO_LEASE ? lt->free_head : lt->n_slab;
 	struct lease *l;
 
-	if (slab_reserve(lt) || index_add(lt, tag, idx))
+	if (slab_reserve(lt) || hashtab_insert(&lt->index, hash, idx))
 		return NULL;
 	l = &lt->leases[idx];
 	if (idx == lt->n_slab)
@@ -457,7 +238,7 @@ static void lease_remove(struct lease_table *lt, struct lease *l)
 {
 	uint32_t idx = (uint32_t)(l - lt->leases), pos = l->heap_pos;
 
-	index_remove(lt, key_tag(lt, l->pubkey), idx);
+	hashtab_remove(&lt->index, key_hash(lt, l->pubkey), idx);
 	lt->count--;
 	if (pos != lt->count) {
 		heap_set(lt, pos, lt->heap[lt->count]);
@@ -605,7 +386,7 @@ int lease_request(struct lease_table *lt, const uint8_t pubkey[WG_KEY_LEN],
 		  uint32_t leasetime, const struct lease_clock *now,
 		  struct wgd_msg *resp, struct lease_change *change)
 {
-	uint32_t tag = key_tag(lt, pubkey);
+	uint32_t hash = key_hash(lt, pubkey);
 	struct wgd_ip held4, held6, got4, got6;
 	bool unavailable = false;
 	struct lease *l;
@@ -613,18 +394,18 @@ int lease_request(struct lease_table *lt, const uint8_t pubkey[WG_KEY_LEN],
 
 	/* A new peer's grant misses the cache in the key index, in a block
 	 * of each pool and at its place in the slab: wait for all at once. */
-	index_prefetch(lt, tag);
+	hashtab_prefetch(&lt->index, hash);
 	if (req->has_ip4)
 		poolset_prefetch(lt->pools, AF_INET);
 	if (req->has_ip6)
 		poolset_prefetch(lt->pools, AF_INET6);
 	if (lt->free_head != NO_LEASE)
 		__builtin_prefetch(&lt->leases[lt->free_head], 1);
-	l = lease_lookup(lt, pubkey, tag);
+	l = lease_lookup(lt, pubkey, hash);
 
 	memset(change, 0, sizeof(*change));
 	if (!l && (req->has_ip4 || req->has_ip6)) {
-		l = lease_insert(lt, pubkey, tag);
+		l = lease_insert(lt, pubkey, hash);
 		if (!l)
 			return -ENOMEM;
 	}
@@ -704,11 +485,11 @@ int lease_request(struct lease_table *lt, const uint8_t pubkey[WG_KEY_LEN],
 
 int lease_restore(struct lease_table *lt, const struct lease *src)
 {
-	uint32_t tag = key_tag(lt, src->pubkey);
+	uint32_t hash = key_hash(lt, src->pubkey);
 	struct wgd_ip ip4, ip6;
 	struct lease *l;
 
-	if (lease_lookup(lt, src->pubkey, tag))
+	if (lease_lookup(lt, src->pubkey, hash))
 		return -EEXIST;
 	if (src->has_ip4) {
 		wgd_ip_host4(&ip4, &src->ip4);
@@ -723,7 +504,7 @@ int lease_restore(struct lease_table *lt, const struct lease *src)
 			return -EEXIST;
 		}
 	}
-	l = lease_insert(lt, src->pubkey, tag);
+	l = lease_insert(lt, src->pubkey, hash);
 	if (!l) {
 		if (src->has_ip4)
 			poolset_put(lt->pools, &ip4);
@@ -737,11 +518,11 @@ int lease_restore(struct lease_table *lt, const struct lease *src)
 
 int lease_set(struct lease_table *lt, const struct lease *src)
 {
-	uint32_t tag = key_tag(lt, src->pubkey);
-	struct lease *l = lease_lookup(lt, src->pubkey, tag);
+	uint32_t hash = key_hash(lt, src->pubkey);
+	struct lease *l = lease_lookup(lt, src->pubkey, hash);
 
 	if (!l) {
-		l = lease_insert(lt, src->pubkey, tag);
+		l = lease_insert(lt, src->pubkey, hash);
 		if (!l)
 			return -ENOMEM;
 	}

@@ -25,11 +25,13 @@ if [ $# -eq 0 ]; then
 fi
 if [ "${BENCH_SMOKE:-0}" = 1 ]; then
 	pool_rounds=1
+	hashtab_max=10000
 	export THROUGHPUT_SIZES=200 THROUGHPUT_CONC=16 THROUGHPUT_REPEAT=1
 	export STARTUP_SIZES=20000 STARTUP_RUNS=1
 	export TTA_RUNS=2 TTA_LATE_RUNS=1
 else
 	pool_rounds=20
+	hashtab_max=1000000
 fi
 scratch=
 cleanup() { [ -z "$scratch" ] || rm -rf "$scratch"; }
@@ -56,6 +58,9 @@ for b in "$@"; do
 		;;
 	bench_pool)
 		"$b" "$pool_rounds" || failed=$((failed + 1))
+		;;
+	bench_hashtab)
+		"$b" "$hashtab_max" || failed=$((failed + 1))
 		;;
 	*)
 		"$b" || failed=$((failed + 1))
