@@ -29,10 +29,10 @@
  */
 static int conn_watch(struct conn *c, uint32_t events)
 {
-	struct epoll_event ev = { .events = events, .data.ptr = c };
+	int ret = c->watched ? watcher_modify(&c->w, events) : watcher_add(&c->w, events);
 
-	if (epoll_ctl(srv.epfd, c->watched ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, c->fd, &ev))
-		return -errno;
+	if (ret)
+		return ret;
 	c->watched = true;
 	return 0;
 }
@@ -42,7 +42,7 @@ static int conn_watch(struct conn *c, uint32_t events)
 void conn_close(struct conn *c)
 {
 	/* The descriptor is ours alone: closing it unregisters it. */
-	close(c->fd);
+	close(c->w.fd);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -60,7 +60,7 @@ void conn_flush(struct conn *c)
 	const char *out = c->big_out ? c->big_out : c->out;
 
 	while (c->out_off < c->out_len) {
-		ssize_t n = send(c->fd, out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+		ssize_t n = send(c->w.fd, out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
 
 		if (n < 0) {
 			if (errno == EINTR)
@@ -328,12 +328,12 @@ void commit_round(void)
 }
 
 /* Reads what has come; true when the connection waits for more. */
-bool conn_read(struct conn *c)
+static bool conn_read(struct conn *c)
 {
 	char buf[4096];
 
 	for (;;) {
-		ssize_t n = recv(c->fd, buf, sizeof(buf), 0);
+		ssize_t n = recv(c->w.fd, buf, sizeof(buf), 0);
 
 		if (n < 0) {
 			if (errno == EINTR)
@@ -390,14 +390,28 @@ static void refuse(int fd, const struct sockaddr_in6 *sa, const uint8_t *pubkey,
 	close(fd);
 }
 
-void accept_conns(void)
+/* An event on a request connection. */
+static void conn_on_event(struct watcher *w, uint32_t events)
 {
+	struct conn *c = container_of(w, struct conn, w);
+
+	(void)events;
+	if (c->state == CONN_WRITING)
+		conn_flush(c);
+	else if (c->state == CONN_READING)
+		conn_read(c);
+}
+
+/* Connections waiting on the listener w. */
+void accept_conns(struct watcher *w, uint32_t events)
+{
+	(void)events;
 	for (;;) {
 		struct sockaddr_in6 sa = { 0 };
 		socklen_t salen = sizeof(sa);
 		const uint8_t *pubkey;
 		struct conn *c;
-		int fd = accept4(srv.listen_fd, (struct sockaddr *)&sa, &salen,
+		int fd = accept4(w->fd, (struct sockaddr *)&sa, &salen,
 				 SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd < 0) {
@@ -446,7 +460,8 @@ void accept_conns(void)
 			close(fd);
 			continue;
 		}
-		c->fd = fd;
+		c->w.fd = fd;
+		c->w.on_event = conn_on_event;
 		c->ll = sa.sin6_addr;
 		memcpy(c->pubkey, pubkey, WG_KEY_LEN);
 		c->deadline_ms = clock_boot_ms() + srv.idle_timeout_ms;

@@ -105,11 +105,11 @@ static void ctl_answer(struct conn *c, enum status_format format)
 }
 
 /* A query is one line naming the format. */
-void ctl_read(struct conn *c)
+static void ctl_read(struct conn *c)
 {
 	enum status_format format;
 	char *nl;
-	ssize_t n = recv(c->fd, c->out + c->out_len, 64 - c->out_len, 0);
+	ssize_t n = recv(c->w.fd, c->out + c->out_len, 64 - c->out_len, 0);
 
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
@@ -131,21 +131,38 @@ void ctl_read(struct conn *c)
 	ctl_answer(c, format);
 }
 
-void accept_ctl(void)
+/* An event on a status query. */
+static void ctl_on_event(struct watcher *w, uint32_t events)
 {
+	struct conn *c = container_of(w, struct conn, w);
+
+	(void)events;
+	if (c->state == CONN_WRITING)
+		conn_flush(c);
+	else if (c->state == CONN_READING)
+		ctl_read(c);
+}
+
+/* Status queries waiting on the control socket w. */
+void accept_ctl(struct watcher *w, uint32_t events)
+{
+	(void)events;
 	for (;;) {
-		int fd = accept4(srv.ctl_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd = accept4(w->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		struct conn *c;
 
 		if (fd < 0)
 			return;
 		c = calloc(1, sizeof(*c));
-		if (!c || epoll_add(fd, EPOLLIN, c)) {
+		if (c) {
+			c->w.fd = fd;
+			c->w.on_event = ctl_on_event;
+		}
+		if (!c || watcher_add(&c->w, EPOLLIN)) {
 			free(c);
 			close(fd);
 			continue;
 		}
-		c->fd = fd;
 		c->ctl = true;
 		c->watched = true;
 		c->deadline_ms = clock_boot_ms() + 2000;

@@ -29,11 +29,20 @@
 #include "pool.h"
 #include "server.h"
 
-int epoll_add(int fd, uint32_t events, void *ptr)
+/* Starts watching w->fd for events; 0 or -errno. */
+int watcher_add(struct watcher *w, uint32_t events)
 {
-	struct epoll_event ev = { .events = events, .data.ptr = ptr };
+	struct epoll_event ev = { .events = events, .data.ptr = w };
 
-	return epoll_ctl(srv.epfd, EPOLL_CTL_ADD, fd, &ev);
+	return epoll_ctl(srv.epfd, EPOLL_CTL_ADD, w->fd, &ev) ? -errno : 0;
+}
+
+/* Changes the events w waits for (0: none for now); 0 or -errno. */
+int watcher_modify(struct watcher *w, uint32_t events)
+{
+	struct epoll_event ev = { .events = events, .data.ptr = w };
+
+	return epoll_ctl(srv.epfd, EPOLL_CTL_MOD, w->fd, &ev) ? -errno : 0;
 }
 
 const char *fmt_ip(const struct wgd_ip *ip, char buf[WGD_IP_STRLEN])
@@ -531,6 +540,38 @@ static void compact_journal(void)
 
 /* ---- the engine ---- */
 
+/* The parent speaks only when asked: anything else is its end. */
+static void on_parent(struct watcher *w, uint32_t events)
+{
+	(void)w;
+	(void)events;
+	log_warnx("the privileged parent is gone; exiting");
+	exit(EXIT_ENGINE);
+}
+
+static void on_signal(struct watcher *w, uint32_t events)
+{
+	struct signalfd_siginfo si;
+
+	(void)events;
+	if (read(w->fd, &si, sizeof(si)) == sizeof(si) && si.ssi_signo != SIGHUP) {
+		log_info("exiting on signal %u; leases stay on the device", si.ssi_signo);
+		if (journal_pending(srv.journal))
+			journal_commit(srv.journal);
+		exit(EXIT_OK);
+	}
+}
+
+static void on_rtnl(struct watcher *w, uint32_t events)
+{
+	int ret = rtnl_monitor_read(srv.mon, on_rtnl_event, NULL);
+
+	(void)w;
+	(void)events;
+	if (ret)
+		log_warnx("rtnetlink: %s", strerror(-ret));
+}
+
 /* Runs the lease service with no privileges; never returns. */
 void __attribute__((noreturn)) engine_main(int fd)
 {
@@ -602,13 +643,22 @@ void __attribute__((noreturn)) engine_main(int fd)
 	srv.epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (srv.epfd < 0 || srv.sig_fd < 0)
 		fatal("cannot set up the event loop");
-	epoll_add(srv.listen_fd, EPOLLIN, &srv.listen_fd);
-	if (srv.ctl_fd >= 0)
-		epoll_add(srv.ctl_fd, EPOLLIN, &srv.ctl_fd);
-	/* The parent speaks only when asked: anything else is its end. */
-	epoll_add(srv.priv_fd, EPOLLIN, &srv.priv_fd);
-	epoll_add(srv.sig_fd, EPOLLIN, &srv.sig_fd);
-	epoll_add(rtnl_monitor_fd(srv.mon), EPOLLIN, srv.mon);
+	/* The engine's own watchers; connections bring theirs. */
+	static struct watcher watchers[] = {
+		{ .on_event = accept_conns },
+		{ .on_event = accept_ctl },
+		{ .on_event = on_parent },
+		{ .on_event = on_signal },
+		{ .on_event = on_rtnl },
+	};
+	watchers[0].fd = srv.listen_fd;
+	watchers[1].fd = srv.ctl_fd;
+	watchers[2].fd = srv.priv_fd;
+	watchers[3].fd = srv.sig_fd;
+	watchers[4].fd = rtnl_monitor_fd(srv.mon);
+	for (size_t i = 0; i < sizeof(watchers) / sizeof(watchers[0]); i++)
+		if (watchers[i].fd >= 0)
+			watcher_add(&watchers[i], EPOLLIN);
 	log_info("serving %s on [fe80::%%%s]:970, lease time %us", srv.ifname, srv.ifname,
 		 srv.leasetime);
 	notify_send("READY=1\nSTATUS=serving leases");
@@ -620,40 +670,9 @@ void __attribute__((noreturn)) engine_main(int fd)
 		if (n < 0 && errno != EINTR)
 			fatal("epoll_wait");
 		for (int i = 0; i < n; i++) {
-			void *p = evs[i].data.ptr;
+			struct watcher *w = evs[i].data.ptr;
 
-			if (p == &srv.listen_fd) {
-				accept_conns();
-			} else if (p == &srv.ctl_fd) {
-				accept_ctl();
-			} else if (p == &srv.priv_fd) {
-				log_warnx("the privileged parent is gone; exiting");
-				exit(EXIT_ENGINE);
-			} else if (p == &srv.sig_fd) {
-				struct signalfd_siginfo si;
-
-				if (read(srv.sig_fd, &si, sizeof(si)) == sizeof(si) &&
-				    si.ssi_signo != SIGHUP) {
-					log_info("exiting on signal %u; leases stay on the device",
-						 si.ssi_signo);
-					if (journal_pending(srv.journal))
-						journal_commit(srv.journal);
-					exit(EXIT_OK);
-				}
-			} else if (p == srv.mon) {
-				ret = rtnl_monitor_read(srv.mon, on_rtnl_event, NULL);
-				if (ret)
-					log_warnx("rtnetlink: %s", strerror(-ret));
-			} else {
-				struct conn *c = p;
-
-				if (c->state == CONN_WRITING)
-					conn_flush(c);
-				else if (c->state == CONN_READING && c->ctl)
-					ctl_read(c);
-				else if (c->state == CONN_READING)
-					conn_read(c);
-			}
+			w->on_event(w, evs[i].events);
 		}
 		expire_leases();
 		expire_quarantine();

@@ -51,6 +51,20 @@ enum exit_status {
 	EXIT_USER = 75,
 };
 
+/*
+ * What the engine's event loop waits on: epoll's data points at the
+ * watcher, and an event calls its on_event. Something new to wait on (a
+ * long poll, say) embeds a watcher, fills it in and hands it to
+ * watcher_add(); closing the descriptor unregisters it.
+ */
+struct watcher {
+	int fd;
+	void (*on_event)(struct watcher *w, uint32_t events);
+};
+
+#define container_of(ptr, type, member) \
+	((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+
 enum conn_state {
 	CONN_READING,
 	CONN_COMMITTING,              /* answered; waiting for the journal commit */
@@ -58,7 +72,7 @@ enum conn_state {
 };
 
 struct conn {
-	int fd;
+	struct watcher w;             /* w.fd is the socket */
 	struct in6_addr ll;
 	uint8_t pubkey[WG_KEY_LEN];
 	uint64_t deadline_ms;
@@ -142,7 +156,8 @@ extern struct server srv;
 
 /* engine.c */
 void __attribute__((noreturn)) engine_main(int fd);
-int epoll_add(int fd, uint32_t events, void *ptr);
+int watcher_add(struct watcher *w, uint32_t events);
+int watcher_modify(struct watcher *w, uint32_t events);
 const char *fmt_ip(const struct wgd_ip *ip, char buf[WGD_IP_STRLEN]);
 const char *fmt_key(const uint8_t *key, char buf[WG_KEY_B64_LEN]);
 void __attribute__((format(printf, 4, 5)))
@@ -160,16 +175,14 @@ void load_route_pools(void);
 void conn_close(struct conn *c);
 void conn_flush(struct conn *c);
 void commit_round(void);
-bool conn_read(struct conn *c);
-void accept_conns(void);
+void accept_conns(struct watcher *w, uint32_t events);
 void expire_conns(void);
 
 /* restore.c */
 void start_up_state(void);
 
 /* control.c */
-void ctl_read(struct conn *c);
-void accept_ctl(void);
+void accept_ctl(struct watcher *w, uint32_t events);
 int remove_stale_socket(void);
 void open_control_socket(void);
 int show_main(int argc, char *argv[]);
