@@ -29,7 +29,8 @@
  */
 static int conn_watch(struct conn *c, uint32_t events)
 {
-	int ret = c->watched ? watcher_modify(&c->w, events) : watcher_add(&c->w, events);
+	int ret = c->watched ? watcher_modify(c->e, &c->w, events) :
+			       watcher_add(c->e, &c->w, events);
 
 	if (ret)
 		return ret;
@@ -41,15 +42,17 @@ static int conn_watch(struct conn *c, uint32_t events)
 
 void conn_close(struct conn *c)
 {
+	struct engine *e = c->e;
+
 	/* The descriptor is ours alone: closing it unregisters it. */
 	close(c->w.fd);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
-		srv.conns = c->next;
+		e->conns = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
-	srv.n_conns--;
+	e->n_conns--;
 	free(c->big_out);
 	free(c);
 }
@@ -105,20 +108,20 @@ static void conn_respond_error(struct conn *c, enum wgd_error err)
 }
 
 /* What every lease carries besides its addresses: routes, DNS, MTU. */
-static void add_config(struct wgd_msg *resp)
+static void add_config(struct engine *e, struct wgd_msg *resp)
 {
-	memcpy(resp->dns, srv.dns, srv.n_dns * sizeof(resp->dns[0]));
-	resp->n_dns = srv.n_dns;
-	memcpy(resp->dns_search, srv.dns_search, sizeof(resp->dns_search));
-	resp->mtu = srv.mtu;
-	if (srv.n_cfg_routes) {
-		memcpy(resp->routes, srv.cfg_routes, srv.n_cfg_routes * sizeof(resp->routes[0]));
-		resp->n_routes = srv.n_cfg_routes;
+	memcpy(resp->dns, cfg->dns, cfg->n_dns * sizeof(resp->dns[0]));
+	resp->n_dns = cfg->n_dns;
+	memcpy(resp->dns_search, cfg->dns_search, sizeof(resp->dns_search));
+	resp->mtu = cfg->mtu;
+	if (cfg->n_routes) {
+		memcpy(resp->routes, cfg->routes, cfg->n_routes * sizeof(resp->routes[0]));
+		resp->n_routes = cfg->n_routes;
 		return;
 	}
 	/* Without --route, every pool's prefix is pushed. */
-	for (size_t i = 0; i < poolset_count(srv.pools) && resp->n_routes < WGD_MAX_ROUTES; i++)
-		resp->routes[resp->n_routes++] = *poolset_prefix(srv.pools, i);
+	for (size_t i = 0; i < poolset_count(e->pools) && resp->n_routes < WGD_MAX_ROUTES; i++)
+		resp->routes[resp->n_routes++] = *poolset_prefix(e->pools, i);
 }
 
 /*
@@ -128,46 +131,47 @@ static void add_config(struct wgd_msg *resp)
  */
 static void handle_request(struct conn *c, const struct wgd_msg *req)
 {
+	struct engine *e = c->e;
 	struct lease_clock now = { .real = clock_real_s(), .boot = clock_boot_ms() / 1000 };
 	struct wgd_msg resp;
 	char kb[WG_KEY_B64_LEN], b4[WGD_IP_STRLEN] = "-", b6[WGD_IP_STRLEN] = "-";
 	bool quiet;
-	bool renewal = lease_find(srv.leases, c->pubkey) != NULL;
+	bool renewal = lease_find(e->leases, c->pubkey) != NULL;
 	const struct lease *l;
 	ssize_t len;
 	int ret;
 
 	memset(&resp, 0, sizeof(resp));
-	ret = lease_request(srv.leases, c->pubkey, &c->ll, req, srv.leasetime, &now, &resp,
+	ret = lease_request(e->leases, c->pubkey, &c->ll, req, cfg->leasetime, &now, &resp,
 			    &c->change);
 	if (ret < 0) {
-		peer_log(log_warnx, c->pubkey, LC_RECORD, "peer %s: cannot record a lease: %s",
+		peer_log(e, log_warnx, c->pubkey, LC_RECORD, "peer %s: cannot record a lease: %s",
 			 fmt_key(c->pubkey, kb), strerror(-ret));
 		conn_respond_error(c, WGD_E_UNAVAILABLE);
 		return;
 	}
 	if (resp.has_ip4 || resp.has_ip6)
-		add_config(&resp);
+		add_config(e, &resp);
 	if (ret == LEASE_AS_IS) {
 		/*
 		 * Asked again early in the lease: the lease as it stands, on
 		 * disk and on the device already. It still waits for this
 		 * round's commit, which may hold the grant it repeats.
 		 */
-		srv.counters.repeats++;
+		e->counters.repeats++;
 		if (log_verbosity() >= 1)
-			peer_log(log_debug, c->pubkey, LC_REPEAT,
+			peer_log(e, log_debug, c->pubkey, LC_REPEAT,
 				 "peer %s: renewed ip4 %s ip6 %s as it stands, %us left: asked again "
 				 "early", fmt_key(c->pubkey, kb),
 				 resp.has_ip4 ? fmt_ip(&resp.ip4, b4) : "-",
 				 resp.has_ip6 ? fmt_ip(&resp.ip6, b6) : "-", resp.leasetime);
 		goto queue;
 	}
-	l = lease_find(srv.leases, c->pubkey);
+	l = lease_find(e->leases, c->pubkey);
 	if (l)
-		journal_lease(l);
+		journal_lease(e, l);
 	else if (renewal)
-		journal_release(c->pubkey, &c->change, 0);
+		journal_release(e, c->pubkey, &c->change, 0);
 
 	/*
 	 * Grants and releases change what the device carries and are logged;
@@ -180,22 +184,22 @@ static void handle_request(struct conn *c, const struct wgd_msg *req)
 	if (resp.has_ip6 && !quiet)
 		fmt_ip(&resp.ip6, b6);
 	if (!resp.has_ip4 && !resp.has_ip6 && !req->has_ip4 && !req->has_ip6) {
-		srv.counters.releases++;
-		peer_log(log_info, c->pubkey, LC_RELEASE, "peer %s: released",
+		e->counters.releases++;
+		peer_log(e, log_info, c->pubkey, LC_RELEASE, "peer %s: released",
 			 fmt_key(c->pubkey, kb));
 	} else if (renewal && !c->change.n_add && !c->change.n_del) {
-		srv.counters.renewals++;
+		e->counters.renewals++;
 		if (!quiet)
 			log_debug("peer %s: renewed ip4 %s ip6 %s for %us", fmt_key(c->pubkey, kb),
-				  b4, b6, srv.leasetime);
+				  b4, b6, cfg->leasetime);
 	} else if (resp.has_ip4 || resp.has_ip6) {
-		srv.counters.grants++;
-		peer_log(log_info, c->pubkey, LC_GRANT, "peer %s: granted ip4 %s ip6 %s for %us",
-			 fmt_key(c->pubkey, kb), b4, b6, srv.leasetime);
+		e->counters.grants++;
+		peer_log(e, log_info, c->pubkey, LC_GRANT, "peer %s: granted ip4 %s ip6 %s for %us",
+			 fmt_key(c->pubkey, kb), b4, b6, cfg->leasetime);
 	}
 	if (resp.err) {
-		srv.counters.unavailable++;
-		peer_log(log_info, c->pubkey, LC_UNAVAILABLE, "peer %s: %s",
+		e->counters.unavailable++;
+		peer_log(e, log_info, c->pubkey, LC_UNAVAILABLE, "peer %s: %s",
 			 fmt_key(c->pubkey, kb), resp.errmsg);
 	}
 
@@ -207,8 +211,8 @@ queue:
 	c->out_off = 0;
 	c->state = CONN_COMMITTING;
 	c->commit_next = NULL;
-	*srv.commit_tail = c;
-	srv.commit_tail = &c->commit_next;
+	*e->commit_tail = c;
+	e->commit_tail = &c->commit_next;
 	/* Nothing more is read from this connection. */
 	if (c->watched)
 		conn_watch(c, 0);
@@ -217,17 +221,18 @@ queue:
 /* Writes a lease that could not be applied back out of existence. */
 static void fail_committed(struct conn *c, int err)
 {
-	struct lease *l = lease_find(srv.leases, c->pubkey);
+	struct engine *e = c->e;
+	struct lease *l = lease_find(e->leases, c->pubkey);
 	char kb[WG_KEY_B64_LEN];
 
-	srv.counters.errors++;
-	peer_log(log_warnx, c->pubkey, LC_DEVICE, "peer %s: cannot update its allowed-IPs: %s",
+	e->counters.errors++;
+	peer_log(e, log_warnx, c->pubkey, LC_DEVICE, "peer %s: cannot update its allowed-IPs: %s",
 		 fmt_key(c->pubkey, kb), strerror(-err));
 	/* The parent, reading the routes itself, knows of a pool gone. */
 	if (err == -EPERM)
-		load_route_pools();
+		load_route_pools(e);
 	if (l)
-		release_lease(l, "withdrawn: the device refused it", false);
+		release_lease(e, l, "withdrawn: the device refused it", false);
 	/*
 	 * The parent refuses an addition that is not to be leased or that
 	 * another peer holds, by what it read of the device itself: held back
@@ -236,7 +241,7 @@ static void fail_committed(struct conn *c, int err)
 	 */
 	if (err == -EPERM || err == -EEXIST)
 		for (size_t i = 0; i < c->change.n_add; i++)
-			poolset_reserve(srv.pools, &c->change.add[i]);
+			poolset_reserve(e->pools, &c->change.add[i]);
 	/* Nothing of the change was made: what it gave up is still on the
 	 * peer, and back in the pools. */
 	if (c->change.n_del)
@@ -263,22 +268,22 @@ static bool adds_removed(const struct priv_change *batch, size_t n,
  * failed commit ends it; restarted, it reconciles the device with the
  * journal.
  */
-void commit_round(void)
+void commit_round(struct engine *e)
 {
 	struct conn *c, *next;
 	int ret;
 
-	if (journal_pending(srv.journal)) {
-		ret = journal_commit(srv.journal);
+	if (journal_pending(e->journal)) {
+		ret = journal_commit(e->journal);
 		if (ret) {
 			log_warnx("cannot write the lease journal %s: %s; exiting",
-				  srv.journal_name, strerror(-ret));
+				  cfg->journal_name, strerror(-ret));
 			exit(EXIT_JOURNAL);
 		}
 	}
-	c = srv.commit_head;
-	srv.commit_head = NULL;
-	srv.commit_tail = &srv.commit_head;
+	c = e->commit_head;
+	e->commit_head = NULL;
+	e->commit_tail = &e->commit_head;
 	/*
 	 * The changes go to the parent PRIV_BATCH at a time, in one message,
 	 * for one device operation; the answers are all in before any is
@@ -323,13 +328,14 @@ void commit_round(void)
 		}
 	}
 	/* Records of failed changes, if any, go in now. */
-	if (journal_pending(srv.journal) && journal_commit(srv.journal))
+	if (journal_pending(e->journal) && journal_commit(e->journal))
 		exit(EXIT_JOURNAL);
 }
 
 /* Reads what has come; true when the connection waits for more. */
 static bool conn_read(struct conn *c)
 {
+	struct engine *e = c->e;
 	char buf[4096];
 
 	for (;;) {
@@ -354,10 +360,10 @@ static bool conn_read(struct conn *c)
 			char ab[INET6_ADDRSTRLEN];
 
 			if (ret == -WGD_E_UNSUPPORTED)
-				srv.counters.unsupported++;
+				e->counters.unsupported++;
 			else
-				srv.counters.invalid++;
-			peer_log(log_info, c->pubkey, LC_BAD_REQUEST, "bad request from %s: %s",
+				e->counters.invalid++;
+			peer_log(e, log_info, c->pubkey, LC_BAD_REQUEST, "bad request from %s: %s",
 				 inet_ntop(AF_INET6, &c->ll, ab, sizeof(ab)), c->parser.error);
 			conn_respond_error(c, (enum wgd_error)-ret);
 			return false;
@@ -370,22 +376,22 @@ static bool conn_read(struct conn *c)
 	}
 }
 
-static size_t conns_of_peer(const uint8_t *pubkey)
+static size_t conns_of_peer(struct engine *e, const uint8_t *pubkey)
 {
 	size_t n = 0;
 
-	for (struct conn *c = srv.conns; c; c = c->next)
+	for (struct conn *c = e->conns; c; c = c->next)
 		n += !memcmp(c->pubkey, pubkey, WG_KEY_LEN);
 	return n;
 }
 
 /* pubkey is the peer's, or NULL when the source is no peer's. */
-static void refuse(int fd, const struct sockaddr_in6 *sa, const uint8_t *pubkey,
-		   enum log_cause cause, const char *why)
+static void refuse(struct engine *e, int fd, const struct sockaddr_in6 *sa,
+		   const uint8_t *pubkey, enum log_cause cause, const char *why)
 {
 	char ab[INET6_ADDRSTRLEN];
 
-	peer_log(log_info, pubkey, cause, "refused connection from [%s]:%u: %s",
+	peer_log(e, log_info, pubkey, cause, "refused connection from [%s]:%u: %s",
 		 inet_ntop(AF_INET6, &sa->sin6_addr, ab, sizeof(ab)), ntohs(sa->sin6_port), why);
 	close(fd);
 }
@@ -405,6 +411,8 @@ static void conn_on_event(struct watcher *w, uint32_t events)
 /* Connections waiting on the listener w. */
 void accept_conns(struct watcher *w, uint32_t events)
 {
+	struct engine *e = container_of(w, struct engine, listener);
+
 	(void)events;
 	for (;;) {
 		struct sockaddr_in6 sa = { 0 };
@@ -423,35 +431,35 @@ void accept_conns(struct watcher *w, uint32_t events)
 		}
 		if (salen != sizeof(sa) || sa.sin6_family != AF_INET6 ||
 		    ntohs(sa.sin6_port) != WGD_PORT) {
-			srv.counters.refused_port++;
+			e->counters.refused_port++;
 			/* The peer, when the index knows it, only for the log:
 			 * no device read for a connection refused anyway. */
-			refuse(fd, &sa, srv.peers ? peer_index_lookup(srv.peers, &sa.sin6_addr) : NULL,
+			refuse(e, fd, &sa, e->peers ? peer_index_lookup(e->peers, &sa.sin6_addr) : NULL,
 			       LC_REFUSED_PORT, "source port is not 970");
 			continue;
 		}
-		pubkey = srv.peers ? peer_index_lookup(srv.peers, &sa.sin6_addr) : NULL;
-		if (!pubkey && clock_boot_ms() - srv.last_refresh_ms >= REFRESH_MIN_MS) {
-			int ret = refresh_device();
+		pubkey = e->peers ? peer_index_lookup(e->peers, &sa.sin6_addr) : NULL;
+		if (!pubkey && clock_boot_ms() - e->last_refresh_ms >= REFRESH_MIN_MS) {
+			int ret = refresh_device(e);
 
 			if (ret)
-				log_warnx("cannot read %s: %s", srv.ifname, strerror(-ret));
-			pubkey = srv.peers ? peer_index_lookup(srv.peers, &sa.sin6_addr) : NULL;
+				log_warnx("cannot read %s: %s", cfg->ifname, strerror(-ret));
+			pubkey = e->peers ? peer_index_lookup(e->peers, &sa.sin6_addr) : NULL;
 		}
 		if (!pubkey) {
-			srv.counters.refused_peer++;
-			refuse(fd, &sa, NULL, LC_REFUSED_PEER,
+			e->counters.refused_peer++;
+			refuse(e, fd, &sa, NULL, LC_REFUSED_PEER,
 			       "no peer has this link-local /128 in its allowed-IPs");
 			continue;
 		}
-		if (srv.n_conns >= srv.max_conns) {
-			srv.counters.refused_busy++;
-			refuse(fd, &sa, pubkey, LC_REFUSED_BUSY, "too many connections");
+		if (e->n_conns >= cfg->max_conns) {
+			e->counters.refused_busy++;
+			refuse(e, fd, &sa, pubkey, LC_REFUSED_BUSY, "too many connections");
 			continue;
 		}
-		if (conns_of_peer(pubkey) >= srv.max_conns_per_peer) {
-			srv.counters.refused_busy++;
-			refuse(fd, &sa, pubkey, LC_REFUSED_BUSY, "too many connections from this peer");
+		if (conns_of_peer(e, pubkey) >= cfg->max_conns_per_peer) {
+			e->counters.refused_busy++;
+			refuse(e, fd, &sa, pubkey, LC_REFUSED_BUSY, "too many connections from this peer");
 			continue;
 		}
 
@@ -462,32 +470,33 @@ void accept_conns(struct watcher *w, uint32_t events)
 		}
 		c->w.fd = fd;
 		c->w.on_event = conn_on_event;
+		c->e = e;
 		c->ll = sa.sin6_addr;
 		memcpy(c->pubkey, pubkey, WG_KEY_LEN);
-		c->deadline_ms = clock_boot_ms() + srv.idle_timeout_ms;
+		c->deadline_ms = clock_boot_ms() + cfg->idle_timeout_ms;
 		wgd_parser_init(&c->parser, WGD_PARSE_REQUEST);
-		c->next = srv.conns;
-		if (srv.conns)
-			srv.conns->prev = c;
-		srv.conns = c;
-		srv.n_conns++;
+		c->next = e->conns;
+		if (e->conns)
+			e->conns->prev = c;
+		e->conns = c;
+		e->n_conns++;
 		if (conn_read(c) && conn_watch(c, EPOLLIN))
 			conn_close(c);
 	}
 }
 
-void expire_conns(void)
+void expire_conns(struct engine *e)
 {
 	uint64_t now = clock_boot_ms();
-	struct conn *c = srv.conns, *next;
+	struct conn *c = e->conns, *next;
 
 	for (; c; c = next) {
 		next = c->next;
 		if (c->state != CONN_COMMITTING && c->deadline_ms <= now) {
 			char ab[INET6_ADDRSTRLEN];
 
-			srv.counters.idle_timeouts += !c->ctl;
-			peer_log(log_info, c->ctl ? NULL : c->pubkey, LC_IDLE,
+			e->counters.idle_timeouts += !c->ctl;
+			peer_log(e, log_info, c->ctl ? NULL : c->pubkey, LC_IDLE,
 				 "closing idle connection from %s",
 				 inet_ntop(AF_INET6, &c->ll, ab, sizeof(ab)));
 			conn_close(c);

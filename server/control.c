@@ -66,29 +66,30 @@ static void status_add_lease(const struct lease *l, void *ctx)
  * leases, pools and counters as asked. */
 static void ctl_answer(struct conn *c, enum status_format format)
 {
+	struct engine *e = c->e;
 	struct status st = {
-		.ifname = srv.ifname,
-		.leasetime = srv.leasetime,
+		.ifname = cfg->ifname,
+		.leasetime = cfg->leasetime,
 		.now = clock_real_s(),
-		.n_quarantined = lease_quarantine_count(srv.leases),
-		.counters = srv.counters,
+		.n_quarantined = lease_quarantine_count(e->leases),
+		.counters = e->counters,
 	};
 	struct status_fill fill = { .st = &st, .now_boot = clock_boot_ms() / 1000 };
 	size_t len = 0;
 
-	st.leases = calloc(lease_count(srv.leases) + 1, sizeof(*st.leases));
-	st.pools = calloc(poolset_count(srv.pools) + 1, sizeof(*st.pools));
+	st.leases = calloc(lease_count(e->leases) + 1, sizeof(*st.leases));
+	st.pools = calloc(poolset_count(e->pools) + 1, sizeof(*st.pools));
 	if (st.leases && st.pools) {
 		if (!priv_get_device(&fill.dev) && fill.dev->n_peers)
 			qsort(fill.dev->peers, fill.dev->n_peers, sizeof(fill.dev->peers[0]),
 			      by_pubkey);
-		lease_foreach(srv.leases, status_add_lease, &fill);
-		for (size_t i = 0; i < poolset_count(srv.pools); i++) {
-			st.pools[i].prefix = *poolset_prefix(srv.pools, i);
-			st.pools[i].size = poolset_pool_size(srv.pools, i);
-			st.pools[i].free = poolset_pool_free(srv.pools, i);
+		lease_foreach(e->leases, status_add_lease, &fill);
+		for (size_t i = 0; i < poolset_count(e->pools); i++) {
+			st.pools[i].prefix = *poolset_prefix(e->pools, i);
+			st.pools[i].size = poolset_pool_size(e->pools, i);
+			st.pools[i].free = poolset_pool_free(e->pools, i);
 		}
-		st.n_pools = poolset_count(srv.pools);
+		st.n_pools = poolset_count(e->pools);
 		c->big_out = status_render(&st, format, &len);
 	}
 	wgdev_free(fill.dev);
@@ -146,6 +147,8 @@ static void ctl_on_event(struct watcher *w, uint32_t events)
 /* Status queries waiting on the control socket w. */
 void accept_ctl(struct watcher *w, uint32_t events)
 {
+	struct engine *e = container_of(w, struct engine, control);
+
 	(void)events;
 	for (;;) {
 		int fd = accept4(w->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -157,8 +160,9 @@ void accept_ctl(struct watcher *w, uint32_t events)
 		if (c) {
 			c->w.fd = fd;
 			c->w.on_event = ctl_on_event;
+			c->e = e;
 		}
-		if (!c || watcher_add(&c->w, EPOLLIN)) {
+		if (!c || watcher_add(e, &c->w, EPOLLIN)) {
 			free(c);
 			close(fd);
 			continue;
@@ -166,25 +170,25 @@ void accept_ctl(struct watcher *w, uint32_t events)
 		c->ctl = true;
 		c->watched = true;
 		c->deadline_ms = clock_boot_ms() + 2000;
-		c->next = srv.conns;
-		if (srv.conns)
-			srv.conns->prev = c;
-		srv.conns = c;
-		srv.n_conns++;
+		c->next = e->conns;
+		if (e->conns)
+			e->conns->prev = c;
+		e->conns = c;
+		e->n_conns++;
 	}
 }
 
 /* Removes IFACE.sock from the control directory when it is a socket: the
  * listener on port 970 is ours, so such a socket there is stale. */
-int remove_stale_socket(void)
+int remove_stale_socket(const struct control_socket *cs)
 {
 	struct stat st;
 
-	if (fstatat(srv.ctl_dir_fd, srv.ctl_name, &st, AT_SYMLINK_NOFOLLOW))
+	if (fstatat(cs->dir_fd, cs->name, &st, AT_SYMLINK_NOFOLLOW))
 		return errno == ENOENT ? 0 : -errno;
 	if (!S_ISSOCK(st.st_mode))
 		return -EEXIST;
-	return unlinkat(srv.ctl_dir_fd, srv.ctl_name, 0) ? -errno : 0;
+	return unlinkat(cs->dir_fd, cs->name, 0) ? -errno : 0;
 }
 
 /*
@@ -193,17 +197,17 @@ int remove_stale_socket(void)
  * is checked as the state directory is, so its path leads where its
  * descriptor does: no one else can change an entry in it or above it.
  */
-void open_control_socket(void)
+void open_control_socket(struct control_socket *cs)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	char why[2 * 4096 + 256];
 	mode_t mask;
 	int fd, ret;
 
-	srv.ctl_fd = -1;
-	snprintf(srv.ctl_path, sizeof(srv.ctl_path), "%s/%s.sock", CONTROL_DIR, srv.ifname);
-	snprintf(srv.ctl_name, sizeof(srv.ctl_name), "%s.sock", srv.ifname);
-	ret = file_dir_open_secure(CONTROL_DIR, 0, true, &srv.ctl_dir_fd, why, sizeof(why));
+	cs->fd = cs->dir_fd = -1;
+	snprintf(cs->path, sizeof(cs->path), "%s/%s.sock", CONTROL_DIR, cfg->ifname);
+	snprintf(cs->name, sizeof(cs->name), "%s.sock", cfg->ifname);
+	ret = file_dir_open_secure(CONTROL_DIR, 0, true, &cs->dir_fd, why, sizeof(why));
 	if (ret) {
 		if (ret == -EPERM && *why)
 			log_warnx("control directory %s; no status queries", why);
@@ -212,27 +216,27 @@ void open_control_socket(void)
 				  strerror(-ret));
 		return;
 	}
-	ret = remove_stale_socket();
+	ret = remove_stale_socket(cs);
 	if (ret) {
-		log_warnx("%s is %s; it is left alone, and there are no status queries", srv.ctl_path,
+		log_warnx("%s is %s; it is left alone, and there are no status queries", cs->path,
 			  ret == -EEXIST ? "not a socket" : strerror(-ret));
 		return;
 	}
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return;
-	memcpy(sa.sun_path, srv.ctl_path, strlen(srv.ctl_path) + 1);
+	memcpy(sa.sun_path, cs->path, strlen(cs->path) + 1);
 	/* Born 0600: no moment in which another user may connect. */
 	mask = umask(0177);
 	ret = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
 	umask(mask);
 	if (ret || listen(fd, 16)) {
-		log_warnx("cannot listen on %s: %s; no status queries", srv.ctl_path,
+		log_warnx("cannot listen on %s: %s; no status queries", cs->path,
 			  strerror(errno));
 		close(fd);
 		return;
 	}
-	srv.ctl_fd = fd;
+	cs->fd = fd;
 }
 
 /* wg-dynamic-server show IFACE [--json | --prometheus] */

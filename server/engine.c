@@ -30,30 +30,19 @@
 #include "server.h"
 
 /* Starts watching w->fd for events; 0 or -errno. */
-int watcher_add(struct watcher *w, uint32_t events)
+int watcher_add(struct engine *e, struct watcher *w, uint32_t events)
 {
 	struct epoll_event ev = { .events = events, .data.ptr = w };
 
-	return epoll_ctl(srv.epfd, EPOLL_CTL_ADD, w->fd, &ev) ? -errno : 0;
+	return epoll_ctl(e->epfd, EPOLL_CTL_ADD, w->fd, &ev) ? -errno : 0;
 }
 
 /* Changes the events w waits for (0: none for now); 0 or -errno. */
-int watcher_modify(struct watcher *w, uint32_t events)
+int watcher_modify(struct engine *e, struct watcher *w, uint32_t events)
 {
 	struct epoll_event ev = { .events = events, .data.ptr = w };
 
-	return epoll_ctl(srv.epfd, EPOLL_CTL_MOD, w->fd, &ev) ? -errno : 0;
-}
-
-const char *fmt_ip(const struct wgd_ip *ip, char buf[WGD_IP_STRLEN])
-{
-	return wgd_ip_format(ip, buf, WGD_IP_STRLEN);
-}
-
-const char *fmt_key(const uint8_t *key, char buf[WG_KEY_B64_LEN])
-{
-	wgkey_to_base64(buf, key);
-	return buf;
+	return epoll_ctl(e->epfd, EPOLL_CTL_MOD, w->fd, &ev) ? -errno : 0;
 }
 
 /*
@@ -63,9 +52,9 @@ const char *fmt_key(const uint8_t *key, char buf[WG_KEY_B64_LEN])
  * is the peer's public key, or NULL when no peer is known, and then all
  * such lines of the cause share one limit.
  */
-void __attribute__((format(printf, 4, 5)))
-peer_log(void (*out)(const char *, ...), const uint8_t *key, enum log_cause cause,
-	 const char *fmt, ...)
+void __attribute__((format(printf, 5, 6)))
+peer_log(struct engine *e, void (*out)(const char *, ...), const uint8_t *key,
+	 enum log_cause cause, const char *fmt, ...)
 {
 	static const uint8_t no_peer[1];
 	char line[768];
@@ -74,7 +63,7 @@ peer_log(void (*out)(const char *, ...), const uint8_t *key, enum log_cause caus
 
 	if (out == log_debug && log_verbosity() < 1)
 		return;
-	if (!ratelimit_pass(&srv.logrl, key ? key : no_peer, key ? WG_KEY_LEN : 0, cause,
+	if (!ratelimit_pass(&e->logrl, key ? key : no_peer, key ? WG_KEY_LEN : 0, cause,
 			    clock_boot_ms(), &more))
 		return;
 	va_start(ap, fmt);
@@ -92,25 +81,25 @@ peer_log(void (*out)(const char *, ...), const uint8_t *key, enum log_cause caus
  * Never lease the server's own addresses, nor addresses inside any peer's
  * configured allowed-IPs other than its own lease.
  */
-static void rebuild_reservations(const struct wgdev *dev)
+static void rebuild_reservations(struct engine *e, const struct wgdev *dev)
 {
 	struct rtnl_addr *addrs = NULL;
 	size_t n = 0;
 
-	poolset_reserve_clear(srv.pools);
-	if (!rtnl_addr_list(srv.rt, srv.ifindex, AF_UNSPEC, &addrs, &n)) {
+	poolset_reserve_clear(e->pools);
+	if (!rtnl_addr_list(e->rt, cfg->ifindex, AF_UNSPEC, &addrs, &n)) {
 		for (size_t i = 0; i < n; i++) {
 			struct wgd_ip host = addrs[i].ip;
 
 			host.cidr = (uint8_t)wgd_ip_bits(host.family);
-			poolset_reserve(srv.pools, &host);
+			poolset_reserve(e->pools, &host);
 		}
 		free(addrs);
 	}
 
 	for (size_t i = 0; i < dev->n_peers; i++) {
 		const struct wgdev_peer *peer = &dev->peers[i];
-		const struct lease *l = lease_find(srv.leases, peer->pubkey);
+		const struct lease *l = lease_find(e->leases, peer->pubkey);
 
 		for (size_t j = 0; j < peer->n_allowedips; j++) {
 			const struct wgd_ip *ip = &peer->allowedips[j];
@@ -121,7 +110,7 @@ static void rebuild_reservations(const struct wgdev *dev)
 			if (l && ip->family == AF_INET6 && ip->cidr == 128 && l->has_ip6 &&
 			    !memcmp(&ip->ip6, &l->ip6, sizeof(l->ip6)))
 				continue;
-			poolset_reserve(srv.pools, ip);
+			poolset_reserve(e->pools, ip);
 		}
 	}
 }
@@ -173,18 +162,18 @@ static void lease_to_record(const struct lease *l, struct journal_record *r)
 	memcpy(r->pubkey, l->pubkey, WG_KEY_LEN);
 }
 
-void journal_lease(const struct lease *l)
+void journal_lease(struct engine *e, const struct lease *l)
 {
 	struct journal_record r;
 
 	lease_to_record(l, &r);
-	if (journal_append(srv.journal, &r))
+	if (journal_append(e->journal, &r))
 		fatalx("out of memory for the journal");
-	srv.counters.journal_records++;
+	e->counters.journal_records++;
 }
 
 /* quarantine is the seconds the addresses are held back, or 0. */
-void journal_release(const uint8_t *pubkey, const struct lease_change *c,
+void journal_release(struct engine *e, const uint8_t *pubkey, const struct lease_change *c,
 			    uint32_t quarantine)
 {
 	struct journal_record r = {
@@ -204,9 +193,9 @@ void journal_release(const uint8_t *pubkey, const struct lease_change *c,
 			r.ip6 = c->del[i].ip6;
 		}
 	}
-	if (journal_append(srv.journal, &r))
+	if (journal_append(e->journal, &r))
 		fatalx("out of memory for the journal");
-	srv.counters.journal_records++;
+	e->counters.journal_records++;
 }
 
 /*
@@ -217,20 +206,20 @@ void journal_release(const uint8_t *pubkey, const struct lease_change *c,
  * Ends a lease in the table and the journal, and logs why; the device
  * change, the addresses to take off, goes to *c for end_on_device().
  */
-static void end_lease(struct lease *l, const char *why, bool quarantine,
+static void end_lease(struct engine *e, struct lease *l, const char *why, bool quarantine,
 		      uint8_t pubkey[WG_KEY_LEN], struct lease_change *c)
 {
 	char kb[WG_KEY_B64_LEN];
 
 	memcpy(pubkey, l->pubkey, WG_KEY_LEN);
 	if (quarantine)
-		lease_release_quarantine(srv.leases, l, clock_boot_ms() / 1000 + srv.quarantine, c);
+		lease_release_quarantine(e->leases, l, clock_boot_ms() / 1000 + cfg->quarantine, c);
 	else
-		lease_release(srv.leases, l, c);
-	journal_release(pubkey, c, quarantine ? srv.quarantine : 0);
+		lease_release(e->leases, l, c);
+	journal_release(e, pubkey, c, quarantine ? cfg->quarantine : 0);
 	if (quarantine)
 		log_info("peer %s: lease %s; its addresses are quarantined for %us",
-			 fmt_key(pubkey, kb), why, srv.quarantine);
+			 fmt_key(pubkey, kb), why, cfg->quarantine);
 	else
 		log_info("peer %s: lease %s", fmt_key(pubkey, kb), why);
 }
@@ -264,53 +253,53 @@ static void end_on_device(const uint8_t (*pubkeys)[WG_KEY_LEN], const struct lea
 				  fmt_key(pubkeys[which[j]], kb), strerror(-err[j]));
 }
 
-void release_lease(struct lease *l, const char *why, bool quarantine)
+void release_lease(struct engine *e, struct lease *l, const char *why, bool quarantine)
 {
 	uint8_t pubkey[1][WG_KEY_LEN];
 	struct lease_change c;
 
-	end_lease(l, why, quarantine, pubkey[0], &c);
+	end_lease(e, l, why, quarantine, pubkey[0], &c);
 	end_on_device(pubkey, &c, 1);
 }
 
 /* Takes in a device read: derived link-locals, the peer index, reservations. */
-int index_device(struct wgdev *dev)
+int index_device(struct engine *e, struct wgdev *dev)
 {
 	struct peer_index *pi;
 
-	if (srv.auto_ll)
+	if (cfg->auto_ll)
 		ensure_auto_ll(dev);
 	pi = peer_index_build(dev);
 	if (!pi)
 		return -ENOMEM;
-	peer_index_free(srv.peers);
-	srv.peers = pi;
-	rebuild_reservations(dev);
+	peer_index_free(e->peers);
+	e->peers = pi;
+	rebuild_reservations(e, dev);
 	log_debug("device read: %zu peers", peer_index_count(pi));
 	return 0;
 }
 
 /* Re-reads the device. */
-int refresh_device(void)
+int refresh_device(struct engine *e)
 {
 	struct wgdev *dev = NULL;
 	int ret;
 
-	srv.last_refresh_ms = clock_boot_ms();
+	e->last_refresh_ms = clock_boot_ms();
 	ret = priv_get_device(&dev);
 	if (ret)
 		return ret;
-	ret = index_device(dev);
+	ret = index_device(e, dev);
 	wgdev_free(dev);
 	return ret;
 }
 
 /* ---- pools ---- */
 
-static void pool_add(const struct wgd_ip *prefix, const char *origin)
+static void pool_add(struct engine *e, const struct wgd_ip *prefix, const char *origin)
 {
 	char b[WGD_IP_STRLEN];
-	int ret = poolset_add(srv.pools, prefix);
+	int ret = poolset_add(e->pools, prefix);
 
 	if (!ret)
 		log_info("pool %s (%s)", fmt_ip(prefix, b), origin);
@@ -320,8 +309,8 @@ static void pool_add(const struct wgd_ip *prefix, const char *origin)
 
 static bool is_cfg_pool(const struct wgd_ip *prefix)
 {
-	for (size_t i = 0; i < srv.n_cfg_pools; i++)
-		if (wgd_ip_equal(&srv.cfg_pools[i], prefix))
+	for (size_t i = 0; i < cfg->n_pools; i++)
+		if (wgd_ip_equal(&cfg->pools[i], prefix))
 			return true;
 	return false;
 }
@@ -332,18 +321,18 @@ static bool is_cfg_pool(const struct wgd_ip *prefix)
  * kernel drops an interface's IPv4 routes without one when the last IPv4
  * address goes, and notifications can be lost (an overrun).
  */
-void load_route_pools(void)
+void load_route_pools(struct engine *e)
 {
 	struct wgd_ip *routes = NULL;
 	size_t n = 0;
-	int ret = rtnl_route_list(srv.rt, srv.ifindex, AF_UNSPEC, &routes, &n);
+	int ret = rtnl_route_list(e->rt, cfg->ifindex, AF_UNSPEC, &routes, &n);
 
 	if (ret) {
-		log_warnx("cannot list the routes of %s: %s", srv.ifname, strerror(-ret));
+		log_warnx("cannot list the routes of %s: %s", cfg->ifname, strerror(-ret));
 		return;
 	}
-	for (size_t i = poolset_count(srv.pools); i-- > 0;) {
-		struct wgd_ip pool = *poolset_prefix(srv.pools, i);
+	for (size_t i = poolset_count(e->pools); i-- > 0;) {
+		struct wgd_ip pool = *poolset_prefix(e->pools, i);
 		char b[WGD_IP_STRLEN];
 		bool routed = false;
 
@@ -351,19 +340,19 @@ void load_route_pools(void)
 			continue;
 		for (size_t j = 0; j < n && !routed; j++)
 			routed = priv_is_pool_route(&routes[j]) && wgd_ip_equal(&routes[j], &pool);
-		if (!routed && !poolset_remove(srv.pools, &pool))
+		if (!routed && !poolset_remove(e->pools, &pool))
 			log_info("pool %s removed with its route", fmt_ip(&pool, b));
 	}
 	for (size_t i = 0; i < n; i++)
 		if (priv_is_pool_route(&routes[i]))
-			pool_add(&routes[i], "route");
+			pool_add(e, &routes[i], "route");
 	free(routes);
 }
 
 /* ---- timers ---- */
 
 /* Leases that ran out, their addresses taken off PRIV_BATCH at a time. */
-static void expire_leases(void)
+static void expire_leases(struct engine *e)
 {
 	uint64_t now = clock_boot_ms() / 1000;
 	uint8_t pubkeys[PRIV_BATCH][WG_KEY_LEN];
@@ -372,25 +361,26 @@ static void expire_leases(void)
 	size_t n;
 
 	do {
-		for (n = 0; n < PRIV_BATCH && (l = lease_first_expiry(srv.leases)) &&
+		for (n = 0; n < PRIV_BATCH && (l = lease_first_expiry(e->leases)) &&
 			    l->expires <= now; n++) {
-			srv.counters.expiries++;
-			end_lease(l, "expired", false, pubkeys[n], &c[n]);
+			e->counters.expiries++;
+			end_lease(e, l, "expired", false, pubkeys[n], &c[n]);
 		}
 		if (n)
 			end_on_device(pubkeys, c, n);
 	} while (n == PRIV_BATCH);
 }
 
-static void expire_quarantine(void)
+static void expire_quarantine(struct engine *e)
 {
-	size_t n = lease_quarantine_expire(srv.leases, clock_boot_ms() / 1000);
+	size_t n = lease_quarantine_expire(e->leases, clock_boot_ms() / 1000);
 
 	if (n)
 		log_info("quarantine over for %zu addresses; they return to the pools", n);
 }
 
 struct departed {
+	const struct peer_index *peers;
 	size_t n, cap;
 	uint8_t (*keys)[WG_KEY_LEN];
 };
@@ -399,30 +389,30 @@ static void collect_departed(const struct lease *l, void *ctx)
 {
 	struct departed *d = ctx;
 
-	if (peer_index_has_key(srv.peers, l->pubkey) || d->n == d->cap)
+	if (peer_index_has_key(d->peers, l->pubkey) || d->n == d->cap)
 		return;
 	memcpy(d->keys[d->n++], l->pubkey, WG_KEY_LEN);
 }
 
 /* Drops leases of peers that left the device. */
-static void drop_departed_peers(void)
+static void drop_departed_peers(struct engine *e)
 {
-	struct departed d = { .cap = lease_count(srv.leases) };
+	struct departed d = { .peers = e->peers, .cap = lease_count(e->leases) };
 
 	if (!d.cap)
 		return;
 	d.keys = calloc(d.cap, WG_KEY_LEN);
 	if (!d.keys)
 		return;
-	lease_foreach(srv.leases, collect_departed, &d);
+	lease_foreach(e->leases, collect_departed, &d);
 	for (size_t i = 0; i < d.n; i += PRIV_BATCH) {
 		size_t n = d.n - i < PRIV_BATCH ? d.n - i : PRIV_BATCH;
 		struct lease_change c[PRIV_BATCH] = { 0 };
 		uint8_t copy[WG_KEY_LEN]; /* d.keys has them already */
 
 		for (size_t j = 0; j < n; j++) {
-			srv.counters.departures++;
-			end_lease(lease_find(srv.leases, d.keys[i + j]), "dropped: the peer is gone",
+			e->counters.departures++;
+			end_lease(e, lease_find(e->leases, d.keys[i + j]), "dropped: the peer is gone",
 				  true, copy, &c[j]);
 		}
 		end_on_device((const uint8_t (*)[WG_KEY_LEN])(d.keys + i), c, n);
@@ -430,17 +420,17 @@ static void drop_departed_peers(void)
 	free(d.keys);
 }
 
-static int next_timeout_ms(void)
+static int next_timeout_ms(struct engine *e)
 {
-	uint64_t now = clock_boot_ms(), next = srv.last_refresh_ms + srv.refresh_ms;
-	uint64_t q = lease_quarantine_next(srv.leases);
-	const struct lease *l = lease_first_expiry(srv.leases);
+	uint64_t now = clock_boot_ms(), next = e->last_refresh_ms + cfg->refresh_ms;
+	uint64_t q = lease_quarantine_next(e->leases);
+	const struct lease *l = lease_first_expiry(e->leases);
 
 	if (l && (uint64_t)l->expires * 1000 < next)
 		next = (uint64_t)l->expires * 1000;
 	if (q != UINT64_MAX && q * 1000 < next)
 		next = q * 1000;
-	for (const struct conn *c = srv.conns; c; c = c->next)
+	for (const struct conn *c = e->conns; c; c = c->next)
 		if (c->deadline_ms < next)
 			next = c->deadline_ms;
 	return next <= now ? 0 : (int)(next - now);
@@ -450,36 +440,37 @@ static int next_timeout_ms(void)
 
 static void on_rtnl_event(const struct rtnl_event *ev, void *ctx)
 {
-	(void)ctx;
+	struct engine *e = ctx;
+
 	switch (ev->type) {
 	case RTNL_EV_LINK_DEL:
-		if (ev->ifindex == srv.ifindex) {
+		if (ev->ifindex == cfg->ifindex) {
 			log_warnx("interface %s was deleted; exiting (a service manager may restart "
-				  "the server once it is back)", srv.ifname);
+				  "the server once it is back)", cfg->ifname);
 			exit(EXIT_IFACE_GONE);
 		}
 		break;
 	case RTNL_EV_ROUTE_NEW:
-		if (ev->ifindex == srv.ifindex && !ev->has_gateway && ev->table == RT_TABLE_MAIN &&
+		if (ev->ifindex == cfg->ifindex && !ev->has_gateway && ev->table == RT_TABLE_MAIN &&
 		    priv_is_pool_route(&ev->ip))
-			pool_add(&ev->ip, "route");
+			pool_add(e, &ev->ip, "route");
 		break;
 	case RTNL_EV_ROUTE_DEL:
-		if (ev->ifindex == srv.ifindex && ev->table == RT_TABLE_MAIN &&
+		if (ev->ifindex == cfg->ifindex && ev->table == RT_TABLE_MAIN &&
 		    !is_cfg_pool(&ev->ip)) {
 			char b[WGD_IP_STRLEN];
 
-			if (!poolset_remove(srv.pools, &ev->ip))
+			if (!poolset_remove(e->pools, &ev->ip))
 				log_info("pool %s removed with its route", fmt_ip(&ev->ip, b));
 		}
 		break;
 	case RTNL_EV_ADDR_DEL:
 		/* The last IPv4 address took the routes with it, unannounced. */
-		if (ev->ifindex == srv.ifindex && ev->ip.family == AF_INET)
-			load_route_pools();
+		if (ev->ifindex == cfg->ifindex && ev->ip.family == AF_INET)
+			load_route_pools(e);
 		break;
 	case RTNL_EV_OVERRUN:
-		load_route_pools();
+		load_route_pools(e);
 		break;
 	default:
 		break;
@@ -487,6 +478,7 @@ static void on_rtnl_event(const struct rtnl_event *ev, void *ctx)
 }
 
 struct compact_ctx {
+	struct journal *journal;
 	int err;
 };
 
@@ -497,22 +489,22 @@ static void compact_lease(const struct lease *l, void *ctx)
 
 	lease_to_record(l, &r);
 	if (!cc->err)
-		cc->err = journal_compact_add(srv.journal, &r);
+		cc->err = journal_compact_add(cc->journal, &r);
 }
 
 /* Rewrites the journal as the live leases and quarantines alone. */
-static void compact_journal(void)
+static void compact_journal(struct engine *e)
 {
-	struct compact_ctx cc = { 0 };
+	struct compact_ctx cc = { .journal = e->journal };
 	uint32_t now_real = clock_real_s();
 	uint64_t now_boot = clock_boot_ms() / 1000, until;
 	const struct wgd_ip *a;
-	off_t before = journal_size(srv.journal);
+	off_t before = journal_size(e->journal);
 
-	cc.err = journal_compact_begin(srv.journal);
+	cc.err = journal_compact_begin(e->journal);
 	if (!cc.err)
-		lease_foreach(srv.leases, compact_lease, &cc);
-	for (size_t i = 0; !cc.err && (a = lease_quarantine_get(srv.leases, i, &until)); i++) {
+		lease_foreach(e->leases, compact_lease, &cc);
+	for (size_t i = 0; !cc.err && (a = lease_quarantine_get(e->leases, i, &until)); i++) {
 		struct journal_record r = {
 			.type = JREC_RELEASE,
 			.flags = JREC_F_QUARANTINE | (a->family == AF_INET ? JREC_F_IP4 : JREC_F_IP6),
@@ -524,18 +516,18 @@ static void compact_journal(void)
 			r.ip4 = a->ip4;
 		else
 			r.ip6 = a->ip6;
-		cc.err = journal_compact_add(srv.journal, &r);
+		cc.err = journal_compact_add(e->journal, &r);
 	}
 	if (!cc.err)
-		cc.err = journal_compact_end(srv.journal);
+		cc.err = journal_compact_end(e->journal);
 	if (cc.err) {
-		journal_compact_abort(srv.journal);
-		log_warnx("cannot compact the journal %s: %s", srv.journal_name,
+		journal_compact_abort(e->journal);
+		log_warnx("cannot compact the journal %s: %s", cfg->journal_name,
 			  strerror(-cc.err));
 		return;
 	}
-	log_info("compacted the journal %s from %lld to %lld bytes", srv.journal_name,
-		 (long long)before, (long long)journal_size(srv.journal));
+	log_info("compacted the journal %s from %lld to %lld bytes", cfg->journal_name,
+		 (long long)before, (long long)journal_size(e->journal));
 }
 
 /* ---- the engine ---- */
@@ -551,40 +543,42 @@ static void on_parent(struct watcher *w, uint32_t events)
 
 static void on_signal(struct watcher *w, uint32_t events)
 {
+	struct engine *e = container_of(w, struct engine, signals);
 	struct signalfd_siginfo si;
 
 	(void)events;
 	if (read(w->fd, &si, sizeof(si)) == sizeof(si) && si.ssi_signo != SIGHUP) {
 		log_info("exiting on signal %u; leases stay on the device", si.ssi_signo);
-		if (journal_pending(srv.journal))
-			journal_commit(srv.journal);
+		if (journal_pending(e->journal))
+			journal_commit(e->journal);
 		exit(EXIT_OK);
 	}
 }
 
 static void on_rtnl(struct watcher *w, uint32_t events)
 {
-	int ret = rtnl_monitor_read(srv.mon, on_rtnl_event, NULL);
+	struct engine *e = container_of(w, struct engine, rtnl_events);
+	int ret = rtnl_monitor_read(e->mon, on_rtnl_event, e);
 
-	(void)w;
 	(void)events;
 	if (ret)
 		log_warnx("rtnetlink: %s", strerror(-ret));
 }
 
 /* Runs the lease service with no privileges; never returns. */
-void __attribute__((noreturn)) engine_main(int fd)
+void __attribute__((noreturn)) engine_main(const struct engine_start *start)
 {
+	static struct engine engine;
+	struct engine *e = &engine;
 	int ret;
 
 	pid_t parent = getppid();
 
-	priv_engine_init(fd);
-	srv.priv_fd = fd;
-	ratelimit_init(&srv.logrl, RATELIMIT_LOG_MS);
-	wgctl_close(srv.wg);
-	srv.wg = NULL;
-	ret = rtnl_monitor_open(&srv.mon, RTMGRP_LINK | RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE |
+	priv_engine_init(start->parent_fd);
+	e->rt = start->rt;
+	e->commit_tail = &e->commit_head;
+	ratelimit_init(&e->logrl, RATELIMIT_LOG_MS);
+	ret = rtnl_monitor_open(&e->mon, RTMGRP_LINK | RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE |
 				RTMGRP_IPV4_IFADDR);
 	if (ret)
 		fatalx("cannot watch rtnetlink: %s", strerror(-ret));
@@ -595,42 +589,39 @@ void __attribute__((noreturn)) engine_main(int fd)
 		log_warnx("cannot reach $NOTIFY_SOCKET: %s", strerror(-ret));
 	/* Into the directory the parent checked, by its descriptor: no path
 	 * is looked up again. Nothing outside stays open. */
-	close(srv.state_fd);
-	if (srv.ctl_dir_fd >= 0)
-		close(srv.ctl_dir_fd);
-	if (fchdir(srv.engine_dir_fd) || chroot(".") || chdir("/"))
-		fatal("cannot confine the engine to %s/%s", srv.state_dir, ENGINE_DIR);
-	close(srv.engine_dir_fd);
-	ret = caps_become_user(srv.pw->pw_uid, srv.pw->pw_gid);
+	if (fchdir(start->dir_fd) || chroot(".") || chdir("/"))
+		fatal("cannot confine the engine to %s/%s", cfg->state_dir, ENGINE_DIR);
+	close(start->dir_fd);
+	ret = caps_become_user(start->uid, start->gid);
 	if (ret)
-		fatalx("cannot drop privileges to user %s: %s", srv.user, strerror(-ret));
+		fatalx("cannot drop privileges to user %s: %s", cfg->user, strerror(-ret));
 	/* After the change of user, which clears it; a parent already gone
 	 * would never send the signal. */
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
 	if (getppid() != parent)
 		fatalx("the parent is gone; exiting");
 
-	srv.pools = poolset_new();
-	srv.leases = srv.pools ? lease_table_new(srv.pools) : NULL;
-	if (!srv.leases)
+	e->pools = poolset_new();
+	e->leases = e->pools ? lease_table_new(e->pools) : NULL;
+	if (!e->leases)
 		fatalx("out of memory");
-	for (size_t i = 0; i < srv.n_cfg_pools; i++)
-		pool_add(&srv.cfg_pools[i], "--pool");
-	load_route_pools();
-	if (!poolset_count(srv.pools)) {
+	for (size_t i = 0; i < cfg->n_pools; i++)
+		pool_add(e, &cfg->pools[i], "--pool");
+	load_route_pools(e);
+	if (!poolset_count(e->pools)) {
 		log_warnx("no pool to lease from: give --pool CIDR, or add an address with a "
-			  "prefix to %s (ip addr add 10.0.0.1/24 dev %s)", srv.ifname, srv.ifname);
+			  "prefix to %s (ip addr add 10.0.0.1/24 dev %s)", cfg->ifname, cfg->ifname);
 		exit(EXIT_NO_POOL);
 	}
 
-	start_up_state();
-	drop_departed_peers();
-	if (journal_pending(srv.journal) && journal_commit(srv.journal))
-		fatalx("cannot write the lease journal %s", srv.journal_name);
-	if (journal_wants_compaction(srv.journal, lease_count(srv.leases)))
-		compact_journal();
-	if (!peer_index_count(srv.peers))
-		log_warnx("%s has no peers yet; waiting for some", srv.ifname);
+	start_up_state(e);
+	drop_departed_peers(e);
+	if (journal_pending(e->journal) && journal_commit(e->journal))
+		fatalx("cannot write the lease journal %s", cfg->journal_name);
+	if (journal_wants_compaction(e->journal, lease_count(e->leases)))
+		compact_journal(e);
+	if (!peer_index_count(e->peers))
+		log_warnx("%s has no peers yet; waiting for some", cfg->ifname);
 
 	sigset_t mask;
 	sigemptyset(&mask);
@@ -638,34 +629,29 @@ void __attribute__((noreturn)) engine_main(int fd)
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGHUP);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
-	srv.sig_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	e->signals.fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 
-	srv.epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (srv.epfd < 0 || srv.sig_fd < 0)
+	e->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (e->epfd < 0 || e->signals.fd < 0)
 		fatal("cannot set up the event loop");
-	/* The engine's own watchers; connections bring theirs. */
-	static struct watcher watchers[] = {
-		{ .on_event = accept_conns },
-		{ .on_event = accept_ctl },
-		{ .on_event = on_parent },
-		{ .on_event = on_signal },
-		{ .on_event = on_rtnl },
-	};
-	watchers[0].fd = srv.listen_fd;
-	watchers[1].fd = srv.ctl_fd;
-	watchers[2].fd = srv.priv_fd;
-	watchers[3].fd = srv.sig_fd;
-	watchers[4].fd = rtnl_monitor_fd(srv.mon);
-	for (size_t i = 0; i < sizeof(watchers) / sizeof(watchers[0]); i++)
-		if (watchers[i].fd >= 0)
-			watcher_add(&watchers[i], EPOLLIN);
-	log_info("serving %s on [fe80::%%%s]:970, lease time %us", srv.ifname, srv.ifname,
-		 srv.leasetime);
+	e->listener = (struct watcher){ start->listen_fd, accept_conns };
+	e->control = (struct watcher){ start->ctl_fd, accept_ctl };
+	e->parent = (struct watcher){ start->parent_fd, on_parent };
+	e->signals.on_event = on_signal;
+	e->rtnl_events = (struct watcher){ rtnl_monitor_fd(e->mon), on_rtnl };
+	watcher_add(e, &e->listener, EPOLLIN);
+	if (e->control.fd >= 0)
+		watcher_add(e, &e->control, EPOLLIN);
+	watcher_add(e, &e->parent, EPOLLIN);
+	watcher_add(e, &e->signals, EPOLLIN);
+	watcher_add(e, &e->rtnl_events, EPOLLIN);
+	log_info("serving %s on [fe80::%%%s]:970, lease time %us", cfg->ifname, cfg->ifname,
+		 cfg->leasetime);
 	notify_send("READY=1\nSTATUS=serving leases");
 
 	for (;;) {
 		struct epoll_event evs[64];
-		int n = epoll_wait(srv.epfd, evs, 64, next_timeout_ms());
+		int n = epoll_wait(e->epfd, evs, 64, next_timeout_ms(e));
 
 		if (n < 0 && errno != EINTR)
 			fatal("epoll_wait");
@@ -674,19 +660,19 @@ void __attribute__((noreturn)) engine_main(int fd)
 
 			w->on_event(w, evs[i].events);
 		}
-		expire_leases();
-		expire_quarantine();
-		expire_conns();
-		if (clock_boot_ms() - srv.last_refresh_ms >= srv.refresh_ms) {
-			ret = refresh_device();
+		expire_leases(e);
+		expire_quarantine(e);
+		expire_conns(e);
+		if (clock_boot_ms() - e->last_refresh_ms >= cfg->refresh_ms) {
+			ret = refresh_device(e);
 			if (ret)
-				log_warnx("cannot read %s: %s", srv.ifname, strerror(-ret));
+				log_warnx("cannot read %s: %s", cfg->ifname, strerror(-ret));
 			else
-				drop_departed_peers();
+				drop_departed_peers(e);
 		}
-		commit_round();
-		if (journal_wants_compaction(srv.journal, lease_count(srv.leases)))
-			compact_journal();
+		commit_round(e);
+		if (journal_wants_compaction(e->journal, lease_count(e->leases)))
+			compact_journal(e);
 	}
 }
 

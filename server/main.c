@@ -34,7 +34,20 @@
 #include "journal.h"
 #include "server.h"
 
-struct server srv;
+static struct server_config config;
+const struct server_config *const cfg = &config;
+
+/* What the set-up opens with privileges, for the side that uses it. */
+static struct {
+	struct wgctl *wg;
+	struct rtnl *rt;
+	struct passwd *pw;
+	int listen_fd;
+	/* The engine keeps only engine_dir_fd, until its chroot: a directory
+	 * outside would be a way out. */
+	int state_fd, engine_dir_fd;
+	struct control_socket ctl;
+} setup;
 
 /* ---- start-up ---- */
 
@@ -47,14 +60,14 @@ static void disable_iface_forwarding(void)
 	char path[128], val = 0;
 	int fd;
 
-	snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/%s/forwarding", srv.ifname);
+	snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/%s/forwarding", config.ifname);
 	fd = open(path, O_RDWR | O_CLOEXEC);
 	if (fd < 0)
 		return;
 	if (read(fd, &val, 1) == 1 && val != '0') {
 		if (pwrite(fd, "0\n", 2, 0) == 2)
 			log_info("turned IPv6 forwarding off on %s alone, so that fe80:: is not "
-				 "anycast there; the hub still forwards", srv.ifname);
+				 "anycast there; the hub still forwards", config.ifname);
 		else
 			log_warn("cannot write %s", path);
 	}
@@ -68,9 +81,9 @@ static void ensure_server_ll(void)
 	size_t n = 0;
 	int ret;
 
-	ret = rtnl_addr_list(srv.rt, srv.ifindex, AF_INET6, &addrs, &n);
+	ret = rtnl_addr_list(setup.rt, config.ifindex, AF_INET6, &addrs, &n);
 	if (ret)
-		fatalx("cannot list the addresses of %s: %s", srv.ifname, strerror(-ret));
+		fatalx("cannot list the addresses of %s: %s", config.ifname, strerror(-ret));
 	for (size_t i = 0; i < n; i++) {
 		if (wgd_ip_equal(&addrs[i].ip, &ll)) {
 			free(addrs);
@@ -78,13 +91,13 @@ static void ensure_server_ll(void)
 		}
 	}
 	free(addrs);
-	ret = rtnl_addr_add(srv.rt, srv.ifindex, &ll, UINT32_MAX, UINT32_MAX);
+	ret = rtnl_addr_add(setup.rt, config.ifindex, &ll, UINT32_MAX, UINT32_MAX);
 	if (ret) {
 		log_warnx("%s has no fe80::/64 and adding it failed: %s; add it with: ip addr add "
-			  "fe80::/64 dev %s", srv.ifname, strerror(-ret), srv.ifname);
+			  "fe80::/64 dev %s", config.ifname, strerror(-ret), config.ifname);
 		exit(EXIT_SYSTEM);
 	}
-	log_info("added fe80::/64 to %s, the address clients reach the server at", srv.ifname);
+	log_info("added fe80::/64 to %s, the address clients reach the server at", config.ifname);
 }
 
 static int open_listener(void)
@@ -93,7 +106,7 @@ static int open_listener(void)
 		.sin6_family = AF_INET6,
 		.sin6_port = htons(WGD_PORT),
 		.sin6_addr = { .s6_addr = { 0xfe, 0x80 } },
-		.sin6_scope_id = srv.ifindex,
+		.sin6_scope_id = config.ifindex,
 	};
 	int fd, one = 1;
 
@@ -153,25 +166,41 @@ static long count_arg(const char *opt, const char *arg, long min, long max)
 static int split(void)
 {
 	int sp[2], ret;
+	pid_t pid;
 
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp))
 		fatal("socketpair");
-	engine_pid = fork();
-	if (engine_pid < 0)
+	pid = fork();
+	if (pid < 0)
 		fatal("fork");
-	if (engine_pid == 0) {
+	if (pid == 0) {
+		struct engine_start start = {
+			.parent_fd = sp[1],
+			.listen_fd = setup.listen_fd,
+			.ctl_fd = setup.ctl.fd,
+			.dir_fd = setup.engine_dir_fd,
+			.rt = setup.rt,
+			.uid = setup.pw->pw_uid,
+			.gid = setup.pw->pw_gid,
+		};
+
 		close(sp[0]);
-		engine_main(sp[1]);
+		/* Nothing outside its directory stays open. */
+		wgctl_close(setup.wg);
+		close(setup.state_fd);
+		if (setup.ctl.dir_fd >= 0)
+			close(setup.ctl.dir_fd);
+		engine_main(&start);
 	}
 	close(sp[1]);
-	close(srv.listen_fd);
-	close(srv.state_fd);
-	close(srv.engine_dir_fd);
-	if (srv.ctl_fd >= 0)
-		close(srv.ctl_fd);
-	ret = parent_main(sp[0]);
-	if (srv.ctl_fd >= 0)
-		remove_stale_socket();
+	close(setup.listen_fd);
+	close(setup.state_fd);
+	close(setup.engine_dir_fd);
+	if (setup.ctl.fd >= 0)
+		close(setup.ctl.fd);
+	ret = parent_main(sp[0], setup.wg, pid);
+	if (setup.ctl.fd >= 0)
+		remove_stale_socket(&setup.ctl);
 	return ret;
 }
 
@@ -190,7 +219,7 @@ static void __attribute__((noreturn)) state_dir_refused(int ret, const char *why
 		log_warnx("state directory %s", why);
 	else
 		log_warnx("state directory %s is not writable (%s): create it or give another with "
-			  "--state-dir", srv.state_dir, strerror(-ret));
+			  "--state-dir", config.state_dir, strerror(-ret));
 	exit(EXIT_STATE_DIR);
 }
 
@@ -216,10 +245,10 @@ static bool is_old_state_dir(int pathfd, const struct stat *st)
 	DIR *d;
 	int fd;
 
-	/* getpwnam() would overwrite what srv.pw points to. */
+	/* getpwnam() would overwrite what setup.pw points to. */
 	if (getpwnam_r("nobody", &pwbuf, buf, sizeof(buf), &nobody))
 		nobody = NULL;
-	if (st->st_uid != srv.pw->pw_uid && (!nobody || st->st_uid != nobody->pw_uid))
+	if (st->st_uid != setup.pw->pw_uid && (!nobody || st->st_uid != nobody->pw_uid))
 		return false;
 	fd = file_dir_reopen(pathfd);
 	if (fd < 0)
@@ -270,7 +299,7 @@ static int old_journal(const char *canon, const char *name)
 	struct stat st;
 	int fd;
 
-	fd = openat(srv.state_fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	fd = openat(setup.state_fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0) {
 		if (errno == ENOENT)
 			return -1;
@@ -286,7 +315,7 @@ static int old_journal(const char *canon, const char *name)
 						"not a regular file", canon, ENGINE_DIR);
 		exit(EXIT_JOURNAL);
 	}
-	if (!fstatat(srv.engine_dir_fd, name, &st, AT_SYMLINK_NOFOLLOW)) {
+	if (!fstatat(setup.engine_dir_fd, name, &st, AT_SYMLINK_NOFOLLOW)) {
 		log_warnx("%s/%s is left where it is, and not used: %s/%s/%s is the journal", canon,
 			  name, canon, ENGINE_DIR, name);
 		close(fd);
@@ -305,18 +334,19 @@ static int old_journal(const char *canon, const char *name)
 static void hand_over_engine_dir(const char *canon, const char *name)
 {
 	struct stat st;
-	int fd = openat(srv.engine_dir_fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	int fd = openat(setup.engine_dir_fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 
 	/* Anything but a journal of one name stays as it is: the engine
 	 * refuses it with its own message. */
 	if (fd >= 0 && !fstat(fd, &st) && S_ISREG(st.st_mode) && st.st_nlink == 1 &&
-	    fchownat(fd, "", srv.pw->pw_uid, srv.pw->pw_gid, AT_EMPTY_PATH))
-		fatal("cannot hand %s/%s/%s to user %s", canon, ENGINE_DIR, name, srv.user);
+	    fchownat(fd, "", setup.pw->pw_uid, setup.pw->pw_gid, AT_EMPTY_PATH))
+		fatal("cannot hand %s/%s/%s to user %s", canon, ENGINE_DIR, name, config.user);
 	if (fd >= 0)
 		close(fd);
-	if (fchmod(srv.engine_dir_fd, 0700) ||
-	    fchown(srv.engine_dir_fd, srv.pw->pw_uid, srv.pw->pw_gid) || fsync(srv.engine_dir_fd))
-		fatal("cannot hand %s/%s to user %s", canon, ENGINE_DIR, srv.user);
+	if (fchmod(setup.engine_dir_fd, 0700) ||
+	    fchown(setup.engine_dir_fd, setup.pw->pw_uid, setup.pw->pw_gid) ||
+	    fsync(setup.engine_dir_fd))
+		fatal("cannot hand %s/%s to user %s", canon, ENGINE_DIR, config.user);
 }
 
 static void prepare_state_dir(void)
@@ -326,7 +356,7 @@ static void prepare_state_dir(void)
 	struct stat st;
 	int pfd, old, ret;
 
-	ret = file_dir_walk(srv.state_dir, true, 0755, &d, why, sizeof(why));
+	ret = file_dir_walk(config.state_dir, true, 0755, &d, why, sizeof(why));
 	if (ret)
 		state_dir_refused(ret, why);
 	ret = file_dir_judge(&d.st, d.path, 0, why, sizeof(why));
@@ -336,12 +366,12 @@ static void prepare_state_dir(void)
 	}
 	if (ret)
 		state_dir_refused(ret, why);
-	srv.state_fd = file_dir_reopen(d.fd);
+	setup.state_fd = file_dir_reopen(d.fd);
 	close(d.fd);
-	if (srv.state_fd < 0)
-		state_dir_refused(srv.state_fd, "");
+	if (setup.state_fd < 0)
+		state_dir_refused(setup.state_fd, "");
 
-	ret = file_dir_open_at(srv.state_fd, ENGINE_DIR, true, 0700, &pfd, &st, NULL);
+	ret = file_dir_open_at(setup.state_fd, ENGINE_DIR, true, 0700, &pfd, &st, NULL);
 	if (ret == -ELOOP || ret == -ENOTDIR) {
 		log_warnx("state directory %s: %s/%s is not a directory: remove it, the engine's "
 			  "directory takes its place", d.path, d.path, ENGINE_DIR);
@@ -352,10 +382,10 @@ static void prepare_state_dir(void)
 		exit(EXIT_STATE_DIR);
 	}
 	/* Root's, when made just now or left half-way by an earlier start. */
-	if (st.st_uid != 0 && st.st_uid != srv.pw->pw_uid) {
+	if (st.st_uid != 0 && st.st_uid != setup.pw->pw_uid) {
 		log_warnx("state directory %s: %s/%s belongs to user %u, not to %s, who runs the "
 			  "engine: give --user to that user, or hand it over (chown -R %s: %s/%s)",
-			  d.path, d.path, ENGINE_DIR, (unsigned)st.st_uid, srv.user, srv.user, d.path,
+			  d.path, d.path, ENGINE_DIR, (unsigned)st.st_uid, config.user, config.user, d.path,
 			  ENGINE_DIR);
 		exit(EXIT_STATE_DIR);
 	}
@@ -365,23 +395,23 @@ static void prepare_state_dir(void)
 			  (unsigned)(st.st_mode & 0777), d.path, ENGINE_DIR);
 		exit(EXIT_STATE_DIR);
 	}
-	srv.engine_dir_fd = file_dir_reopen(pfd);
+	setup.engine_dir_fd = file_dir_reopen(pfd);
 	close(pfd);
-	if (srv.engine_dir_fd < 0)
-		fatalx("cannot open %s/%s: %s", d.path, ENGINE_DIR, strerror(-srv.engine_dir_fd));
+	if (setup.engine_dir_fd < 0)
+		fatalx("cannot open %s/%s: %s", d.path, ENGINE_DIR, strerror(-setup.engine_dir_fd));
 
-	snprintf(name, sizeof(name), "%s.leases", srv.ifname);
-	snprintf(tmp, sizeof(tmp), "%s.leases.tmp", srv.ifname);
+	snprintf(name, sizeof(name), "%s.leases", config.ifname);
+	snprintf(tmp, sizeof(tmp), "%s.leases.tmp", config.ifname);
 	old = old_journal(d.path, name);
 	if (old >= 0) {
 		/* Root's for the moment of the move: without CAP_DAC_OVERRIDE,
 		 * root cannot write another user's directory. The state
 		 * directory is root's now, so the name stays put; renameat()
 		 * moves the name itself, never what it might point to. */
-		if ((st.st_uid != 0 && fchown(srv.engine_dir_fd, 0, 0)) ||
-		    fchownat(old, "", srv.pw->pw_uid, srv.pw->pw_gid, AT_EMPTY_PATH) ||
-		    renameat2(srv.state_fd, name, srv.engine_dir_fd, name, RENAME_NOREPLACE) ||
-		    fsync(srv.state_fd))
+		if ((st.st_uid != 0 && fchown(setup.engine_dir_fd, 0, 0)) ||
+		    fchownat(old, "", setup.pw->pw_uid, setup.pw->pw_gid, AT_EMPTY_PATH) ||
+		    renameat2(setup.state_fd, name, setup.engine_dir_fd, name, RENAME_NOREPLACE) ||
+		    fsync(setup.state_fd))
 			fatal("cannot move %s/%s into %s/%s", d.path, name, d.path, ENGINE_DIR);
 		close(old);
 		st.st_uid = 0;
@@ -389,10 +419,10 @@ static void prepare_state_dir(void)
 			 d.path, name, d.path, ENGINE_DIR, name);
 	}
 	/* What a compaction cut short there left. */
-	unlinkat(srv.state_fd, tmp, 0);
+	unlinkat(setup.state_fd, tmp, 0);
 	if (st.st_uid == 0)
 		hand_over_engine_dir(d.path, name);
-	snprintf(srv.journal_name, sizeof(srv.journal_name), "%s/%s/%s", d.path, ENGINE_DIR,
+	snprintf(config.journal_name, sizeof(config.journal_name), "%s/%s/%s", d.path, ENGINE_DIR,
 		 name);
 }
 
@@ -476,33 +506,32 @@ int main(int argc, char *argv[])
 
 	if (argc >= 2 && !strcmp(argv[1], "show"))
 		return show_main(argc - 1, argv + 1);
-	srv.leasetime = 3600;
-	srv.state_dir = STATE_DIR;
-	srv.user = ENGINE_USER;
-	srv.state_fd = srv.engine_dir_fd = srv.ctl_dir_fd = -1;
-	srv.idle_timeout_ms = IDLE_TIMEOUT_S * 1000;
-	srv.max_conns = MAX_CONNS;
-	srv.max_conns_per_peer = MAX_CONNS_PER_PEER;
-	srv.commit_tail = &srv.commit_head;
+	config.leasetime = 3600;
+	config.state_dir = STATE_DIR;
+	config.user = ENGINE_USER;
+	setup.state_fd = setup.engine_dir_fd = setup.ctl.dir_fd = -1;
+	config.idle_timeout_ms = IDLE_TIMEOUT_S * 1000;
+	config.max_conns = MAX_CONNS;
+	config.max_conns_per_peer = MAX_CONNS_PER_PEER;
 	while ((opt = getopt_long(argc, argv, "vh", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'p':
-			if (srv.n_cfg_pools == sizeof(srv.cfg_pools) / sizeof(srv.cfg_pools[0])) {
+			if (config.n_pools == sizeof(config.pools) / sizeof(config.pools[0])) {
 				fprintf(stderr, "wg-dynamic-server: too many --pool options\n");
 				return EXIT_USAGE;
 			}
-			parse_prefix_arg("--pool", optarg, &srv.cfg_pools[srv.n_cfg_pools++]);
+			parse_prefix_arg("--pool", optarg, &config.pools[config.n_pools++]);
 			break;
 		case 'r':
-			if (srv.n_cfg_routes == WGD_MAX_ROUTES) {
+			if (config.n_routes == WGD_MAX_ROUTES) {
 				fprintf(stderr, "wg-dynamic-server: at most %d --route options\n",
 					WGD_MAX_ROUTES);
 				return EXIT_USAGE;
 			}
-			parse_prefix_arg("--route", optarg, &srv.cfg_routes[srv.n_cfg_routes++]);
+			parse_prefix_arg("--route", optarg, &config.routes[config.n_routes++]);
 			break;
 		case 'l':
-			srv.leasetime = (uint32_t)seconds_arg("--lease-time", optarg,
+			config.leasetime = (uint32_t)seconds_arg("--lease-time", optarg,
 							      WGD_LEASE_MIN_S, 86400 * 365);
 			break;
 		case 'q':
@@ -512,20 +541,20 @@ int main(int argc, char *argv[])
 			refresh = seconds_arg("--device-refresh", optarg, 1, 86400);
 			break;
 		case 's':
-			srv.state_dir = optarg;
+			config.state_dir = optarg;
 			break;
 		case 'u':
-			srv.user = optarg;
+			config.user = optarg;
 			break;
 		case 'd':
-			if (srv.n_dns == WGD_MAX_DNS ||
-			    wgd_ip_parse(&srv.dns[srv.n_dns], optarg, strlen(optarg), true) ||
-			    srv.dns[srv.n_dns].cidr != wgd_ip_bits(srv.dns[srv.n_dns].family)) {
+			if (config.n_dns == WGD_MAX_DNS ||
+			    wgd_ip_parse(&config.dns[config.n_dns], optarg, strlen(optarg), true) ||
+			    config.dns[config.n_dns].cidr != wgd_ip_bits(config.dns[config.n_dns].family)) {
 				fprintf(stderr, "wg-dynamic-server: --dns %s: give one address, at most "
 					"%d times\n", optarg, WGD_MAX_DNS);
 				return EXIT_USAGE;
 			}
-			srv.n_dns++;
+			config.n_dns++;
 			break;
 		case 'D':
 			if (!dns_search_ok(optarg)) {
@@ -534,23 +563,23 @@ int main(int argc, char *argv[])
 					WGD_MAX_DNS_SEARCH - 1);
 				return EXIT_USAGE;
 			}
-			snprintf(srv.dns_search, sizeof(srv.dns_search), "%s", optarg);
+			snprintf(config.dns_search, sizeof(config.dns_search), "%s", optarg);
 			break;
 		case 'm':
-			srv.mtu = (uint32_t)count_arg("--mtu", optarg, 1280, 65535);
+			config.mtu = (uint32_t)count_arg("--mtu", optarg, 1280, 65535);
 			break;
 		case 'I':
-			srv.idle_timeout_ms = (uint32_t)seconds_arg("--idle-timeout", optarg, 1, 3600) * 1000;
+			config.idle_timeout_ms = (uint32_t)seconds_arg("--idle-timeout", optarg, 1, 3600) * 1000;
 			break;
 		case 'C':
-			srv.max_conns = (size_t)count_arg("--max-connections", optarg, 1, 65536);
+			config.max_conns = (size_t)count_arg("--max-connections", optarg, 1, 65536);
 			break;
 		case 'P':
-			srv.max_conns_per_peer =
+			config.max_conns_per_peer =
 				(size_t)count_arg("--max-connections-per-peer", optarg, 1, 65536);
 			break;
 		case 'a':
-			srv.auto_ll = true;
+			config.auto_ll = true;
 			break;
 		case 'v':
 			verbose++;
@@ -570,62 +599,62 @@ int main(int argc, char *argv[])
 		usage(stderr);
 		return EXIT_USAGE;
 	}
-	srv.ifname = argv[optind];
-	srv.quarantine = quarantine >= 0 ? (uint32_t)quarantine : srv.leasetime;
-	srv.refresh_ms = refresh > 0 ? (uint32_t)refresh * 1000 :
-		srv.auto_ll ? REFRESH_PERIOD_AUTO_LL_MS : REFRESH_PERIOD_MS;
+	config.ifname = argv[optind];
+	config.quarantine = quarantine >= 0 ? (uint32_t)quarantine : config.leasetime;
+	config.refresh_ms = refresh > 0 ? (uint32_t)refresh * 1000 :
+		config.auto_ll ? REFRESH_PERIOD_AUTO_LL_MS : REFRESH_PERIOD_MS;
 	log_init("wg-dynamic-server", false, verbose);
 	if (sodium_init() < 0)
 		fatalx("cannot initialise libsodium");
 	signal(SIGPIPE, SIG_IGN);
 
-	if (strlen(srv.ifname) >= IF_NAMESIZE) {
-		log_warnx("%s: interface names are at most %d characters", srv.ifname,
+	if (strlen(config.ifname) >= IF_NAMESIZE) {
+		log_warnx("%s: interface names are at most %d characters", config.ifname,
 			  IF_NAMESIZE - 1);
 		return EXIT_USAGE;
 	}
-	ret = rtnl_open(&srv.rt);
+	ret = rtnl_open(&setup.rt);
 	if (ret)
 		fatalx("cannot open rtnetlink: %s", strerror(-ret));
-	ret = rtnl_link_get(srv.rt, srv.ifname, &link);
+	ret = rtnl_link_get(setup.rt, config.ifname, &link);
 	if (ret == -ENODEV) {
 		log_warnx("no interface %s: create it first (ip link add %s type wireguard, or "
-			  "start wireguard-go %s)", srv.ifname, srv.ifname, srv.ifname);
+			  "start wireguard-go %s)", config.ifname, config.ifname, config.ifname);
 		return EXIT_NO_IFACE;
 	} else if (ret) {
-		fatalx("cannot read interface %s: %s", srv.ifname, strerror(-ret));
+		fatalx("cannot read interface %s: %s", config.ifname, strerror(-ret));
 	}
-	srv.ifindex = link.ifindex;
+	config.ifindex = link.ifindex;
 
-	ret = wgctl_open(&srv.wg, srv.ifname);
+	ret = wgctl_open(&setup.wg, config.ifname);
 	if (ret) {
 		log_warnx("%s is not a WireGuard interface (no UAPI socket in %s and not kernel "
 			  "WireGuard): run the server on the hub's WireGuard interface",
-			  srv.ifname, wgctl_uapi_dir);
+			  config.ifname, wgctl_uapi_dir);
 		return EXIT_NOT_WG;
 	}
 
-	srv.pw = getpwnam(srv.user);
-	if (!srv.pw) {
+	setup.pw = getpwnam(config.user);
+	if (!setup.pw) {
 		log_warnx("no user %s to run the engine as: create it (useradd --system "
 			  "--no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "
-			  "--user-group %s) or name another with --user", srv.user, srv.user);
+			  "--user-group %s) or name another with --user", config.user, config.user);
 		return EXIT_USER;
 	}
 	prepare_state_dir();
 	disable_iface_forwarding();
 	ensure_server_ll();
-	srv.listen_fd = open_listener();
-	if (srv.listen_fd < 0) {
-		if (srv.listen_fd == -EADDRINUSE)
+	setup.listen_fd = open_listener();
+	if (setup.listen_fd < 0) {
+		if (setup.listen_fd == -EADDRINUSE)
 			log_warnx("port 970 on %s is in use: stop the other wg-dynamic-server there "
-				  "first", srv.ifname);
+				  "first", config.ifname);
 		else
-			log_warnx("cannot listen on [fe80::%%%s]:970: %s", srv.ifname,
-				  strerror(-srv.listen_fd));
+			log_warnx("cannot listen on [fe80::%%%s]:970: %s", config.ifname,
+				  strerror(-setup.listen_fd));
 		return EXIT_SOCKET;
 	}
-	open_control_socket();
-	log_info("%s is %s WireGuard", srv.ifname, wgctl_backend_name(srv.wg));
+	open_control_socket(&setup.ctl);
+	log_info("%s is %s WireGuard", config.ifname, wgctl_backend_name(setup.wg));
 	return split();
 }

@@ -18,7 +18,7 @@
 
 /* ---- the parent ---- */
 
-pid_t engine_pid;
+static pid_t engine_pid;
 
 static void forward_signal(int sig)
 {
@@ -37,7 +37,7 @@ static void forward_signal(int sig)
  * Static host addresses (/32, /128) inside a pool are fine: they are
  * reserved, never leased.
  */
-static struct wgdev *check_pool_overlaps(uint64_t *read_ms)
+static struct wgdev *check_pool_overlaps(struct wgctl *wg, uint64_t *read_ms)
 {
 	struct wgdev *dev = NULL;
 	char kb[WG_KEY_B64_LEN], pb[WGD_IP_STRLEN], ab[WGD_IP_STRLEN];
@@ -45,9 +45,9 @@ static struct wgdev *check_pool_overlaps(uint64_t *read_ms)
 
 	*read_ms = clock_boot_ms();
 	/* The view waits until the engine has this read (priv_serve()). */
-	ret = wgctl_read_device(srv.wg, &dev);
+	ret = wgctl_read_device(wg, &dev);
 	if (ret) {
-		log_warnx("cannot read WireGuard device %s: %s", srv.ifname, strerror(-ret));
+		log_warnx("cannot read WireGuard device %s: %s", cfg->ifname, strerror(-ret));
 		exit(EXIT_NOT_WG);
 	}
 	for (size_t i = 0; i < dev->n_peers; i++) {
@@ -58,12 +58,12 @@ static struct wgdev *check_pool_overlaps(uint64_t *read_ms)
 
 			if (a->cidr == wgd_ip_bits(a->family))
 				continue;
-			for (size_t k = 0; k < srv.n_cfg_pools; k++) {
-				if (!wgd_ip_overlaps(a, &srv.cfg_pools[k]))
+			for (size_t k = 0; k < cfg->n_pools; k++) {
+				if (!wgd_ip_overlaps(a, &cfg->pools[k]))
 					continue;
 				log_warnx("--pool %s overlaps allowed-IP %s of peer %s: shrink the "
 					  "pool or that peer's allowed-IPs",
-					  fmt_ip(&srv.cfg_pools[k], pb), fmt_ip(a, ab),
+					  fmt_ip(&cfg->pools[k], pb), fmt_ip(a, ab),
 					  fmt_key(peer->pubkey, kb));
 				wgdev_free(dev);
 				exit(EXIT_POOL_OVERLAP);
@@ -74,20 +74,21 @@ static struct wgdev *check_pool_overlaps(uint64_t *read_ms)
 	return dev;
 }
 
-int parent_main(int fd)
+int parent_main(int fd, struct wgctl *wg, pid_t engine)
 {
 	struct priv_policy policy = {
-		.cfg_pools = srv.cfg_pools,
-		.n_cfg_pools = srv.n_cfg_pools,
-		.ifindex = srv.ifindex,
-		.auto_ll = srv.auto_ll,
-		.refresh_ms = srv.refresh_ms,
+		.cfg_pools = cfg->pools,
+		.n_cfg_pools = cfg->n_pools,
+		.ifindex = cfg->ifindex,
+		.auto_ll = cfg->auto_ll,
+		.refresh_ms = cfg->refresh_ms,
 	};
 	struct sigaction sa = { .sa_handler = forward_signal };
 	struct wgdev *dev = NULL;
 	uint64_t read_ms = 0;
 	int ret, status;
 
+	engine_pid = engine;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
@@ -99,12 +100,12 @@ int parent_main(int fd)
 	 * ends the server, and the engine with it (PR_SET_PDEATHSIG).
 	 */
 	if (!ret)
-		dev = check_pool_overlaps(&read_ms);
+		dev = check_pool_overlaps(wg, &read_ms);
 	if (ret) {
 		log_warnx("cannot limit the parent's capabilities: %s", strerror(-ret));
 		kill(engine_pid, SIGKILL);
 	} else {
-		ret = priv_serve(fd, srv.wg, &policy, dev, read_ms);
+		ret = priv_serve(fd, wg, &policy, dev, read_ms);
 		if (ret) {
 			log_warnx("the engine broke the privilege protocol (%s); stopping it",
 				  strerror(-ret));

@@ -124,7 +124,7 @@ static int by_key_desc(const void *a, const void *b)
  * Restores the live leases, newest first, so that if two ever claimed one
  * address the later grant keeps it. Expired leases join the gone table.
  */
-static void restore_leases(struct replay *rp)
+static void restore_leases(struct engine *e, struct replay *rp)
 {
 	uint32_t now_real = clock_real_s();
 	uint64_t now_boot = clock_boot_ms() / 1000;
@@ -137,7 +137,7 @@ static void restore_leases(struct replay *rp)
 	if (!list.v || !order)
 		fatalx("out of memory restoring leases");
 	/* Failing that, the table grows as it goes. */
-	lease_table_reserve(srv.leases, lease_count(rp->live));
+	lease_table_reserve(e->leases, lease_count(rp->live));
 	lease_foreach(rp->live, collect_lease, &list);
 	/* Sorting small keys rather than whole leases. */
 	for (size_t i = 0; i < list.n; i++)
@@ -153,7 +153,7 @@ static void restore_leases(struct replay *rp)
 			continue;
 		}
 		l->expires = now_boot + (end - now_real);
-		if (!lease_restore(srv.leases, l)) {
+		if (!lease_restore(e->leases, l)) {
 			restored++;
 			continue;
 		}
@@ -162,12 +162,12 @@ static void restore_leases(struct replay *rp)
 		bool ok = false;
 
 		one.has_ip6 = false;
-		if (one.has_ip4 && !lease_restore(srv.leases, &one))
+		if (one.has_ip4 && !lease_restore(e->leases, &one))
 			ok = true;
 		else {
 			one = *l;
 			one.has_ip4 = false;
-			ok = one.has_ip6 && !lease_restore(srv.leases, &one);
+			ok = one.has_ip6 && !lease_restore(e->leases, &one);
 		}
 		log_warnx("journal: peer %s: an address was leased twice; %s", fmt_key(l->pubkey, kb),
 			  ok ? "kept the other family" : "dropped the lease");
@@ -179,20 +179,20 @@ static void restore_leases(struct replay *rp)
 	for (size_t i = 0; i < rp->n_q; i++) {
 		if (rp->q[i].until_real <= now_real)
 			continue;
-		if (poolset_contains(srv.pools, &rp->q[i].addr) &&
-		    poolset_take(srv.pools, &rp->q[i].addr))
+		if (poolset_contains(e->pools, &rp->q[i].addr) &&
+		    poolset_take(e->pools, &rp->q[i].addr))
 			continue;
-		if (lease_quarantine_addr(srv.leases, &rp->q[i].addr,
+		if (lease_quarantine_addr(e->leases, &rp->q[i].addr,
 					  now_boot + (rp->q[i].until_real - now_real)))
-			poolset_put(srv.pools, &rp->q[i].addr);
+			poolset_put(e->pools, &rp->q[i].addr);
 		else
 			held++;
 	}
 	log_info("journal %s: restored %zu leases, dropped %zu expired, %zu addresses in "
-		 "quarantine", srv.journal_name, restored, expired, held);
+		 "quarantine", cfg->journal_name, restored, expired, held);
 }
 
-static void open_journal(struct replay *rp)
+static void open_journal(struct engine *e, struct replay *rp)
 {
 	struct journal_stats st = { 0 };
 	int ret;
@@ -202,36 +202,36 @@ static void open_journal(struct replay *rp)
 
 	/* The engine sees its directory as its root. Room for every
 	 * record as a live lease is room enough for the replay. */
-	snprintf(jpath, sizeof(jpath), "/%s.leases", srv.ifname);
+	snprintf(jpath, sizeof(jpath), "/%s.leases", cfg->ifname);
 	if (!lstat(jpath, &jst) && jst.st_size > JOURNAL_HEADER_SIZE)
 		lease_table_reserve(rp->live, (size_t)(jst.st_size - JOURNAL_HEADER_SIZE) /
 						      JOURNAL_RECORD_SIZE);
-	ret = journal_open(&srv.journal, "/", srv.ifname, replay_record, rp, &st);
+	ret = journal_open(&e->journal, "/", cfg->ifname, replay_record, rp, &st);
 	if (ret == -EBADMSG || ret == -EPROTONOSUPPORT) {
 		log_warnx("%s is not a lease journal this server can read (%s); it is left "
-			  "untouched: move it aside to start afresh", srv.journal_name,
+			  "untouched: move it aside to start afresh", cfg->journal_name,
 			  ret == -EBADMSG ? "bad header" : "unknown version");
 		exit(EXIT_JOURNAL);
 	} else if (ret == -EBUSY) {
 		log_warnx("%s is in use: is another wg-dynamic-server running on %s?",
-			  srv.journal_name, srv.ifname);
+			  cfg->journal_name, cfg->ifname);
 		exit(EXIT_JOURNAL);
 	} else if (ret == -ELOOP || ret == -EINVAL || ret == -EMLINK) {
 		/* Not a file the engine made: followed or written, it could
 		 * be another one's. */
 		log_warnx("%s is %s, not a lease journal; it is left untouched: move it aside to "
-			  "start afresh", srv.journal_name,
+			  "start afresh", cfg->journal_name,
 			  ret == -ELOOP ? "a symbolic link" :
 			  ret == -EMLINK ? "a file with other names (hard links)" :
 					   "not a regular file");
 		exit(EXIT_JOURNAL);
 	} else if (ret) {
-		log_warnx("cannot open the lease journal %s: %s", srv.journal_name, strerror(-ret));
+		log_warnx("cannot open the lease journal %s: %s", cfg->journal_name, strerror(-ret));
 		exit(EXIT_STATE_DIR);
 	}
 	if (st.dropped_bytes)
 		log_warnx("journal %s: dropped %zu bytes of a torn or corrupt tail after %zu valid "
-			  "records", srv.journal_name, st.dropped_bytes, st.records);
+			  "records", cfg->journal_name, st.dropped_bytes, st.records);
 }
 
 /* ---- start-up: the device ---- */
@@ -244,18 +244,24 @@ static bool peer_has_ip(const struct wgdev_peer *p, const struct wgd_ip *ip)
 	return false;
 }
 
+struct reconcile_ctx {
+	const struct peer_index *peers;
+	struct wgdev *dev;
+};
+
 static void reconcile_lease(const struct lease *l, void *ctx)
 {
-	struct wgdev *dev = ctx;
+	const struct reconcile_ctx *rc = ctx;
+	struct wgdev *dev = rc->dev;
 	struct wgdev_peer *peer;
 	struct wgd_ip want[2], add[2];
 	size_t pos;
 	size_t n_want = 0, n_add = 0;
 	char kb[WG_KEY_B64_LEN], ab[WGD_IP_STRLEN];
 
-	pos = peer_index_find_key(srv.peers, l->pubkey);
+	pos = peer_index_find_key(rc->peers, l->pubkey);
 	if (pos == SIZE_MAX)
-		return; /* dropped afterwards, by drop_departed_peers() */
+		return; /* dropped afterwards, by drop_departed_peers(e) */
 	peer = &dev->peers[pos];
 	if (l->has_ip4)
 		wgd_ip_host4(&want[n_want++], &l->ip4);
@@ -278,18 +284,20 @@ static void reconcile_lease(const struct lease *l, void *ctx)
  * as this peer's ended or moved leases are taken off. Host allowed-IPs the
  * journal never leased are configuration, and stay (and are reserved).
  * Leases of peers no longer on the device are dropped by the caller. The
- * peers are found through srv.peers, built from dev.
+ * peers are found through e->peers, built from dev.
  */
-static void reconcile(struct wgdev *dev, struct lease_table *gone)
+static void reconcile(struct engine *e, struct wgdev *dev, struct lease_table *gone)
 {
 	char kb[WG_KEY_B64_LEN], ab[WGD_IP_STRLEN];
 
-	lease_foreach(srv.leases, reconcile_lease, dev);
+	struct reconcile_ctx rc = { .peers = e->peers, .dev = dev };
+
+	lease_foreach(e->leases, reconcile_lease, &rc);
 
 	for (size_t i = 0; i < dev->n_peers; i++) {
 		const struct wgdev_peer *peer = &dev->peers[i];
 		const struct lease *g = lease_find(gone, peer->pubkey);
-		const struct lease *l = lease_find(srv.leases, peer->pubkey);
+		const struct lease *l = lease_find(e->leases, peer->pubkey);
 		struct wgd_ip stale[2], del[2];
 		size_t n_stale = 0, n_del = 0;
 
@@ -312,7 +320,7 @@ static void reconcile(struct wgdev *dev, struct lease_table *gone)
 }
 
 /* Reads the journal and the device and makes them agree. */
-void start_up_state(void)
+void start_up_state(struct engine *e)
 {
 	struct replay rp = { 0 };
 	struct poolset *none = poolset_new();
@@ -326,23 +334,23 @@ void start_up_state(void)
 	rp.gone = none ? lease_table_new(none) : NULL;
 	if (!rp.live || !rp.gone)
 		fatalx("out of memory");
-	open_journal(&rp);
+	open_journal(e, &rp);
 	t[1] = clock_mono_us();
-	restore_leases(&rp);
+	restore_leases(e, &rp);
 	lease_table_free(rp.live);
 	free(rp.q);
 
 	t[2] = clock_mono_us();
-	srv.last_refresh_ms = clock_boot_ms();
+	e->last_refresh_ms = clock_boot_ms();
 	ret = priv_get_device(&dev);
 	if (ret)
-		fatalx("cannot read WireGuard device %s: %s", srv.ifname, strerror(-ret));
+		fatalx("cannot read WireGuard device %s: %s", cfg->ifname, strerror(-ret));
 	t[3] = clock_mono_us();
-	ret = index_device(dev);
+	ret = index_device(e, dev);
 	if (ret)
-		fatalx("cannot index the peers of %s: %s", srv.ifname, strerror(-ret));
+		fatalx("cannot index the peers of %s: %s", cfg->ifname, strerror(-ret));
 	t[4] = clock_mono_us();
-	reconcile(dev, rp.gone);
+	reconcile(e, dev, rp.gone);
 	wgdev_free(dev);
 	lease_table_free(rp.gone);
 	poolset_free(none);

@@ -73,6 +73,7 @@ enum conn_state {
 
 struct conn {
 	struct watcher w;             /* w.fd is the socket */
+	struct engine *e;
 	struct in6_addr ll;
 	uint8_t pubkey[WG_KEY_LEN];
 	uint64_t deadline_ms;
@@ -89,7 +90,11 @@ struct conn {
 	struct conn *prev, *next;
 };
 
-struct server {
+/*
+ * The configuration: filled in by main.c before the split, and read by both
+ * sides after it, neither of which changes it.
+ */
+struct server_config {
 	const char *ifname;
 	uint32_t ifindex;
 	uint32_t leasetime;
@@ -101,31 +106,40 @@ struct server {
 	const char *state_dir;
 	const char *user;
 	char journal_name[4096 + 64]; /* for logs: the engine sees it from a chroot */
-	struct journal *journal;
-	struct passwd *pw;
+	struct wgd_ip pools[64];      /* --pool */
+	size_t n_pools;
+	struct wgd_ip routes[WGD_MAX_ROUTES]; /* --route */
+	size_t n_routes;
+	struct wgd_ip dns[WGD_MAX_DNS];
+	size_t n_dns;
+	char dns_search[WGD_MAX_DNS_SEARCH];
+	uint32_t mtu;
+};
 
-	struct wgctl *wg;
+extern const struct server_config *const cfg;
+
+/* What main.c hands the engine at the split; the rest it closes first. */
+struct engine_start {
+	int parent_fd;                /* the channel to the parent */
+	int listen_fd, ctl_fd;        /* port 970; the control socket, or -1 */
+	int dir_fd;                   /* the engine's directory, its chroot */
+	struct rtnl *rt;
+	uid_t uid;
+	gid_t gid;
+};
+
+/* The engine's state, which engine_main() holds and hands down. */
+struct engine {
+	struct journal *journal;
 	struct rtnl *rt;
 	struct rtnl_monitor *mon;
 	struct poolset *pools;
 	struct lease_table *leases;
 	struct peer_index *peers;
 
-	struct wgd_ip cfg_pools[64];
-	size_t n_cfg_pools;
-	struct wgd_ip cfg_routes[WGD_MAX_ROUTES];
-	size_t n_cfg_routes;
-	struct wgd_ip dns[WGD_MAX_DNS];
-	size_t n_dns;
-	char dns_search[WGD_MAX_DNS_SEARCH];
-	uint32_t mtu;
-
-	int epfd, listen_fd, sig_fd, ctl_fd, priv_fd;
-	/* Opened by the parent; the engine keeps only engine_dir_fd, until its
-	 * chroot: a directory outside would be a way out. */
-	int state_fd, engine_dir_fd, ctl_dir_fd;
-	char ctl_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	char ctl_name[IF_NAMESIZE + 8];
+	int epfd;
+	/* Its own watchers; connections bring theirs. */
+	struct watcher listener, control, parent, signals, rtnl_events;
 	struct status_counters counters;
 	struct ratelimit logrl;       /* per-peer log lines */
 	uint64_t last_refresh_ms;
@@ -133,6 +147,14 @@ struct server {
 	size_t n_conns;
 	/* Answered requests waiting for this round's commit, in order. */
 	struct conn *commit_head, **commit_tail;
+};
+
+/* The control socket, opened by main.c before the split and served by
+ * the engine; the parent removes it at the end. */
+struct control_socket {
+	int fd, dir_fd;               /* -1 when there is none */
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	char name[IF_NAMESIZE + 8];
 };
 
 /* What a per-peer log line is about: each is limited on its own. */
@@ -151,44 +173,49 @@ enum log_cause {
 };
 
 
-/* main.c */
-extern struct server srv;
+static inline const char *fmt_ip(const struct wgd_ip *ip, char buf[WGD_IP_STRLEN])
+{
+	return wgd_ip_format(ip, buf, WGD_IP_STRLEN);
+}
+
+static inline const char *fmt_key(const uint8_t *key, char buf[WG_KEY_B64_LEN])
+{
+	wgkey_to_base64(buf, key);
+	return buf;
+}
 
 /* engine.c */
-void __attribute__((noreturn)) engine_main(int fd);
-int watcher_add(struct watcher *w, uint32_t events);
-int watcher_modify(struct watcher *w, uint32_t events);
-const char *fmt_ip(const struct wgd_ip *ip, char buf[WGD_IP_STRLEN]);
-const char *fmt_key(const uint8_t *key, char buf[WG_KEY_B64_LEN]);
-void __attribute__((format(printf, 4, 5)))
-peer_log(void (*out)(const char *, ...), const uint8_t *key, enum log_cause cause,
-	 const char *fmt, ...);
-void journal_lease(const struct lease *l);
-void journal_release(const uint8_t *pubkey, const struct lease_change *c,
+void __attribute__((noreturn)) engine_main(const struct engine_start *start);
+int watcher_add(struct engine *e, struct watcher *w, uint32_t events);
+int watcher_modify(struct engine *e, struct watcher *w, uint32_t events);
+void __attribute__((format(printf, 5, 6)))
+peer_log(struct engine *e, void (*out)(const char *, ...), const uint8_t *key,
+	 enum log_cause cause, const char *fmt, ...);
+void journal_lease(struct engine *e, const struct lease *l);
+void journal_release(struct engine *e, const uint8_t *pubkey, const struct lease_change *c,
 			    uint32_t quarantine);
-void release_lease(struct lease *l, const char *why, bool quarantine);
-int index_device(struct wgdev *dev);
-int refresh_device(void);
-void load_route_pools(void);
+void release_lease(struct engine *e, struct lease *l, const char *why, bool quarantine);
+int index_device(struct engine *e, struct wgdev *dev);
+int refresh_device(struct engine *e);
+void load_route_pools(struct engine *e);
 
 /* conn.c */
 void conn_close(struct conn *c);
 void conn_flush(struct conn *c);
-void commit_round(void);
+void commit_round(struct engine *e);
 void accept_conns(struct watcher *w, uint32_t events);
-void expire_conns(void);
+void expire_conns(struct engine *e);
 
 /* restore.c */
-void start_up_state(void);
+void start_up_state(struct engine *e);
 
 /* control.c */
 void accept_ctl(struct watcher *w, uint32_t events);
-int remove_stale_socket(void);
-void open_control_socket(void);
+int remove_stale_socket(const struct control_socket *cs);
+void open_control_socket(struct control_socket *cs);
 int show_main(int argc, char *argv[]);
 
 /* parent.c */
-extern pid_t engine_pid;
-int parent_main(int fd);
+int parent_main(int fd, struct wgctl *wg, pid_t engine);
 
 #endif
