@@ -206,7 +206,7 @@ static void handle_request(struct conn *c, const struct wgd_msg *req)
 queue:
 	len = wgd_serialize_response(&resp, c->out, sizeof(c->out));
 	if (len < 0)
-		fatalx("a response does not fit: %s", strerror((int)-len));
+		fatalx_status(EXIT_SYSTEM, "a response does not fit: %s", strerror((int)-len));
 	c->out_len = (size_t)len;
 	c->out_off = 0;
 	c->state = CONN_COMMITTING;

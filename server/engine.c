@@ -168,7 +168,7 @@ void journal_lease(struct engine *e, const struct lease *l)
 
 	lease_to_record(l, &r);
 	if (journal_append(e->journal, &r))
-		fatalx("out of memory for the journal");
+		fatalx_status(EXIT_SYSTEM, "out of memory for the journal");
 	e->counters.journal_records++;
 }
 
@@ -194,7 +194,7 @@ void journal_release(struct engine *e, const uint8_t *pubkey, const struct lease
 		}
 	}
 	if (journal_append(e->journal, &r))
-		fatalx("out of memory for the journal");
+		fatalx_status(EXIT_SYSTEM, "out of memory for the journal");
 	e->counters.journal_records++;
 }
 
@@ -581,7 +581,7 @@ void __attribute__((noreturn)) engine_main(const struct engine_start *start)
 	ret = rtnl_monitor_open(&e->mon, RTMGRP_LINK | RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE |
 				RTMGRP_IPV4_IFADDR);
 	if (ret)
-		fatalx("cannot watch rtnetlink: %s", strerror(-ret));
+		fatalx_status(EXIT_SYSTEM, "cannot watch rtnetlink: %s", strerror(-ret));
 	/* Readiness is the engine's to tell (NotifyAccess=all); connect
 	 * before the chroot hides the socket. */
 	ret = notify_open();
@@ -590,21 +590,22 @@ void __attribute__((noreturn)) engine_main(const struct engine_start *start)
 	/* Into the directory the parent checked, by its descriptor: no path
 	 * is looked up again. Nothing outside stays open. */
 	if (fchdir(start->dir_fd) || chroot(".") || chdir("/"))
-		fatal("cannot confine the engine to %s/%s", cfg->state_dir, ENGINE_DIR);
+		fatal_status(EXIT_SYSTEM, "cannot confine the engine to %s/%s", cfg->state_dir, ENGINE_DIR);
 	close(start->dir_fd);
 	ret = caps_become_user(start->uid, start->gid);
 	if (ret)
-		fatalx("cannot drop privileges to user %s: %s", cfg->user, strerror(-ret));
+		fatalx_status(EXIT_SYSTEM, "cannot drop privileges to user %s: %s", cfg->user,
+			      strerror(-ret));
 	/* After the change of user, which clears it; a parent already gone
 	 * would never send the signal. */
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
 	if (getppid() != parent)
-		fatalx("the parent is gone; exiting");
+		fatalx_status(EXIT_ENGINE, "the parent is gone; exiting");
 
 	e->pools = poolset_new();
 	e->leases = e->pools ? lease_table_new(e->pools) : NULL;
 	if (!e->leases)
-		fatalx("out of memory");
+		fatalx_status(EXIT_SYSTEM, "out of memory");
 	for (size_t i = 0; i < cfg->n_pools; i++)
 		pool_add(e, &cfg->pools[i], "--pool");
 	load_route_pools(e);
@@ -617,7 +618,7 @@ void __attribute__((noreturn)) engine_main(const struct engine_start *start)
 	start_up_state(e);
 	drop_departed_peers(e);
 	if (journal_pending(e->journal) && journal_commit(e->journal))
-		fatalx("cannot write the lease journal %s", cfg->journal_name);
+		fatalx_status(EXIT_JOURNAL, "cannot write the lease journal %s", cfg->journal_name);
 	if (journal_wants_compaction(e->journal, lease_count(e->leases)))
 		compact_journal(e);
 	if (!peer_index_count(e->peers))
@@ -633,7 +634,7 @@ void __attribute__((noreturn)) engine_main(const struct engine_start *start)
 
 	e->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (e->epfd < 0 || e->signals.fd < 0)
-		fatal("cannot set up the event loop");
+		fatal_status(EXIT_SYSTEM, "cannot set up the event loop");
 	e->listener = (struct watcher){ start->listen_fd, accept_conns };
 	e->control = (struct watcher){ start->ctl_fd, accept_ctl };
 	e->parent = (struct watcher){ start->parent_fd, on_parent };
@@ -654,7 +655,7 @@ void __attribute__((noreturn)) engine_main(const struct engine_start *start)
 		int n = epoll_wait(e->epfd, evs, 64, next_timeout_ms(e));
 
 		if (n < 0 && errno != EINTR)
-			fatal("epoll_wait");
+			fatal_status(EXIT_SYSTEM, "epoll_wait");
 		for (int i = 0; i < n; i++) {
 			struct watcher *w = evs[i].data.ptr;
 

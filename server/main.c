@@ -83,7 +83,8 @@ static void ensure_server_ll(void)
 
 	ret = rtnl_addr_list(setup.rt, config.ifindex, AF_INET6, &addrs, &n);
 	if (ret)
-		fatalx("cannot list the addresses of %s: %s", config.ifname, strerror(-ret));
+		fatalx_status(EXIT_SYSTEM, "cannot list the addresses of %s: %s", config.ifname,
+			      strerror(-ret));
 	for (size_t i = 0; i < n; i++) {
 		if (wgd_ip_equal(&addrs[i].ip, &ll)) {
 			free(addrs);
@@ -169,10 +170,10 @@ static int split(void)
 	pid_t pid;
 
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp))
-		fatal("socketpair");
+		fatal_status(EXIT_SYSTEM, "socketpair");
 	pid = fork();
 	if (pid < 0)
-		fatal("fork");
+		fatal_status(EXIT_SYSTEM, "fork");
 	if (pid == 0) {
 		struct engine_start start = {
 			.parent_fd = sp[1],
@@ -303,10 +304,10 @@ static int old_journal(const char *canon, const char *name)
 	if (fd < 0) {
 		if (errno == ENOENT)
 			return -1;
-		fatal("cannot look at %s/%s", canon, name);
+		fatal_status(EXIT_STATE_DIR, "cannot look at %s/%s", canon, name);
 	}
 	if (fstat(fd, &st))
-		fatal("cannot look at %s/%s", canon, name);
+		fatal_status(EXIT_STATE_DIR, "cannot look at %s/%s", canon, name);
 	if (!S_ISREG(st.st_mode) || st.st_nlink != 1) {
 		log_warnx("%s/%s is %s, not a lease journal to move into %s/%s; it is left "
 			  "untouched: remove it, or move it there yourself", canon, name,
@@ -340,13 +341,14 @@ static void hand_over_engine_dir(const char *canon, const char *name)
 	 * refuses it with its own message. */
 	if (fd >= 0 && !fstat(fd, &st) && S_ISREG(st.st_mode) && st.st_nlink == 1 &&
 	    fchownat(fd, "", setup.pw->pw_uid, setup.pw->pw_gid, AT_EMPTY_PATH))
-		fatal("cannot hand %s/%s/%s to user %s", canon, ENGINE_DIR, name, config.user);
+		fatal_status(EXIT_STATE_DIR, "cannot hand %s/%s/%s to user %s", canon, ENGINE_DIR,
+			     name, config.user);
 	if (fd >= 0)
 		close(fd);
 	if (fchmod(setup.engine_dir_fd, 0700) ||
 	    fchown(setup.engine_dir_fd, setup.pw->pw_uid, setup.pw->pw_gid) ||
 	    fsync(setup.engine_dir_fd))
-		fatal("cannot hand %s/%s to user %s", canon, ENGINE_DIR, config.user);
+		fatal_status(EXIT_STATE_DIR, "cannot hand %s/%s to user %s", canon, ENGINE_DIR, config.user);
 }
 
 static void prepare_state_dir(void)
@@ -398,7 +400,8 @@ static void prepare_state_dir(void)
 	setup.engine_dir_fd = file_dir_reopen(pfd);
 	close(pfd);
 	if (setup.engine_dir_fd < 0)
-		fatalx("cannot open %s/%s: %s", d.path, ENGINE_DIR, strerror(-setup.engine_dir_fd));
+		fatalx_status(EXIT_STATE_DIR, "cannot open %s/%s: %s", d.path, ENGINE_DIR,
+			      strerror(-setup.engine_dir_fd));
 
 	snprintf(name, sizeof(name), "%s.leases", config.ifname);
 	snprintf(tmp, sizeof(tmp), "%s.leases.tmp", config.ifname);
@@ -412,7 +415,8 @@ static void prepare_state_dir(void)
 		    fchownat(old, "", setup.pw->pw_uid, setup.pw->pw_gid, AT_EMPTY_PATH) ||
 		    renameat2(setup.state_fd, name, setup.engine_dir_fd, name, RENAME_NOREPLACE) ||
 		    fsync(setup.state_fd))
-			fatal("cannot move %s/%s into %s/%s", d.path, name, d.path, ENGINE_DIR);
+			fatal_status(EXIT_STATE_DIR, "cannot move %s/%s into %s/%s", d.path, name,
+				     d.path, ENGINE_DIR);
 		close(old);
 		st.st_uid = 0;
 		log_info("moved the lease journal %s/%s to %s/%s/%s, where the engine keeps it now",
@@ -605,7 +609,7 @@ int main(int argc, char *argv[])
 		config.auto_ll ? REFRESH_PERIOD_AUTO_LL_MS : REFRESH_PERIOD_MS;
 	log_init("wg-dynamic-server", false, verbose);
 	if (sodium_init() < 0)
-		fatalx("cannot initialise libsodium");
+		fatalx_status(EXIT_SYSTEM, "cannot initialise libsodium");
 	signal(SIGPIPE, SIG_IGN);
 
 	if (strlen(config.ifname) >= IF_NAMESIZE) {
@@ -615,14 +619,14 @@ int main(int argc, char *argv[])
 	}
 	ret = rtnl_open(&setup.rt);
 	if (ret)
-		fatalx("cannot open rtnetlink: %s", strerror(-ret));
+		fatalx_status(EXIT_SYSTEM, "cannot open rtnetlink: %s", strerror(-ret));
 	ret = rtnl_link_get(setup.rt, config.ifname, &link);
 	if (ret == -ENODEV) {
 		log_warnx("no interface %s: create it first (ip link add %s type wireguard, or "
 			  "start wireguard-go %s)", config.ifname, config.ifname, config.ifname);
 		return EXIT_NO_IFACE;
 	} else if (ret) {
-		fatalx("cannot read interface %s: %s", config.ifname, strerror(-ret));
+		fatalx_status(EXIT_SYSTEM, "cannot read interface %s: %s", config.ifname, strerror(-ret));
 	}
 	config.ifindex = link.ifindex;
 
@@ -649,9 +653,11 @@ int main(int argc, char *argv[])
 		if (setup.listen_fd == -EADDRINUSE)
 			log_warnx("port 970 on %s is in use: stop the other wg-dynamic-server there "
 				  "first", config.ifname);
-		else
+		else {
 			log_warnx("cannot listen on [fe80::%%%s]:970: %s", config.ifname,
 				  strerror(-setup.listen_fd));
+			return EXIT_SYSTEM;
+		}
 		return EXIT_SOCKET;
 	}
 	open_control_socket(&setup.ctl);

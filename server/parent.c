@@ -86,6 +86,7 @@ int parent_main(int fd, struct wgctl *wg, pid_t engine)
 	struct sigaction sa = { .sa_handler = forward_signal };
 	struct wgdev *dev = NULL;
 	uint64_t read_ms = 0;
+	bool limited;
 	int ret, status;
 
 	engine_pid = engine;
@@ -94,6 +95,7 @@ int parent_main(int fd, struct wgctl *wg, pid_t engine)
 	sigaction(SIGHUP, &sa, NULL);
 	/* CAP_KILL: the engine runs as another user, and stopping it is ours. */
 	ret = caps_limit(CAP_BIT(CAP_NET_ADMIN) | CAP_BIT(CAP_KILL));
+	limited = !ret;
 	/*
 	 * The device is read here, while the engine reads the journal: at a
 	 * million peers each takes seconds. A configuration this read refutes
@@ -114,7 +116,10 @@ int parent_main(int fd, struct wgctl *wg, pid_t engine)
 	}
 	while (waitpid(engine_pid, &status, 0) < 0)
 		if (errno != EINTR)
-			fatal("waitpid");
+			fatal_status(EXIT_SYSTEM, "waitpid");
+	/* Stopped for the failed system call, not dead of its own. */
+	if (!limited)
+		return EXIT_SYSTEM;
 	if (WIFSIGNALED(status)) {
 		log_warnx("the engine died of signal %d (%s); stopping the server",
 			  WTERMSIG(status), strsignal(WTERMSIG(status)));

@@ -135,7 +135,7 @@ static void restore_leases(struct engine *e, struct replay *rp)
 	uint64_t *order = calloc(lease_count(rp->live) + 1, sizeof(*order));
 
 	if (!list.v || !order)
-		fatalx("out of memory restoring leases");
+		fatalx_status(EXIT_SYSTEM, "out of memory restoring leases");
 	/* Failing that, the table grows as it goes. */
 	lease_table_reserve(e->leases, lease_count(rp->live));
 	lease_foreach(rp->live, collect_lease, &list);
@@ -333,7 +333,7 @@ void start_up_state(struct engine *e)
 	rp.live = none ? lease_table_new(none) : NULL;
 	rp.gone = none ? lease_table_new(none) : NULL;
 	if (!rp.live || !rp.gone)
-		fatalx("out of memory");
+		fatalx_status(EXIT_SYSTEM, "out of memory");
 	open_journal(e, &rp);
 	t[1] = clock_mono_us();
 	restore_leases(e, &rp);
@@ -344,11 +344,12 @@ void start_up_state(struct engine *e)
 	e->last_refresh_ms = clock_boot_ms();
 	ret = priv_get_device(&dev);
 	if (ret)
-		fatalx("cannot read WireGuard device %s: %s", cfg->ifname, strerror(-ret));
+		fatalx_status(EXIT_SYSTEM, "cannot read WireGuard device %s: %s", cfg->ifname,
+			      strerror(-ret));
 	t[3] = clock_mono_us();
 	ret = index_device(e, dev);
 	if (ret)
-		fatalx("cannot index the peers of %s: %s", cfg->ifname, strerror(-ret));
+		fatalx_status(EXIT_SYSTEM, "cannot index the peers of %s: %s", cfg->ifname, strerror(-ret));
 	t[4] = clock_mono_us();
 	reconcile(e, dev, rp.gone);
 	wgdev_free(dev);

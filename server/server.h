@@ -184,6 +184,12 @@ static inline const char *fmt_key(const uint8_t *key, char buf[WG_KEY_B64_LEN])
 	return buf;
 }
 
+/* exit.c: fatal() and fatalx() with the exit status of the case */
+void fatal_status(int status, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3), noreturn));
+void fatalx_status(int status, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3), noreturn));
+
 /* engine.c */
 void __attribute__((noreturn)) engine_main(const struct engine_start *start);
 int watcher_add(struct engine *e, struct watcher *w, uint32_t events);
