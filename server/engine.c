@@ -174,7 +174,7 @@ void journal_lease(struct engine *e, const struct lease *l)
 
 /* quarantine is the seconds the addresses are held back, or 0. */
 void journal_release(struct engine *e, const uint8_t *pubkey, const struct lease_change *c,
-			    uint32_t quarantine)
+		     uint32_t quarantine)
 {
 	struct journal_record r = {
 		.type = JREC_RELEASE,

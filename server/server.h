@@ -199,7 +199,7 @@ peer_log(struct engine *e, void (*out)(const char *, ...), const uint8_t *key,
 	 enum log_cause cause, const char *fmt, ...);
 void journal_lease(struct engine *e, const struct lease *l);
 void journal_release(struct engine *e, const uint8_t *pubkey, const struct lease_change *c,
-			    uint32_t quarantine);
+		     uint32_t quarantine);
 void release_lease(struct engine *e, struct lease *l, const char *why, bool quarantine);
 int index_device(struct engine *e, struct wgdev *dev);
 int refresh_device(struct engine *e);
