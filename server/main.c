@@ -2,10 +2,16 @@
 /*
  * wg-dynamic-server: leases addresses to the peers of a WireGuard interface.
  *
- * One epoll loop. A peer connects from its link-local /128 to [fe80::]:970;
- * WireGuard's cryptokey routing ties that source address to one public key,
- * which is the peer's identity. The server leases one IPv4 and one IPv6
- * address per peer from its pools and keeps the peer's allowed-IPs in step.
+ * A peer connects from its link-local /128 to [fe80::]:970; WireGuard's
+ * cryptokey routing ties that source address to one public key, which is
+ * the peer's identity. The server leases one IPv4 and one IPv6 address per
+ * peer from its pools and keeps the peer's allowed-IPs in step.
+ *
+ * This file is the start: the options, the checks of the set-up, the state
+ * directory, and the split into a privileged parent (parent.c) and an
+ * unprivileged engine (engine.c), whose event loop serves connections
+ * (conn.c) and status queries (control.c) once restore.c has made the
+ * journal and the device agree.
  */
 
 #include <arpa/inet.h>
