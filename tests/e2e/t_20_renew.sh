@@ -5,7 +5,7 @@
 # server logs renewals, and the client logs each renewal with a later
 # leasestart.
 #
-# Log lines this test reads (server/main.c, client/main.c):
+# Log lines this test reads (server/conn.c, client/main.c):
 #   client: "bound: ip4 A ip6 B leasetime T leasestart S"
 #           "renewed: ip4 A ip6 B leasetime T leasestart S"
 #   server: "peer KEY: renewed ip4 A/32 ip6 B/128 for Ts"

@@ -8,7 +8,7 @@
 # the journal file. Then thirty malformed requests from the same peer:
 # the server answers each, logs the first, and holds the others back.
 #
-# Log line this test reads (server/main.c):
+# Log line this test reads (server/conn.c):
 #   "bad request from ADDR: REASON"
 
 # Functions below run through check and wait_for, which shellcheck cannot see.

@@ -9,7 +9,7 @@
 # takes the pool away, as does the last IPv4 address, which takes the
 # routes with it without a notification of their own.
 #
-# Log lines this test reads (server/main.c):
+# Log lines this test reads (server/engine.c):
 #   "pool 10.95.0.0/24 (route)", "pool 10.95.0.0/24 removed with its route"
 
 # shellcheck disable=SC2317

@@ -6,7 +6,7 @@
 # it comes, and counts each. The same request from port 970 is answered,
 # which shows the helper itself works.
 #
-# Log line this test reads (server/main.c):
+# Log line this test reads (server/conn.c):
 #   "refused connection from [ADDR]:PORT: source port is not 970"
 
 # Functions below run through check and wait_for, which shellcheck cannot see.

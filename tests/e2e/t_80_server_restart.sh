@@ -9,7 +9,7 @@
 # after it, each client's addresses and its peer's allowed-IPs on the hub:
 # every sample must show the two leases, unchanged.
 #
-# Log lines this test reads (server/main.c, client/main.c):
+# Log lines this test reads (server/restore.c, client/main.c):
 #   server: "journal PATH: restored N leases, dropped N expired, N addresses
 #            in quarantine"
 #   client: "bound: ip4 A ip6 B leasetime T leasestart S"

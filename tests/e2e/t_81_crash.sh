@@ -14,7 +14,7 @@
 # binding: the next ones are then shaking hands or in the middle of a
 # request, and the rest start against a dead server.
 #
-# Log lines this test reads (client/main.c, server/main.c):
+# Log lines this test reads (client/main.c, server/restore.c):
 #   client: "bound: ip4 A ip6 B leasetime T leasestart S"
 #           "renewed: ip4 A ip6 B leasetime T leasestart S"
 #   server: "journal PATH: restored N leases, dropped N expired, N addresses

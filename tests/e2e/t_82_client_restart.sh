@@ -7,7 +7,7 @@
 # started again it takes up the lease that still runs, with the same
 # addresses.
 #
-# Log lines this test reads (client/main.c, server/main.c):
+# Log lines this test reads (client/main.c, server/conn.c):
 #   client: "asking for the remembered addresses: ip4 A ip6 B"
 #           "remembered lease: ip4 A ip6 B, Ns left"
 #           "bound: ip4 A ip6 B leasetime T leasestart S"

@@ -15,7 +15,7 @@
 #   (c) the header overwritten with random bytes: the server refuses the
 #       file, exits with status 72 and leaves it byte for byte as it was.
 #
-# Log lines this test reads (server/main.c):
+# Log lines this test reads (server/restore.c):
 #   "journal PATH: dropped N bytes of a torn or corrupt tail after N valid
 #    records"
 #   "journal PATH: restored N leases, dropped N expired, N addresses in

@@ -8,7 +8,7 @@
 # IPv4 one, for as long as the quarantine (8 s) lasts; once the server logs
 # its end, client 2's next request (SIGHUP asks at once) gets it.
 #
-# Log lines this test reads (server/main.c):
+# Log lines this test reads (server/engine.c):
 #   "peer KEY: lease dropped: the peer is gone; its addresses are
 #    quarantined for Ns"
 #   "quarantine over for N addresses; they return to the pools"

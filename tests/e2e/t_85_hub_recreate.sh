@@ -14,7 +14,7 @@
 # handshakes itself, instead of the test waiting about 15 s for the
 # clients' wireguard-go to notice that the hub forgot their old keypairs.
 #
-# Log lines this test reads (server/main.c):
+# Log lines this test reads (server/engine.c, server/restore.c):
 #   "interface IFACE was deleted; exiting ..."
 #   "journal PATH: restored N leases, ..."
 #   "reconcile: peer KEY: re-added ADDR"

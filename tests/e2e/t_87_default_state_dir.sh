@@ -8,7 +8,7 @@
 # the client gets its lease and saves it in /var/lib/wg-dynamic, root's
 # alone; and the host's directory is as it was.
 #
-# Log lines this test reads (server/main.c):
+# Log lines this test reads (server/engine.c):
 #   server: "serving IFACE on [fe80::%IFACE]:970, ..."
 
 # Functions below run through check and wait_for, which shellcheck cannot see.

@@ -18,7 +18,7 @@
 # the pools; no address is held by two peers. At the end both processes of
 # the server still run and it still answers a well-formed request.
 #
-# Log lines this test reads (client/main.c, server/main.c):
+# Log lines this test reads (client/main.c, server/conn.c):
 #   client: "renewed: ip4 A ip6 B leasetime T leasestart S"
 #   server: "bad request from ADDR: REASON", one per 10 s
 

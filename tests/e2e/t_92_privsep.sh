@@ -7,7 +7,7 @@
 # alone. Then a crashed engine takes the whole server down, with a clear
 # message and status 74.
 #
-# Log lines this test reads (server/main.c, server/privsep.c):
+# Log lines this test reads (server/parent.c, server/privsep.c):
 #   "the engine died of signal 11 (Segmentation fault); stopping the server"
 #   "refused the engine's change to peer KEY: REASON"
 #   "the engine broke the privilege protocol (Protocol error); stopping it"

@@ -21,7 +21,7 @@
 #      on the device, and the client keeps them. This start runs with the
 #      systemd unit's capability bounding set, without CAP_DAC_OVERRIDE.
 #
-# Log lines this test reads (server/main.c):
+# Log lines this test reads (server/main.c, server/restore.c):
 #   "state directory DIR is writable by user N: make it root's ..."
 #   "state directory DIR: PARENT above it is writable by every user: ..."
 #   "PATH is a symbolic link, not a lease journal; it is left untouched: ..."

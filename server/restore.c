@@ -1,0 +1,364 @@
+// SPDX-License-Identifier: MIT
+/* wg-dynamic-server: journal replay, lease restore and reconciliation at start-up. */
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "../common/array.h"
+#include "../common/clock.h"
+#include "../common/key.h"
+#include "../common/log.h"
+#include "../common/wgdev.h"
+#include "../protocol/proto.h"
+#include "journal.h"
+#include "lease.h"
+#include "peers.h"
+#include "privsep.h"
+#include "pool.h"
+#include "server.h"
+
+/* ---- start-up: the journal ---- */
+
+/*
+ * Replaying the journal builds, per peer, its latest lease (live) and the
+ * last addresses of leases that ended or moved (gone): the latter are what
+ * the device may still carry if the server stopped between a record and
+ * the device change that followed it.
+ */
+struct replay {
+	struct lease_table *live, *gone;
+	struct replay_quarantine {
+		struct wgd_ip addr;
+		uint64_t until_real;
+	} *q;
+	size_t n_q, cap_q;
+};
+
+static void record_to_lease(const struct journal_record *r, struct lease *l)
+{
+	memset(l, 0, sizeof(*l));
+	memcpy(l->pubkey, r->pubkey, WG_KEY_LEN);
+	l->has_ip4 = r->flags & JREC_F_IP4;
+	l->has_ip6 = r->flags & JREC_F_IP6;
+	l->ip4 = r->ip4;
+	l->ip6 = r->ip6;
+	l->start = r->start;
+	l->leasetime = r->leasetime;
+}
+
+static int replay_quarantine(struct replay *rp, const struct wgd_ip *addr, uint64_t until)
+{
+	if (array_reserve(&rp->q, &rp->cap_q, rp->n_q, sizeof(*rp->q), 16))
+		return -ENOMEM;
+	rp->q[rp->n_q].addr = *addr;
+	rp->q[rp->n_q++].until_real = until;
+	return 0;
+}
+
+static int replay_record(const struct journal_record *r, void *ctx)
+{
+	struct replay *rp = ctx;
+	struct lease l, *prev = lease_find(rp->live, r->pubkey);
+	int ret;
+
+	record_to_lease(r, &l);
+	if (r->type == JREC_GRANT) {
+		l.expires = (uint64_t)r->start + r->leasetime;
+		if (prev && ((prev->has_ip4 && (!l.has_ip4 || prev->ip4.s_addr != l.ip4.s_addr)) ||
+			     (prev->has_ip6 && (!l.has_ip6 || memcmp(&prev->ip6, &l.ip6, 16))))) {
+			ret = lease_set(rp->gone, prev);
+			if (ret)
+				return ret;
+		}
+		return lease_set(rp->live, &l);
+	}
+
+	lease_forget(rp->live, r->pubkey);
+	if (!wgkey_is_zero(r->pubkey)) {
+		ret = lease_set(rp->gone, &l);
+		if (ret)
+			return ret;
+	}
+	if (r->flags & JREC_F_QUARANTINE) {
+		struct wgd_ip a;
+		uint64_t until = (uint64_t)r->start + r->leasetime;
+
+		if (l.has_ip4) {
+			wgd_ip_host4(&a, &l.ip4);
+			if ((ret = replay_quarantine(rp, &a, until)))
+				return ret;
+		}
+		if (l.has_ip6) {
+			wgd_ip_host6(&a, &l.ip6);
+			if ((ret = replay_quarantine(rp, &a, until)))
+				return ret;
+		}
+	}
+	return 0;
+}
+
+struct lease_list {
+	struct lease *v;
+	size_t n;
+};
+
+static void collect_lease(const struct lease *l, void *ctx)
+{
+	struct lease_list *list = ctx;
+
+	list->v[list->n++] = *l;
+}
+
+/* Orders (start << 32 | position) keys newest first. */
+static int by_key_desc(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/*
+ * Restores the live leases, newest first, so that if two ever claimed one
+ * address the later grant keeps it. Expired leases join the gone table.
+ */
+static void restore_leases(struct engine *e, struct replay *rp)
+{
+	uint32_t now_real = clock_real_s();
+	uint64_t now_boot = clock_boot_ms() / 1000;
+	struct lease_list list = { .v = calloc(lease_count(rp->live) + 1, sizeof(struct lease)) };
+	size_t restored = 0, expired = 0, held = 0;
+	char kb[WG_KEY_B64_LEN];
+
+	uint64_t *order = calloc(lease_count(rp->live) + 1, sizeof(*order));
+
+	if (!list.v || !order)
+		fatalx_status(EXIT_SYSTEM, "out of memory restoring leases");
+	/* Failing that, the table grows as it goes. */
+	lease_table_reserve(e->leases, lease_count(rp->live));
+	lease_foreach(rp->live, collect_lease, &list);
+	/* Sorting small keys rather than whole leases. */
+	for (size_t i = 0; i < list.n; i++)
+		order[i] = (uint64_t)list.v[i].start << 32 | i;
+	qsort(order, list.n, sizeof(*order), by_key_desc);
+	for (size_t i = 0; i < list.n; i++) {
+		struct lease *l = &list.v[(uint32_t)order[i]];
+		uint64_t end = (uint64_t)l->start + l->leasetime;
+
+		if (end <= now_real) {
+			lease_set(rp->gone, l);
+			expired++;
+			continue;
+		}
+		l->expires = now_boot + (end - now_real);
+		if (!lease_restore(e->leases, l)) {
+			restored++;
+			continue;
+		}
+		/* Keep whichever family does not clash. */
+		struct lease one = *l;
+		bool ok = false;
+
+		one.has_ip6 = false;
+		if (one.has_ip4 && !lease_restore(e->leases, &one))
+			ok = true;
+		else {
+			one = *l;
+			one.has_ip4 = false;
+			ok = one.has_ip6 && !lease_restore(e->leases, &one);
+		}
+		log_warnx("journal: peer %s: an address was leased twice; %s", fmt_key(l->pubkey, kb),
+			  ok ? "kept the other family" : "dropped the lease");
+		restored += ok;
+	}
+	free(order);
+	free(list.v);
+
+	for (size_t i = 0; i < rp->n_q; i++) {
+		if (rp->q[i].until_real <= now_real)
+			continue;
+		if (poolset_contains(e->pools, &rp->q[i].addr) &&
+		    poolset_take(e->pools, &rp->q[i].addr))
+			continue;
+		if (lease_quarantine_addr(e->leases, &rp->q[i].addr,
+					  now_boot + (rp->q[i].until_real - now_real)))
+			poolset_put(e->pools, &rp->q[i].addr);
+		else
+			held++;
+	}
+	log_info("journal %s: restored %zu leases, dropped %zu expired, %zu addresses in "
+		 "quarantine", cfg->journal_name, restored, expired, held);
+}
+
+static void open_journal(struct engine *e, struct replay *rp)
+{
+	struct journal_stats st = { 0 };
+	int ret;
+
+	struct stat jst;
+	char jpath[IF_NAMESIZE + 16];
+
+	/* The engine sees its directory as its root. Room for every
+	 * record as a live lease is room enough for the replay. */
+	snprintf(jpath, sizeof(jpath), "/%s.leases", cfg->ifname);
+	if (!lstat(jpath, &jst) && jst.st_size > JOURNAL_HEADER_SIZE)
+		lease_table_reserve(rp->live, (size_t)(jst.st_size - JOURNAL_HEADER_SIZE) /
+						      JOURNAL_RECORD_SIZE);
+	ret = journal_open(&e->journal, "/", cfg->ifname, replay_record, rp, &st);
+	if (ret == -EBADMSG || ret == -EPROTONOSUPPORT) {
+		log_warnx("%s is not a lease journal this server can read (%s); it is left "
+			  "untouched: move it aside to start afresh", cfg->journal_name,
+			  ret == -EBADMSG ? "bad header" : "unknown version");
+		exit(EXIT_JOURNAL);
+	} else if (ret == -EBUSY) {
+		log_warnx("%s is in use: is another wg-dynamic-server running on %s?",
+			  cfg->journal_name, cfg->ifname);
+		exit(EXIT_JOURNAL);
+	} else if (ret == -ELOOP || ret == -EINVAL || ret == -EMLINK) {
+		/* Not a file the engine made: followed or written, it could
+		 * be another one's. */
+		log_warnx("%s is %s, not a lease journal; it is left untouched: move it aside to "
+			  "start afresh", cfg->journal_name,
+			  ret == -ELOOP ? "a symbolic link" :
+			  ret == -EMLINK ? "a file with other names (hard links)" :
+					   "not a regular file");
+		exit(EXIT_JOURNAL);
+	} else if (ret) {
+		log_warnx("cannot open the lease journal %s: %s", cfg->journal_name, strerror(-ret));
+		exit(EXIT_STATE_DIR);
+	}
+	if (st.dropped_bytes)
+		log_warnx("journal %s: dropped %zu bytes of a torn or corrupt tail after %zu valid "
+			  "records", cfg->journal_name, st.dropped_bytes, st.records);
+}
+
+/* ---- start-up: the device ---- */
+
+static bool peer_has_ip(const struct wgdev_peer *p, const struct wgd_ip *ip)
+{
+	for (size_t i = 0; i < p->n_allowedips; i++)
+		if (wgd_ip_equal(&p->allowedips[i], ip))
+			return true;
+	return false;
+}
+
+struct reconcile_ctx {
+	const struct peer_index *peers;
+	struct wgdev *dev;
+};
+
+static void reconcile_lease(const struct lease *l, void *ctx)
+{
+	const struct reconcile_ctx *rc = ctx;
+	struct wgdev *dev = rc->dev;
+	struct wgdev_peer *peer;
+	struct wgd_ip want[2], add[2];
+	size_t pos;
+	size_t n_want = 0, n_add = 0;
+	char kb[WG_KEY_B64_LEN], ab[WGD_IP_STRLEN];
+
+	pos = peer_index_find_key(rc->peers, l->pubkey);
+	if (pos == SIZE_MAX)
+		return; /* dropped afterwards, by drop_departed_peers(e) */
+	peer = &dev->peers[pos];
+	if (l->has_ip4)
+		wgd_ip_host4(&want[n_want++], &l->ip4);
+	if (l->has_ip6)
+		wgd_ip_host6(&want[n_want++], &l->ip6);
+	for (size_t i = 0; i < n_want; i++)
+		if (!peer_has_ip(peer, &want[i]))
+			add[n_add++] = want[i];
+	if (!n_add)
+		return;
+	int ret = priv_update(l->pubkey, add, n_add, NULL, 0);
+	for (size_t i = 0; i < n_add; i++)
+		log_info("reconcile: peer %s: %s %s", fmt_key(l->pubkey, kb),
+			 ret ? "cannot re-add" : "re-added", fmt_ip(&add[i], ab));
+}
+
+/*
+ * Makes the device agree with the journal, both ways: live leases missing
+ * from their peer's allowed-IPs are added back; addresses the journal knows
+ * as this peer's ended or moved leases are taken off. Host allowed-IPs the
+ * journal never leased are configuration, and stay (and are reserved).
+ * Leases of peers no longer on the device are dropped by the caller. The
+ * peers are found through e->peers, built from dev.
+ */
+static void reconcile(struct engine *e, struct wgdev *dev, struct lease_table *gone)
+{
+	char kb[WG_KEY_B64_LEN], ab[WGD_IP_STRLEN];
+
+	struct reconcile_ctx rc = { .peers = e->peers, .dev = dev };
+
+	lease_foreach(e->leases, reconcile_lease, &rc);
+
+	for (size_t i = 0; i < dev->n_peers; i++) {
+		const struct wgdev_peer *peer = &dev->peers[i];
+		const struct lease *g = lease_find(gone, peer->pubkey);
+		const struct lease *l = lease_find(e->leases, peer->pubkey);
+		struct wgd_ip stale[2], del[2];
+		size_t n_stale = 0, n_del = 0;
+
+		if (!g)
+			continue;
+		if (g->has_ip4 && !(l && l->has_ip4 && l->ip4.s_addr == g->ip4.s_addr))
+			wgd_ip_host4(&stale[n_stale++], &g->ip4);
+		if (g->has_ip6 && !(l && l->has_ip6 && !memcmp(&l->ip6, &g->ip6, 16)))
+			wgd_ip_host6(&stale[n_stale++], &g->ip6);
+		for (size_t j = 0; j < n_stale; j++)
+			if (peer_has_ip(peer, &stale[j]))
+				del[n_del++] = stale[j];
+		if (!n_del)
+			continue;
+		int ret = priv_update(peer->pubkey, NULL, 0, del, n_del);
+		for (size_t j = 0; j < n_del; j++)
+			log_info("reconcile: peer %s: %s stale %s", fmt_key(peer->pubkey, kb),
+				 ret ? "cannot remove" : "removed", fmt_ip(&del[j], ab));
+	}
+}
+
+/* Reads the journal and the device and makes them agree. */
+void start_up_state(struct engine *e)
+{
+	struct replay rp = { 0 };
+	struct poolset *none = poolset_new();
+	struct wgdev *dev = NULL;
+	int ret;
+
+	uint64_t t[6];
+
+	t[0] = clock_mono_us();
+	rp.live = none ? lease_table_new(none) : NULL;
+	rp.gone = none ? lease_table_new(none) : NULL;
+	if (!rp.live || !rp.gone)
+		fatalx_status(EXIT_SYSTEM, "out of memory");
+	open_journal(e, &rp);
+	t[1] = clock_mono_us();
+	restore_leases(e, &rp);
+	lease_table_free(rp.live);
+	free(rp.q);
+
+	t[2] = clock_mono_us();
+	e->last_refresh_ms = clock_boot_ms();
+	ret = priv_get_device(&dev);
+	if (ret)
+		fatalx_status(EXIT_SYSTEM, "cannot read WireGuard device %s: %s", cfg->ifname,
+			      strerror(-ret));
+	t[3] = clock_mono_us();
+	ret = index_device(e, dev);
+	if (ret)
+		fatalx_status(EXIT_SYSTEM, "cannot index the peers of %s: %s", cfg->ifname, strerror(-ret));
+	t[4] = clock_mono_us();
+	reconcile(e, dev, rp.gone);
+	wgdev_free(dev);
+	lease_table_free(rp.gone);
+	poolset_free(none);
+	t[5] = clock_mono_us();
+	log_debug("start-up: journal replay %llu ms, restore %llu ms, device read %llu ms, "
+		  "index %llu ms, reconcile %llu ms",
+		  (t[1] - t[0]) / 1000ULL, (t[2] - t[1]) / 1000ULL, (t[3] - t[2]) / 1000ULL,
+		  (t[4] - t[3]) / 1000ULL, (t[5] - t[4]) / 1000ULL);
+}
+
