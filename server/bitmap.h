@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef WGD_BITMAP_H
+#define WGD_BITMAP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/*
+ * A bitmap pool (up to 2^24 addresses) keeps one bit per address for leases
+ * and one for reservations, and a binary tree counting the free addresses
+ * over blocks of 512. Taking a random address draws k below the free count,
+ * walks the tree down to the block holding the k-th free address and finds
+ * it among the block's 8 words: O(log n) at any fill level, with no retries,
+ * and no memory per lease beyond the bits. A /8 holds 4 MiB of bits and a
+ * 128 KiB tree.
+ *
+ * Addresses are offsets from the pool's prefix. pool.c embeds the
+ * struct in its pools, sets it up and frees it.
+ */
+
+/* Words per leaf of the count tree: 512 addresses, in two cache lines. */
+#define POOL_BLOCK_WORDS 8
+
+struct bitmap_pool {
+	/*
+	 * Per word of 64 addresses, its leased bits then its reserved bits:
+	 * a search reads both, and side by side they share a cache line.
+	 * Leased also marks the addresses never leased (network, broadcast,
+	 * the bits past the end of a pool smaller than a word) once and for
+	 * all, which spares every count and search a test of its own.
+	 */
+	uint64_t *words;
+	uint32_t *tree;            /* free counts; see bm_tree_add() */
+	uint32_t nwords;
+	uint32_t nblocks;          /* a power of two */
+	uint32_t free;
+	bool has_reserved;
+};
+
+/* Word w of the leased bits, and of the reserved bits. */
+uint64_t *bm_leased(const struct bitmap_pool *bm, uint32_t w);
+uint64_t *bm_reserved(const struct bitmap_pool *bm, uint32_t w);
+/* Keeping the count tree: a block's free count changed by delta, or
+ * recount everything. */
+void bm_tree_add(struct bitmap_pool *bm, uint32_t block, int32_t delta);
+void bm_tree_build(struct bitmap_pool *bm);
+/* The block holding the k-th free address, k < free, and its rank there;
+ * then taking that address, or taking the k-th free address outright. */
+uint32_t bm_find(const struct bitmap_pool *bm, uint32_t k, uint32_t *rank);
+uint32_t bm_take_rank(struct bitmap_pool *bm, uint32_t block, uint32_t rank);
+uint32_t bm_take_index(struct bitmap_pool *bm, uint32_t k);
+/* Marking one offset leased or free, which keeps the counts. */
+void bm_mark_leased(struct bitmap_pool *bm, uint32_t off);
+void bm_clear_leased(struct bitmap_pool *bm, uint32_t off);
+/* Reserving first to last, and clearing every reservation. */
+void bm_reserve(struct bitmap_pool *bm, uint32_t first, uint32_t last);
+void bm_reserve_clear(struct bitmap_pool *bm);
+/* An offset never leased (network, broadcast); the counts are rebuilt after. */
+void bm_mark_never(struct bitmap_pool *bm, uint32_t off);
+
+#endif
