@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 
+#include <errno.h>
 #include <stddef.h>
+#include <stdlib.h>
 
 #include "bitmap.h"
 
@@ -242,7 +244,45 @@ void bm_reserve_clear(struct bitmap_pool *bm)
 	bm->has_reserved = false;
 }
 
-void bm_mark_never(struct bitmap_pool *bm, uint32_t off)
+static void bm_mark_never(struct bitmap_pool *bm, uint32_t off)
 {
 	*bm_leased(bm, off / 64) |= UINT64_C(1) << (off % 64);
+}
+
+int bm_init(struct bitmap_pool *bm, uint8_t host_bits, uint32_t first,
+	    uint32_t last)
+{
+	uint32_t size = UINT32_C(1) << host_bits, off;
+
+	bm->nwords = size >= 64 ? size / 64 : 1;
+	bm->nblocks = bm->nwords >= POOL_BLOCK_WORDS ?
+		      bm->nwords / POOL_BLOCK_WORDS : 1;
+	bm->words = calloc(2 * (size_t)bm->nwords, sizeof(uint64_t));
+	bm->tree = calloc(bm->nblocks, sizeof(uint32_t));
+	if (!bm->words || !bm->tree) {
+		free(bm->words);
+		free(bm->tree);
+		return -ENOMEM;
+	}
+
+	if (size < 64)
+		*bm_leased(bm, 0) = UINT64_MAX << size;
+	for (off = 0; off < first; off++)
+		bm_mark_never(bm, off);
+	for (off = size - 1; off > last; off--)
+		bm_mark_never(bm, off);
+	bm_tree_build(bm);
+	return 0;
+}
+
+void bm_release(struct bitmap_pool *bm)
+{
+	free(bm->words);
+	free(bm->tree);
+}
+
+size_t bm_memory(const struct bitmap_pool *bm)
+{
+	return (size_t)bm->nwords * 2 * sizeof(uint64_t) +
+	       (size_t)bm->nblocks * sizeof(uint32_t);
 }

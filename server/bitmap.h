@@ -3,6 +3,7 @@
 #define WGD_BITMAP_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /*
@@ -14,8 +15,9 @@
  * and no memory per lease beyond the bits. A /8 holds 4 MiB of bits and a
  * 128 KiB tree.
  *
- * Addresses are offsets from the pool's prefix. pool.c embeds the
- * struct in its pools, sets it up and frees it.
+ * Addresses are offsets from the pool's prefix. The pools of pool.c embed
+ * the struct; only this file reads or changes it, apart from the free
+ * count, which pool.c reads to weigh its pools.
  */
 
 /* Words per leaf of the count tree: 512 addresses, in two cache lines. */
@@ -37,6 +39,16 @@ struct bitmap_pool {
 	bool has_reserved;
 };
 
+/*
+ * Sets up a pool of 2^host_bits offsets (host_bits <= 24) of which first to
+ * last may be leased: 0 or -ENOMEM. bm_release() frees it.
+ */
+int bm_init(struct bitmap_pool *bm, uint8_t host_bits, uint32_t first,
+	    uint32_t last);
+void bm_release(struct bitmap_pool *bm);
+/* Bytes allocated, for the status report. */
+size_t bm_memory(const struct bitmap_pool *bm);
+
 /* Word w of the leased bits, and of the reserved bits. */
 uint64_t *bm_leased(const struct bitmap_pool *bm, uint32_t w);
 uint64_t *bm_reserved(const struct bitmap_pool *bm, uint32_t w);
@@ -55,7 +67,5 @@ void bm_clear_leased(struct bitmap_pool *bm, uint32_t off);
 /* Reserving first to last, and clearing every reservation. */
 void bm_reserve(struct bitmap_pool *bm, uint32_t first, uint32_t last);
 void bm_reserve_clear(struct bitmap_pool *bm);
-/* An offset never leased (network, broadcast); the counts are rebuilt after. */
-void bm_mark_never(struct bitmap_pool *bm, uint32_t off);
 
 #endif

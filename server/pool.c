@@ -101,32 +101,6 @@ static unsigned family_index(int family)
 	return family == AF_INET6;
 }
 
-static int bm_init(struct pool *p)
-{
-	struct bitmap_pool *bm = &p->bm;
-	uint32_t size = UINT32_C(1) << p->host_bits, off;
-
-	bm->nwords = size >= 64 ? size / 64 : 1;
-	bm->nblocks = bm->nwords >= POOL_BLOCK_WORDS ?
-		      bm->nwords / POOL_BLOCK_WORDS : 1;
-	bm->words = calloc(2 * (size_t)bm->nwords, sizeof(uint64_t));
-	bm->tree = calloc(bm->nblocks, sizeof(uint32_t));
-	if (!bm->words || !bm->tree) {
-		free(bm->words);
-		free(bm->tree);
-		return -ENOMEM;
-	}
-
-	if (size < 64)
-		*bm_leased(bm, 0) = UINT64_MAX << size;
-	for (off = 0; off < p->first.lo; off++)
-		bm_mark_never(bm, off);
-	for (off = size - 1; off > p->last.lo; off--)
-		bm_mark_never(bm, off);
-	bm_tree_build(bm);
-	return 0;
-}
-
 /*
  * Sparse pools
  */
@@ -228,7 +202,8 @@ static int pool_init(struct pool *p, const struct wgd_ip *prefix)
 	pool_bounds(prefix, &p->first, &p->last);
 
 	if (p->host_bits <= POOL_BITMAP_MAX_BITS)
-		return bm_init(p);
+		return bm_init(&p->bm, p->host_bits, (uint32_t)p->first.lo,
+			       (uint32_t)p->last.lo);
 	p->sparse = true;
 	p->sp.seed = rng_u64();
 	p->sp.wide = p->host_bits > 64;
@@ -242,8 +217,7 @@ static void pool_release(struct pool *p)
 		free(p->sp.hi);
 		free(p->sp.ranges);
 	} else {
-		free(p->bm.words);
-		free(p->bm.tree);
+		bm_release(&p->bm);
 	}
 }
 
@@ -253,8 +227,7 @@ static size_t pool_memory(const struct pool *p)
 		return p->sp.nbuckets * SPARSE_BUCKET_SLOTS * sizeof(uint64_t) *
 			       (p->sp.wide ? 2 : 1) +
 		       p->sp.ranges_cap * sizeof(struct pool_range);
-	return (size_t)p->bm.nwords * 2 * sizeof(uint64_t) +
-	       (size_t)p->bm.nblocks * sizeof(uint32_t);
+	return bm_memory(&p->bm);
 }
 
 static struct u128 pool_size(const struct pool *p)
