@@ -6,16 +6,19 @@
 
 #include "bitmap.h"
 
+/* Words per leaf of the count tree: 512 addresses, in two cache lines. */
+#define POOL_BLOCK_WORDS 8
+
 /* A reservation touching more blocks than this rebuilds the whole tree,
  * which is cheaper than updating it block by block. */
 #define POOL_REBUILD_BLOCKS 64
 
-uint64_t *bm_leased(const struct bitmap_pool *bm, uint32_t w)
+static uint64_t *bm_leased(const struct bitmap_pool *bm, uint32_t w)
 {
 	return &bm->words[2 * (size_t)w];
 }
 
-uint64_t *bm_reserved(const struct bitmap_pool *bm, uint32_t w)
+static uint64_t *bm_reserved(const struct bitmap_pool *bm, uint32_t w)
 {
 	return &bm->words[2 * (size_t)w + 1];
 }
@@ -86,7 +89,7 @@ static uint32_t bm_block_free(const struct bitmap_pool *bm, uint32_t block)
  */
 
 /* Adds delta to the free count of a block, on the way up from its leaf. */
-void bm_tree_add(struct bitmap_pool *bm, uint32_t block, int32_t delta)
+static void bm_tree_add(struct bitmap_pool *bm, uint32_t block, int32_t delta)
 {
 	uint32_t i;
 
@@ -103,7 +106,7 @@ static uint32_t bm_tree_total(const struct bitmap_pool *bm, uint32_t i)
 }
 
 /* Builds the tree in O(n) and recounts the free addresses. */
-void bm_tree_build(struct bitmap_pool *bm)
+static void bm_tree_build(struct bitmap_pool *bm)
 {
 	uint32_t i;
 
@@ -143,7 +146,7 @@ uint32_t bm_find(const struct bitmap_pool *bm, uint32_t k, uint32_t *rank)
 
 /* Leases the free address of the given rank in a block, and returns its
  * offset; the caller has counted it in the tree. */
-uint32_t bm_take_rank(struct bitmap_pool *bm, uint32_t block, uint32_t rank)
+static uint32_t bm_take_rank(struct bitmap_pool *bm, uint32_t block, uint32_t rank)
 {
 	uint32_t w;
 
@@ -285,4 +288,29 @@ size_t bm_memory(const struct bitmap_pool *bm)
 {
 	return (size_t)bm->nwords * 2 * sizeof(uint64_t) +
 	       (size_t)bm->nblocks * sizeof(uint32_t);
+}
+
+bool bm_is_leased(const struct bitmap_pool *bm, uint32_t off)
+{
+	return *bm_leased(bm, off / 64) & UINT64_C(1) << (off % 64);
+}
+
+bool bm_is_reserved(const struct bitmap_pool *bm, uint32_t off)
+{
+	return *bm_reserved(bm, off / 64) & UINT64_C(1) << (off % 64);
+}
+
+uint32_t bm_take_found(struct bitmap_pool *bm, uint32_t block, uint32_t rank)
+{
+	bm_tree_add(bm, block, -1);
+	return bm_take_rank(bm, block, rank);
+}
+
+void bm_prefetch_block(const struct bitmap_pool *bm, uint32_t block)
+{
+	/* A block's words: two cache lines. */
+	const uint64_t *w = bm_leased(bm, block * POOL_BLOCK_WORDS);
+
+	__builtin_prefetch(w, 1);
+	__builtin_prefetch(w + POOL_BLOCK_WORDS, 1);
 }

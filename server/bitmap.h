@@ -20,9 +20,6 @@
  * count, which pool.c reads to weigh its pools.
  */
 
-/* Words per leaf of the count tree: 512 addresses, in two cache lines. */
-#define POOL_BLOCK_WORDS 8
-
 struct bitmap_pool {
 	/*
 	 * Per word of 64 addresses, its leased bits then its reserved bits:
@@ -49,18 +46,21 @@ void bm_release(struct bitmap_pool *bm);
 /* Bytes allocated, for the status report. */
 size_t bm_memory(const struct bitmap_pool *bm);
 
-/* Word w of the leased bits, and of the reserved bits. */
-uint64_t *bm_leased(const struct bitmap_pool *bm, uint32_t w);
-uint64_t *bm_reserved(const struct bitmap_pool *bm, uint32_t w);
-/* Keeping the count tree: a block's free count changed by delta, or
- * recount everything. */
-void bm_tree_add(struct bitmap_pool *bm, uint32_t block, int32_t delta);
-void bm_tree_build(struct bitmap_pool *bm);
-/* The block holding the k-th free address, k < free, and its rank there;
- * then taking that address, or taking the k-th free address outright. */
-uint32_t bm_find(const struct bitmap_pool *bm, uint32_t k, uint32_t *rank);
-uint32_t bm_take_rank(struct bitmap_pool *bm, uint32_t block, uint32_t rank);
+bool bm_is_leased(const struct bitmap_pool *bm, uint32_t off);
+bool bm_is_reserved(const struct bitmap_pool *bm, uint32_t off);
+
+/*
+ * Taking the k-th free address, k < free: at once with bm_take_index(), or
+ * in two steps, bm_find() for its block and its rank there, which changes
+ * nothing and lets the caller prefetch the block with bm_prefetch_block(),
+ * then bm_take_found() while the pool is still as it was. Both return the
+ * offset taken.
+ */
 uint32_t bm_take_index(struct bitmap_pool *bm, uint32_t k);
+uint32_t bm_find(const struct bitmap_pool *bm, uint32_t k, uint32_t *rank);
+void bm_prefetch_block(const struct bitmap_pool *bm, uint32_t block);
+uint32_t bm_take_found(struct bitmap_pool *bm, uint32_t block, uint32_t rank);
+
 /* Marking one offset leased or free, which keeps the counts. */
 void bm_mark_leased(struct bitmap_pool *bm, uint32_t off);
 void bm_clear_leased(struct bitmap_pool *bm, uint32_t off);

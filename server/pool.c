@@ -244,14 +244,14 @@ static bool pool_leased(const struct pool *p, struct u128 off)
 {
 	if (p->sparse)
 		return sp_leased(&p->sp, off);
-	return *bm_leased(&p->bm, (uint32_t)(off.lo / 64)) & UINT64_C(1) << (off.lo % 64);
+	return bm_is_leased(&p->bm, (uint32_t)off.lo);
 }
 
 static bool pool_reserved(const struct pool *p, struct u128 off)
 {
 	if (p->sparse)
 		return sp_reserved(&p->sp, off);
-	return *bm_reserved(&p->bm, (uint32_t)(off.lo / 64)) & UINT64_C(1) << (off.lo % 64);
+	return bm_is_reserved(&p->bm, (uint32_t)off.lo);
 }
 
 static void pool_address(const struct pool *p, struct u128 off, struct wgd_ip *out)
@@ -555,11 +555,7 @@ void poolset_prefetch(struct poolset *ps, int family)
 		__builtin_prefetch(&p->sp.lo[b1 * SPARSE_BUCKET_SLOTS]);
 		__builtin_prefetch(&p->sp.lo[b2 * SPARSE_BUCKET_SLOTS]);
 	} else {
-		/* A block's words: two cache lines. */
-		const uint64_t *w = bm_leased(&p->bm, d->block * POOL_BLOCK_WORDS);
-
-		__builtin_prefetch(w, 1);
-		__builtin_prefetch(w + POOL_BLOCK_WORDS, 1);
+		bm_prefetch_block(&p->bm, d->block);
 	}
 }
 
@@ -582,8 +578,7 @@ int poolset_take_random(struct poolset *ps, int family, struct wgd_ip *out)
 		if (draw_current(ps, family)) {
 			p = &ps->pools[d->pool];
 			if (!p->sparse) {
-				bm_tree_add(&p->bm, d->block, -1);
-				off = u128_u64(bm_take_rank(&p->bm, d->block, d->rank));
+				off = u128_u64(bm_take_found(&p->bm, d->block, d->rank));
 			} else {
 				off = d->off;
 			}
