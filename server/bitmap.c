@@ -6,9 +6,6 @@
 
 #include "bitmap.h"
 
-/* Words per leaf of the count tree: 512 addresses, in two cache lines. */
-#define POOL_BLOCK_WORDS 8
-
 /* A reservation touching more blocks than this rebuilds the whole tree,
  * which is cheaper than updating it block by block. */
 #define POOL_REBUILD_BLOCKS 64
@@ -122,26 +119,6 @@ static void bm_tree_build(struct bitmap_pool *bm)
 	 * so every child still holds its total when its parent reads it. */
 	for (i = 1; i < bm->nblocks; i++)
 		bm->tree[i] = bm_tree_total(bm, 2 * i);
-}
-
-/*
- * The block holding the k-th free address, k < free, and that address's
- * rank among the block's free ones: down the tree, without changing it.
- */
-uint32_t bm_find(const struct bitmap_pool *bm, uint32_t k, uint32_t *rank)
-{
-	uint32_t i = 1;
-
-	/* Without branches: which way to go is a coin toss, which the
-	 * processor would mispredict at every other level. */
-	while (i < bm->nblocks) {
-		uint32_t left = bm->tree[i], right = k >= left;
-
-		k -= left & -right;
-		i = 2 * i + right;
-	}
-	*rank = k;
-	return i - bm->nblocks;
 }
 
 /* Leases the free address of the given rank in a block, and returns its
@@ -304,13 +281,4 @@ uint32_t bm_take_found(struct bitmap_pool *bm, uint32_t block, uint32_t rank)
 {
 	bm_tree_add(bm, block, -1);
 	return bm_take_rank(bm, block, rank);
-}
-
-void bm_prefetch_block(const struct bitmap_pool *bm, uint32_t block)
-{
-	/* A block's words: two cache lines. */
-	const uint64_t *w = bm_leased(bm, block * POOL_BLOCK_WORDS);
-
-	__builtin_prefetch(w, 1);
-	__builtin_prefetch(w + POOL_BLOCK_WORDS, 1);
 }
