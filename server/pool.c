@@ -7,6 +7,7 @@
 
 #include "../common/rng.h"
 #include "../common/array.h"
+#include "bitmap.h"
 #include "pool.h"
 #include "sparse.h"
 #include "u128.h"
@@ -14,13 +15,8 @@
 /*
  * Two kinds of pool, chosen by size.
  *
- * A bitmap pool (up to 2^24 addresses) keeps one bit per address for leases
- * and one for reservations, and a binary tree counting the free addresses
- * over blocks of 512. Taking a random address draws k below the free count,
- * walks the tree down to the block holding the k-th free address and finds
- * it among the block's 8 words: O(log n) at any fill level, with no retries,
- * and no memory per lease beyond the bits. A /8 holds 4 MiB of bits and a
- * 128 KiB tree.
+ * A bitmap pool (up to 2^24 addresses) keeps bits and a tree of free
+ * counts: see bitmap.h.
  *
  * A sparse pool (an IPv6 /64, say) is far too large for bits and, with any
  * realistic number of leases, nearly empty. It draws offsets at random and
@@ -40,31 +36,10 @@
  */
 
 #define POOL_BITMAP_MAX_BITS 24
-/* Words per leaf of the count tree: 512 addresses, in two cache lines. */
-#define POOL_BLOCK_WORDS 8
-/* A reservation touching more blocks than this rebuilds the whole tree,
- * which is cheaper than updating it block by block. */
-#define POOL_REBUILD_BLOCKS 64
 /* Draws before a random take gives up. Only sparse pools ever retry, and
  * they are full at this many misses in a row with probability 2^-64 at
  * half occupancy. */
 #define POOL_TRIES 64
-
-struct bitmap_pool {
-	/*
-	 * Per word of 64 addresses, its leased bits then its reserved bits:
-	 * a search reads both, and side by side they share a cache line.
-	 * Leased also marks the addresses never leased (network, broadcast,
-	 * the bits past the end of a pool smaller than a word) once and for
-	 * all, which spares every count and search a test of its own.
-	 */
-	uint64_t *words;
-	uint32_t *tree;            /* free counts; see bm_tree_add() */
-	uint32_t nwords;
-	uint32_t nblocks;          /* a power of two */
-	uint32_t free;
-	bool has_reserved;
-};
 
 struct pool {
 	struct wgd_ip prefix;
@@ -124,275 +99,6 @@ static bool family_ok(int family)
 static unsigned family_index(int family)
 {
 	return family == AF_INET6;
-}
-
-/*
- * Bitmap pools
- */
-
-static uint64_t *bm_leased(const struct bitmap_pool *bm, uint32_t w)
-{
-	return &bm->words[2 * (size_t)w];
-}
-
-static uint64_t *bm_reserved(const struct bitmap_pool *bm, uint32_t w)
-{
-	return &bm->words[2 * (size_t)w + 1];
-}
-
-static uint64_t bm_used(const struct bitmap_pool *bm, uint32_t w)
-{
-	return *bm_leased(bm, w) | *bm_reserved(bm, w);
-}
-
-/*
- * Without a popcount instruction (x86-64 before -mpopcnt) the builtin is a
- * library call; these are a dozen inline operations instead.
- */
-static unsigned popcount64(uint64_t x)
-{
-#ifdef __POPCNT__
-	return (unsigned)__builtin_popcountll(x);
-#else
-	x -= (x >> 1) & UINT64_C(0x5555555555555555);
-	x = (x & UINT64_C(0x3333333333333333)) +
-	    ((x >> 2) & UINT64_C(0x3333333333333333));
-	x = (x + (x >> 4)) & UINT64_C(0x0f0f0f0f0f0f0f0f);
-	return (unsigned)((x * UINT64_C(0x0101010101010101)) >> 56);
-#endif
-}
-
-/* The position of the k-th set bit of x, k < popcount(x). */
-static unsigned u64_select(uint64_t x, unsigned k)
-{
-	uint64_t c, sums;
-	unsigned byte = 0, below = 0, b;
-
-	/* Bits per byte, then their running sums: byte i of sums counts the
-	 * set bits of bytes 0 to i. */
-	c = x - ((x >> 1) & UINT64_C(0x5555555555555555));
-	c = (c & UINT64_C(0x3333333333333333)) +
-	    ((c >> 2) & UINT64_C(0x3333333333333333));
-	c = (c + (c >> 4)) & UINT64_C(0x0f0f0f0f0f0f0f0f);
-	sums = c * UINT64_C(0x0101010101010101);
-	while (((sums >> (8 * byte)) & 0xff) <= k) {
-		below = (sums >> (8 * byte)) & 0xff;
-		byte++;
-	}
-	k -= below;
-	b = (x >> (8 * byte)) & 0xff;
-	while (k--)
-		b &= b - 1;
-	return 8 * byte + (unsigned)__builtin_ctz(b);
-}
-
-static uint32_t bm_block_free(const struct bitmap_pool *bm, uint32_t block)
-{
-	uint32_t w = block * POOL_BLOCK_WORDS, end = w + POOL_BLOCK_WORDS, n = 0;
-
-	if (end > bm->nwords)
-		end = bm->nwords;
-	for (; w < end; w++)
-		n += popcount64(~bm_used(bm, w));
-	return n;
-}
-
-/*
- * The count tree is a complete binary tree over the blocks, stored as an
- * array from 1: node i has children 2i and 2i + 1, and the blocks are the
- * leaves nblocks to 2 nblocks - 1, implicit. Each inner node holds the free
- * count of its left subtree only: finding the k-th free address reads one
- * node per level, and so does updating the counts above a block.
- */
-
-/* Adds delta to the free count of a block, on the way up from its leaf. */
-static void bm_tree_add(struct bitmap_pool *bm, uint32_t block, int32_t delta)
-{
-	uint32_t i;
-
-	/* Only ancestors holding the block in their left subtree count it.
-	 * Unsigned wrap-around adds a negative delta correctly. */
-	for (i = block + bm->nblocks; i > 1; i >>= 1)
-		bm->tree[i >> 1] += (uint32_t)delta & ((i & 1) - 1);
-}
-
-/* The free count of the subtree under node i, in a tree of totals. */
-static uint32_t bm_tree_total(const struct bitmap_pool *bm, uint32_t i)
-{
-	return i >= bm->nblocks ? bm_block_free(bm, i - bm->nblocks) : bm->tree[i];
-}
-
-/* Builds the tree in O(n) and recounts the free addresses. */
-static void bm_tree_build(struct bitmap_pool *bm)
-{
-	uint32_t i;
-
-	if (bm->nblocks == 1) {
-		bm->free = bm_block_free(bm, 0);
-		return;
-	}
-	/* Subtree totals first, from the bottom up... */
-	for (i = bm->nblocks - 1; i >= 1; i--)
-		bm->tree[i] = bm_tree_total(bm, 2 * i) + bm_tree_total(bm, 2 * i + 1);
-	bm->free = bm->tree[1];
-	/* ...then each node keeps its left child's total, from the top down,
-	 * so every child still holds its total when its parent reads it. */
-	for (i = 1; i < bm->nblocks; i++)
-		bm->tree[i] = bm_tree_total(bm, 2 * i);
-}
-
-/*
- * The block holding the k-th free address, k < free, and that address's
- * rank among the block's free ones: down the tree, without changing it.
- */
-static uint32_t bm_find(const struct bitmap_pool *bm, uint32_t k, uint32_t *rank)
-{
-	uint32_t i = 1;
-
-	/* Without branches: which way to go is a coin toss, which the
-	 * processor would mispredict at every other level. */
-	while (i < bm->nblocks) {
-		uint32_t left = bm->tree[i], right = k >= left;
-
-		k -= left & -right;
-		i = 2 * i + right;
-	}
-	*rank = k;
-	return i - bm->nblocks;
-}
-
-/* Leases the free address of the given rank in a block, and returns its
- * offset; the caller has counted it in the tree. */
-static uint32_t bm_take_rank(struct bitmap_pool *bm, uint32_t block, uint32_t rank)
-{
-	uint32_t w;
-
-	bm->free--;
-	for (w = block * POOL_BLOCK_WORDS;; w++) {
-		uint64_t free_bits = ~bm_used(bm, w);
-		unsigned c = popcount64(free_bits), bit;
-
-		if (rank < c) {
-			bit = u64_select(free_bits, rank);
-			*bm_leased(bm, w) |= UINT64_C(1) << bit;
-			return w * 64 + bit;
-		}
-		rank -= c;
-	}
-}
-
-/*
- * Leases the k-th free address, k < free, and returns its offset: as
- * bm_find(), counting it in the nodes on the way down, then in its block.
- */
-static uint32_t bm_take_index(struct bitmap_pool *bm, uint32_t k)
-{
-	uint32_t i = 1;
-
-	while (i < bm->nblocks) {
-		uint32_t left = bm->tree[i], right = k >= left;
-
-		bm->tree[i] -= !right;
-		k -= left & -right;
-		i = 2 * i + right;
-	}
-	return bm_take_rank(bm, i - bm->nblocks, k);
-}
-
-static void bm_mark_leased(struct bitmap_pool *bm, uint32_t off)
-{
-	uint32_t w = off / 64;
-	uint64_t bit = UINT64_C(1) << (off % 64);
-
-	if (!(bm_used(bm, w) & bit)) {
-		bm->free--;
-		bm_tree_add(bm, w / POOL_BLOCK_WORDS, -1);
-	}
-	*bm_leased(bm, w) |= bit;
-}
-
-static void bm_clear_leased(struct bitmap_pool *bm, uint32_t off)
-{
-	uint32_t w = off / 64;
-	uint64_t bit = UINT64_C(1) << (off % 64);
-
-	if (!(*bm_leased(bm, w) & bit))
-		return;
-	*bm_leased(bm, w) &= ~bit;
-	if (!(*bm_reserved(bm, w) & bit)) {
-		bm->free++;
-		bm_tree_add(bm, w / POOL_BLOCK_WORDS, 1);
-	}
-}
-
-static void bm_reserve(struct bitmap_pool *bm, uint32_t first, uint32_t last)
-{
-	uint32_t wfirst = first / 64, wlast = last / 64, w;
-	bool rebuild = wlast / POOL_BLOCK_WORDS - wfirst / POOL_BLOCK_WORDS >
-		       POOL_REBUILD_BLOCKS;
-
-	for (w = wfirst; w <= wlast; w++) {
-		uint64_t mask = UINT64_MAX, newly;
-
-		if (w == wfirst)
-			mask &= UINT64_MAX << (first % 64);
-		if (w == wlast)
-			mask &= UINT64_MAX >> (63 - last % 64);
-		newly = mask & ~bm_used(bm, w);
-		*bm_reserved(bm, w) |= mask;
-		if (newly && !rebuild) {
-			int32_t n = (int32_t)popcount64(newly);
-
-			bm->free -= (uint32_t)n;
-			bm_tree_add(bm, w / POOL_BLOCK_WORDS, -n);
-		}
-	}
-	if (rebuild)
-		bm_tree_build(bm);
-	bm->has_reserved = true;
-}
-
-static void bm_reserve_clear(struct bitmap_pool *bm)
-{
-	uint32_t w;
-
-	if (!bm->has_reserved)
-		return;
-	for (w = 0; w < bm->nwords; w++)
-		*bm_reserved(bm, w) = 0;
-	bm_tree_build(bm);
-	bm->has_reserved = false;
-}
-
-static void bm_mark_never(struct bitmap_pool *bm, uint32_t off)
-{
-	*bm_leased(bm, off / 64) |= UINT64_C(1) << (off % 64);
-}
-
-static int bm_init(struct pool *p)
-{
-	struct bitmap_pool *bm = &p->bm;
-	uint32_t size = UINT32_C(1) << p->host_bits, off;
-
-	bm->nwords = size >= 64 ? size / 64 : 1;
-	bm->nblocks = bm->nwords >= POOL_BLOCK_WORDS ?
-		      bm->nwords / POOL_BLOCK_WORDS : 1;
-	bm->words = calloc(2 * (size_t)bm->nwords, sizeof(uint64_t));
-	bm->tree = calloc(bm->nblocks, sizeof(uint32_t));
-	if (!bm->words || !bm->tree) {
-		free(bm->words);
-		free(bm->tree);
-		return -ENOMEM;
-	}
-
-	if (size < 64)
-		*bm_leased(bm, 0) = UINT64_MAX << size;
-	for (off = 0; off < p->first.lo; off++)
-		bm_mark_never(bm, off);
-	for (off = size - 1; off > p->last.lo; off--)
-		bm_mark_never(bm, off);
-	bm_tree_build(bm);
-	return 0;
 }
 
 /*
@@ -496,7 +202,8 @@ static int pool_init(struct pool *p, const struct wgd_ip *prefix)
 	pool_bounds(prefix, &p->first, &p->last);
 
 	if (p->host_bits <= POOL_BITMAP_MAX_BITS)
-		return bm_init(p);
+		return bm_init(&p->bm, p->host_bits, (uint32_t)p->first.lo,
+			       (uint32_t)p->last.lo);
 	p->sparse = true;
 	p->sp.seed = rng_u64();
 	p->sp.wide = p->host_bits > 64;
@@ -510,8 +217,7 @@ static void pool_release(struct pool *p)
 		free(p->sp.hi);
 		free(p->sp.ranges);
 	} else {
-		free(p->bm.words);
-		free(p->bm.tree);
+		bm_release(&p->bm);
 	}
 }
 
@@ -521,8 +227,7 @@ static size_t pool_memory(const struct pool *p)
 		return p->sp.nbuckets * SPARSE_BUCKET_SLOTS * sizeof(uint64_t) *
 			       (p->sp.wide ? 2 : 1) +
 		       p->sp.ranges_cap * sizeof(struct pool_range);
-	return (size_t)p->bm.nwords * 2 * sizeof(uint64_t) +
-	       (size_t)p->bm.nblocks * sizeof(uint32_t);
+	return bm_memory(&p->bm);
 }
 
 static struct u128 pool_size(const struct pool *p)
@@ -539,14 +244,14 @@ static bool pool_leased(const struct pool *p, struct u128 off)
 {
 	if (p->sparse)
 		return sp_leased(&p->sp, off);
-	return *bm_leased(&p->bm, (uint32_t)(off.lo / 64)) & UINT64_C(1) << (off.lo % 64);
+	return bm_is_leased(&p->bm, (uint32_t)off.lo);
 }
 
 static bool pool_reserved(const struct pool *p, struct u128 off)
 {
 	if (p->sparse)
 		return sp_reserved(&p->sp, off);
-	return *bm_reserved(&p->bm, (uint32_t)(off.lo / 64)) & UINT64_C(1) << (off.lo % 64);
+	return bm_is_reserved(&p->bm, (uint32_t)off.lo);
 }
 
 static void pool_address(const struct pool *p, struct u128 off, struct wgd_ip *out)
@@ -850,11 +555,7 @@ void poolset_prefetch(struct poolset *ps, int family)
 		__builtin_prefetch(&p->sp.lo[b1 * SPARSE_BUCKET_SLOTS]);
 		__builtin_prefetch(&p->sp.lo[b2 * SPARSE_BUCKET_SLOTS]);
 	} else {
-		/* A block's words: two cache lines. */
-		const uint64_t *w = bm_leased(&p->bm, d->block * POOL_BLOCK_WORDS);
-
-		__builtin_prefetch(w, 1);
-		__builtin_prefetch(w + POOL_BLOCK_WORDS, 1);
+		bm_prefetch_block(&p->bm, d->block);
 	}
 }
 
@@ -877,8 +578,7 @@ int poolset_take_random(struct poolset *ps, int family, struct wgd_ip *out)
 		if (draw_current(ps, family)) {
 			p = &ps->pools[d->pool];
 			if (!p->sparse) {
-				bm_tree_add(&p->bm, d->block, -1);
-				off = u128_u64(bm_take_rank(&p->bm, d->block, d->rank));
+				off = u128_u64(bm_take_found(&p->bm, d->block, d->rank));
 			} else {
 				off = d->off;
 			}
