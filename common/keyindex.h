@@ -7,7 +7,7 @@
 
 #include <sodium.h>
 
-#include "wgdev.h"
+#include "key.h"
 
 /*
  * Finds public keys held in an array by their position in it: an

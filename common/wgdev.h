@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 
 #include "../protocol/ipaddr.h"
+#include "key.h"
 
 /*
  * WireGuard device control: one API, two backends, chosen per interface as
@@ -20,8 +21,6 @@
  * Errors are -errno returns. Getters set *out to NULL on failure; free
  * functions accept NULL.
  */
-
-#define WG_KEY_LEN 32
 
 enum wgctl_backend {
 	WGCTL_UAPI,
