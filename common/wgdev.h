@@ -12,21 +12,6 @@
 #include "../protocol/ipaddr.h"
 #include "key.h"
 
-/*
- * WireGuard device control: one API, two backends, chosen per interface as
- * wg(8) chooses. A device with a UAPI socket /var/run/wireguard/IFACE.sock is
- * a userspace implementation (wireguard-go); any other goes to the kernel over
- * generic netlink.
- *
- * Errors are -errno returns. Getters set *out to NULL on failure; free
- * functions accept NULL.
- */
-
-enum wgctl_backend {
-	WGCTL_UAPI,
-	WGCTL_GENL,
-};
-
 struct wgdev_peer {
 	uint8_t pubkey[WG_KEY_LEN];
 	union {
@@ -121,14 +106,6 @@ struct wgctl_update {
 	const struct wgd_ip *add, *del;
 	size_t n_add, n_del;
 };
-
-/*
- * wgctl_allowedips_update() for n changes at once, as if made one after
- * another, each with its own outcome in err[i]. A userspace daemon takes
- * them in one operation, which costs it far less than one per peer.
- */
-void wgctl_allowedips_update_batch(struct wgctl *ctl, const struct wgctl_update *u, size_t n,
-				   int *err);
 
 /*
  * For backends: keeps *dev, a device read earlier (or NULL), up with change

@@ -12,6 +12,7 @@
 #include <libmnl/libmnl.h>
 #include <linux/time_types.h>
 
+#include "../../common/wgctl.h"
 #include "../../common/wgdev-genl.h"
 #include "../../common/wgdev.h"
 

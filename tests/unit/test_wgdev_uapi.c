@@ -13,6 +13,7 @@
 
 #include <check.h>
 
+#include "../../common/wgctl.h"
 #include "../../common/wgdev-uapi.h"
 #include "../../common/wgdev.h"
 
