@@ -13,7 +13,8 @@
  * WireGuard device control: one API, two backends, chosen per interface as
  * wg(8) chooses. A device with a UAPI socket /var/run/wireguard/IFACE.sock is
  * a userspace implementation (wireguard-go); any other goes to the kernel over
- * generic netlink.
+ * generic netlink. Each backend sits behind the table of primitive operations
+ * in wgctl-ops.h; what to try and when to fall back is this module's alone.
  *
  * Errors are -errno returns. Getters set *out to NULL on failure; free
  * functions accept NULL.
@@ -71,7 +72,10 @@ int wgctl_view(struct wgctl *ctl, const struct wgview **out);
  * peer: -ENOENT when the peer is not on the device. Removing an entry that
  * is absent is not an error. Adding a prefix another peer holds exactly is
  * refused with -EEXIST, as WireGuard would silently move it. -EINVAL for a
- * malformed prefix; host bits past the prefix length are ignored.
+ * malformed prefix; host bits past the prefix length are ignored. The
+ * lists may be of any length (the client's routes through its hub are
+ * dozens): they go to the device as one change, in one request where they
+ * fit, and are not cut into struct wgdev_change.
  *
  * The device is not read per update: -ENOENT and -EEXIST are judged by the
  * handle's view (wgview.h), built by the last wgctl_get_device() and kept
@@ -86,11 +90,12 @@ int wgctl_allowedips_update(struct wgctl *ctl, const uint8_t pubkey[WG_KEY_LEN],
 			    const struct wgd_ip *del, size_t n_del);
 
 /*
- * wgctl_allowedips_update() for n changes at once, as if made one after
- * another, each with its own outcome in err[i]. A userspace daemon takes
+ * wgctl_allowedips_update() for n changes at once (wgdev.h), as if made one
+ * after another, each with its own outcome in err[i]; -EINVAL for a change
+ * of more than WGDEV_CHANGE_MAX entries a side. A userspace daemon takes
  * them in one operation, which costs it far less than one per peer.
  */
-void wgctl_allowedips_update_batch(struct wgctl *ctl, const struct wgctl_update *u, size_t n,
+void wgctl_allowedips_update_batch(struct wgctl *ctl, const struct wgdev_change *c, size_t n,
 				   int *err);
 
 #endif

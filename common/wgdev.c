@@ -166,12 +166,13 @@ int wgdev_peer_apply(struct wgdev *dev, const uint8_t pubkey[WG_KEY_LEN],
 	return 0;
 }
 
-void wgdev_follow(struct wgdev **dev, const struct wgctl_update *u)
+void wgdev_follow(struct wgdev **dev, const uint8_t pubkey[WG_KEY_LEN],
+		  const struct wgd_ip *add, size_t n_add,
+		  const struct wgd_ip *del, size_t n_del)
 {
 	struct wgdev_peer *peer;
 
-	if (*dev && wgdev_peer_apply(*dev, u->pubkey, u->add, u->n_add, u->del, u->n_del,
-				     &peer) == -ENOMEM) {
+	if (*dev && wgdev_peer_apply(*dev, pubkey, add, n_add, del, n_del, &peer) == -ENOMEM) {
 		wgdev_free(*dev);
 		*dev = NULL;
 	}

@@ -782,12 +782,12 @@ START_TEST(conversation_batch)
 	struct wgd_ip a3 = ip_of("10.0.0.3/32"), a4 = ip_of("10.0.0.4/32");
 	struct wgd_ip a5 = ip_of("10.0.0.5/32"), c_net = ip_of("10.0.1.0/24");
 	struct wgd_ip d1 = ip_of("10.0.0.1/32");
-	struct wgctl_update u[5] = {
-		{ .add = &a3, .n_add = 1, .del = &d1, .n_del = 1 },  /* B */
-		{ .add = &a4, .n_add = 1 },                          /* C */
-		{ .add = &a5, .n_add = 1 },                          /* D: no such peer */
-		{ .add = &c_net, .n_add = 1 },                       /* B: C's prefix */
-		{ .add = &a4, .n_add = 1 },                          /* B: what C just took */
+	struct wgdev_change u[5] = {
+		{ .add = { a3 }, .n_add = 1, .del = { d1 }, .n_del = 1 },   /* B */
+		{ .add = { a4 }, .n_add = 1 },                              /* C */
+		{ .add = { a5 }, .n_add = 1 },                              /* D: no such peer */
+		{ .add = { c_net }, .n_add = 1 },                           /* B: C's prefix */
+		{ .add = { a4 }, .n_add = 1 },                              /* B: what C just took */
 	};
 	int err[5];
 	struct wgctl *ctl;
@@ -831,9 +831,9 @@ START_TEST(conversation_batch_refused)
 	struct fake_wg *fw = fake_start(false);
 	struct wgd_ip a3 = ip_of("10.0.0.3/32"), a4 = ip_of("10.0.0.4/32");
 	struct wgd_ip d1 = ip_of("10.0.0.1/32");
-	struct wgctl_update u[2] = {
-		{ .add = &a4, .n_add = 1 },                          /* C */
-		{ .add = &a3, .n_add = 1, .del = &d1, .n_del = 1 },  /* B */
+	struct wgdev_change u[2] = {
+		{ .add = { a4 }, .n_add = 1 },                              /* C */
+		{ .add = { a3 }, .n_add = 1, .del = { d1 }, .n_del = 1 },   /* B */
 	};
 	int err[2];
 	struct wgctl *ctl;
@@ -877,11 +877,11 @@ START_TEST(conversation_batch_one_read)
 	struct fake_wg *fw = fake_start(false);
 	struct wgd_ip d4 = ip_of("10.0.0.1/32"), d6 = ip_of("fd00::1/128");
 	struct wgd_ip a4 = ip_of("10.0.0.4/32"), a5 = ip_of("10.0.0.5/32");
-	struct wgctl_update u[4] = {
-		{ .del = &d4, .n_del = 1 },                          /* B */
-		{ .add = &a4, .n_add = 1 },                          /* C */
-		{ .add = &a5, .n_add = 1 },                          /* B */
-		{ .del = &d6, .n_del = 1 },                          /* B */
+	struct wgdev_change u[4] = {
+		{ .del = { d4 }, .n_del = 1 },                              /* B */
+		{ .add = { a4 }, .n_add = 1 },                              /* C */
+		{ .add = { a5 }, .n_add = 1 },                              /* B */
+		{ .del = { d6 }, .n_del = 1 },                              /* B */
 	};
 	int err[4];
 	struct wgctl *ctl;
