@@ -16,6 +16,7 @@
 #include "../../common/wgctl.h"
 #include "../../common/wgdev-uapi.h"
 #include "../../common/wgdev.h"
+#include "line-reader.h"
 
 /* Key pairs made with wg genkey / wg pubkey, in the hex the protocol uses. */
 #define PRIV_A "30a7e7b87aa82e66b31b50d8c97a416f35dd2cb86d9f25ff1ee1b4ed3e544f52"
@@ -386,46 +387,20 @@ static void fake_reply_get(struct fake_wg *fw, int fd)
 	write_all(fd, out, len);
 }
 
-struct line_reader {
-	int fd;
-	int stop;
+struct conn_log {
 	struct fake_wg *fw;
 	int conn;
-	char buf[8192];
-	size_t len;
 };
 
-/* Next line without its newline into line; false at EOF or when stopped. */
-static bool read_line(struct line_reader *lr, char *line, size_t size)
+/* Keeps what the client sent on one connection, for the tests to compare. */
+static void log_tap(void *ctx, const char *p, size_t n)
 {
-	for (;;) {
-		char *nl = memchr(lr->buf, '\n', lr->len);
-		struct pollfd pfd[2] = { { lr->fd, POLLIN, 0 }, { lr->stop, POLLIN, 0 } };
-		ssize_t n;
+	struct conn_log *cl = ctx;
+	struct fake_wg *fw = cl->fw;
 
-		if (nl) {
-			size_t l = (size_t)(nl - lr->buf);
-
-			if (l >= size)
-				return false;
-			memcpy(line, lr->buf, l);
-			line[l] = '\0';
-			memmove(lr->buf, nl + 1, lr->len - l - 1);
-			lr->len -= l + 1;
-			return true;
-		}
-		if (poll(pfd, 2, -1) < 0 || (pfd[1].revents & POLLIN))
-			return false;
-		n = read(lr->fd, lr->buf + lr->len, sizeof(lr->buf) - lr->len);
-		if (n <= 0)
-			return false;
-		if (lr->conn < FAKE_CONNS &&
-		    lr->fw->log_len[lr->conn] + (size_t)n < sizeof(lr->fw->log[0])) {
-			memcpy(lr->fw->log[lr->conn] + lr->fw->log_len[lr->conn], lr->buf + lr->len,
-			       (size_t)n);
-			lr->fw->log_len[lr->conn] += (size_t)n;
-		}
-		lr->len += (size_t)n;
+	if (cl->conn < FAKE_CONNS && fw->log_len[cl->conn] + n < sizeof(fw->log[0])) {
+		memcpy(fw->log[cl->conn] + fw->log_len[cl->conn], p, n);
+		fw->log_len[cl->conn] += n;
 	}
 }
 
@@ -436,7 +411,7 @@ static int fake_set(struct fake_wg *fw, struct line_reader *lr)
 	bool created = false, dummy = false;
 	char line[256];
 
-	while (read_line(lr, line, sizeof(line))) {
+	while (line_read(lr, line, sizeof(line))) {
 		char *v = strchr(line, '=');
 
 		if (!line[0])
@@ -486,18 +461,19 @@ static int fake_set(struct fake_wg *fw, struct line_reader *lr)
 
 static void fake_serve(struct fake_wg *fw, int fd, int conn)
 {
+	struct conn_log cl = { .fw = fw, .conn = conn };
 	struct line_reader lr;
 	char op[256], reply[32];
 
 	memset(&lr, 0, sizeof(lr));
 	lr.fd = fd;
 	lr.stop = fw->stop[0];
-	lr.fw = fw;
-	lr.conn = conn;
+	lr.tap = log_tap;
+	lr.tap_ctx = &cl;
 	dribble = fw->dribble;
-	while (read_line(&lr, op, sizeof(op))) {
+	while (line_read(&lr, op, sizeof(op))) {
 		if (!strcmp(op, "get=1")) {
-			if (!read_line(&lr, op, sizeof(op)) || op[0])
+			if (!line_read(&lr, op, sizeof(op)) || op[0])
 				return;
 			fake_reply_get(fw, fd);
 		} else if (!strcmp(op, "set=1")) {
