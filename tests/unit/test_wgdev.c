@@ -107,6 +107,41 @@ START_TEST(peer_arrays_grow)
 }
 END_TEST
 
+/* A device read once follows the changes made since, and forgets no peer. */
+START_TEST(follow_changes)
+{
+	struct wgdev *dev = calloc(1, sizeof(*dev));
+	uint8_t key[WG_KEY_LEN] = { 1 }, other[WG_KEY_LEN] = { 2 };
+	struct wgd_ip ip[3];
+	struct wgdev_peer *peer;
+
+	ip4(&ip[0], 10, 0, 0, 1, 32);
+	ip4(&ip[1], 10, 0, 0, 2, 32);
+	ip6(&ip[2], 0xfd00, 1, 128);
+	ck_assert_int_eq(wgdev_add_peer(dev, key, &peer), 0);
+	ck_assert_int_eq(wgdev_peer_add_allowedip(peer, &ip[0]), 0);
+	ck_assert_int_eq(wgdev_peer_add_allowedip(peer, &ip[1]), 0);
+
+	wgdev_follow(&dev, key, &ip[2], 1, &ip[0], 1);
+	ck_assert_ptr_nonnull(dev);
+	peer = wgdev_find_peer(dev, key);
+	ck_assert_uint_eq(peer->n_allowedips, 2);
+	ck_assert(wgd_ip_equal(&peer->allowedips[0], &ip[1]));
+	ck_assert(wgd_ip_equal(&peer->allowedips[1], &ip[2]));
+
+	/* A peer the device did not have is no reason to read it again. */
+	wgdev_follow(&dev, other, &ip[0], 1, NULL, 0);
+	ck_assert_ptr_nonnull(dev);
+	ck_assert_uint_eq(dev->n_peers, 1);
+	wgdev_free(dev);
+
+	/* Nothing read yet: nothing to follow. */
+	dev = NULL;
+	wgdev_follow(&dev, key, &ip[0], 1, NULL, 0);
+	ck_assert_ptr_null(dev);
+}
+END_TEST
+
 static Suite *wgdev_suite(void)
 {
 	Suite *s = suite_create("wgdev");
@@ -114,6 +149,7 @@ static Suite *wgdev_suite(void)
 
 	tcase_add_test(tc, merge_helpers);
 	tcase_add_test(tc, peer_arrays_grow);
+	tcase_add_test(tc, follow_changes);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -801,6 +801,36 @@ START_TEST(conversation_batch)
 }
 END_TEST
 
+/*
+ * A change of more entries than a struct wgdev_change holds is refused
+ * before anything reaches the daemon; the others of the batch go on.
+ */
+START_TEST(conversation_batch_bounds)
+{
+	struct fake_wg *fw = fake_start(true);
+	struct wgd_ip a3 = ip_of("10.0.0.3/32"), a4 = ip_of("10.0.0.4/32");
+	struct wgdev_change u[2] = {
+		{ .add = { a3, a4 }, .n_add = WGDEV_CHANGE_MAX + 1 },    /* B */
+		{ .add = { a4 }, .n_add = 1 },                              /* C */
+	};
+	int err[2];
+	struct wgctl *ctl;
+
+	hex_key(u[0].pubkey, PUB_B);
+	hex_key(u[1].pubkey, PUB_C);
+	ck_assert_int_eq(wgctl_open(&ctl, "wgu0"), 0);
+	wgctl_allowedips_update_batch(ctl, u, 2, err);
+	ck_assert_int_eq(err[0], -EINVAL);
+	ck_assert_int_eq(err[1], 0);
+	wgctl_close(ctl);
+	fake_join(fw);
+
+	assert_peer_ips(fw, PUB_B, "10.0.0.1/32 fd00::1/128");
+	assert_peer_ips(fw, PUB_C, "10.0.1.0/24 10.0.0.4/32");
+	fake_free(fw);
+}
+END_TEST
+
 /* A daemon that refuses the batch: each change is made again on its own. */
 START_TEST(conversation_batch_refused)
 {
@@ -950,6 +980,7 @@ static Suite *wgdev_uapi_suite(void)
 	tcase_add_test(tc, conversation_reconnect);
 	tcase_add_test(tc, conversation_dribble);
 	tcase_add_test(tc, conversation_batch);
+	tcase_add_test(tc, conversation_batch_bounds);
 	tcase_add_test(tc, conversation_batch_refused);
 	tcase_add_test(tc, conversation_batch_one_read);
 	tcase_add_test(tc, daemon_gone);
