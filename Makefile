@@ -83,7 +83,7 @@ FUZZ_BINS := $(FUZZ_SRC:.c=)
 FUZZ_LIB := tests/fuzz/build/libwgd-fuzz.a
 FUZZ_LIB_SRC := protocol/ipaddr.c protocol/proto.c common/file.c common/rtnl.c \
 	common/hashtab.c common/keyindex.c common/wgview.c \
-	common/wgdev.c common/wgdev-genl.c common/wgdev-uapi.c server/journal.c \
+	common/wgdev.c common/wgctl.c common/wgdev-genl.c common/wgdev-uapi.c server/journal.c \
 	common/key.c common/log.c common/rng.c \
 	client/state.c client/configure.c client/leasefile.c client/hook.c
 FUZZ_LIB_OBJ := $(FUZZ_LIB_SRC:%.c=tests/fuzz/build/%.o)
@@ -156,6 +156,10 @@ unit: $(UNIT_BINS)
 lint-man:
 	@tests/lint-man.sh
 
+# No include cycle between modules (a .c file and its .h).
+lint-includes:
+	@tests/lint-includes.sh
+
 e2e: $(BINS) $(HELPER_BINS)
 	@$(E2E_ENV) tests/e2e/run.sh
 
@@ -223,6 +227,7 @@ check: deps
 	@$(MAKE) --no-print-directory all $(UNIT_BINS) $(HELPER_BINS)
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory lint-man
+	@$(MAKE) --no-print-directory lint-includes
 	@tests/systemd-verify.sh
 	@$(MAKE) --no-print-directory e2e
 
@@ -271,7 +276,7 @@ clean:
 	$(RM) -r tests/fuzz/build
 	$(RM) common/version.h
 
-.PHONY: analyze-cppcheck all deps unit lint-man e2e bench bench-smoke bench-throughput \
+.PHONY: analyze-cppcheck all deps unit lint-man lint-includes e2e bench bench-smoke bench-throughput \
 	bench-startup bench-time-to-address check check-kernel demo install uninstall clean fuzz \
 	fuzz-build fuzz-bins fuzz-run fuzz-seeds analyze analyze-clang FORCE
 .SECONDARY:

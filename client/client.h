@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include "../common/rtnl.h"
+#include "../common/wgctl.h"
 #include "../common/wgdev.h"
 #include "../protocol/proto.h"
 #include "hook.h"

@@ -6,7 +6,8 @@
 #include <stdint.h>
 
 #include "../protocol/ipaddr.h"
-#include "wgdev.h"
+
+#define WG_KEY_LEN 32
 
 /* Base64 of a 32-byte key: 44 characters and a NUL. */
 #define WG_KEY_B64_LEN 45

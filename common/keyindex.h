@@ -6,7 +6,7 @@
 #include <stdint.h>
 
 #include "hashtab.h"
-#include "wgdev.h"
+#include "key.h"
 
 /*
  * Finds public keys held in an array by their position in it, through a

@@ -11,6 +11,7 @@
 #include <linux/time_types.h>
 #include <sodium.h>
 
+#include "wgctl-ops.h"
 #include "wgdev-genl.h"
 
 /* The highest allowed-IP attribute we know, WGALLOWEDIP_A_FLAGS included. */
@@ -24,8 +25,6 @@ struct genl_conn {
 	uint32_t portid;
 	uint32_t seq;
 	uint16_t family_id;
-	/* The kernel refused WGALLOWEDIP_A_FLAGS: fall back to replacing lists. */
-	bool no_remove_flag;
 	char ifname[IF_NAMESIZE];
 	void *buf;               /* GENL_RECV_SIZE bytes, for requests too */
 	const struct genl_io *io;   /* set by tests instead of a socket */
@@ -866,89 +865,75 @@ static struct genl_allowedip *to_genl_list(const struct wgd_ip *a, size_t n_a, u
 }
 
 /*
- * Removal strategy. Linux 6.16 removes single allowed-IPs with
- * WGALLOWEDIP_F_REMOVE_ME; older kernels reject the unknown nested attribute
- * with -EINVAL. The removals go first, in the first message, so such a
- * kernel refuses before it applies anything; then remember the refusal and
- * read-modify-write: take the peer's current list, compute current - del +
- * add, and set it with WGPEER_F_REPLACE_ALLOWEDIPS. That leaves a window in
- * which an allowed-IP another tool adds to the same peer can be lost, and a
- * long list installed over several messages is briefly partial. Additions
- * alone never need the flag.
- *
- * Every message carries WGPEER_F_UPDATE_ONLY so that a peer removed
- * meanwhile is not re-created; the kernel then says nothing. Whether the
- * peer exists is the caller's question (see wgview.h): the incremental path
- * does not read the device, and only the read-modify-write fallback does,
- * answering -ENOENT when the peer is gone.
+ * Removals go first, flagged WGALLOWEDIP_F_REMOVE_ME, in the first message:
+ * a kernel older than 6.16 rejects the unknown nested attribute with
+ * -EINVAL before it applies anything (see wgctl.c). Every message carries
+ * WGPEER_F_UPDATE_ONLY so that a peer removed meanwhile is not re-created;
+ * the kernel then says nothing.
  */
-static int update_one(struct genl_conn *gc, struct wgdev **dev, const struct wgctl_update *u)
+int genl_conn_change(struct genl_conn *gc, const uint8_t pubkey[WG_KEY_LEN],
+		     const struct wgd_ip *add, size_t n_add,
+		     const struct wgd_ip *del, size_t n_del, bool *first_refused)
 {
 	struct genl_allowedip *list;
-	struct wgdev_peer *peer;
+	int ret;
+
+	*first_refused = false;
+	list = to_genl_list(del, n_del, WGALLOWEDIP_F_REMOVE_ME, add, n_add, 0);
+	if (!list)
+		return -ENOMEM;
+	ret = send_set(gc, pubkey, WGPEER_F_UPDATE_ONLY, list, n_del + n_add, first_refused);
+	free(list);
+	return ret;
+}
+
+/* The first message clears the list, the others extend it. */
+int genl_conn_replace_allowedips(struct genl_conn *gc, const uint8_t pubkey[WG_KEY_LEN],
+				 const struct wgd_ip *ips, size_t n)
+{
+	struct genl_allowedip *list = to_genl_list(ips, n, 0, NULL, 0, 0);
 	bool first_failed;
 	int ret;
 
-	if (!u->n_add && !u->n_del)
-		return 0;
-	if (!u->n_del || !gc->no_remove_flag) {
-		list = to_genl_list(u->del, u->n_del, WGALLOWEDIP_F_REMOVE_ME, u->add, u->n_add, 0);
-		if (!list)
-			return -ENOMEM;
-		ret = send_set(gc, u->pubkey, WGPEER_F_UPDATE_ONLY, list, u->n_del + u->n_add,
-			       &first_failed);
-		free(list);
-		if (ret != -EINVAL || !u->n_del || !first_failed) {
-			if (!ret)
-				wgdev_follow(dev, u);
-			return ret;
-		}
-		gc->no_remove_flag = true;
-	}
-	if (!*dev) {
-		ret = genl_conn_get_device(gc, dev);
-		if (ret)
-			return ret;
-	}
-	ret = wgdev_peer_apply(*dev, u->pubkey, u->add, u->n_add, u->del, u->n_del, &peer);
-	if (!ret) {
-		list = to_genl_list(peer->allowedips, peer->n_allowedips, 0, NULL, 0, 0);
-		ret = list ? send_set(gc, u->pubkey,
-				      WGPEER_F_UPDATE_ONLY | WGPEER_F_REPLACE_ALLOWEDIPS,
-				      list, peer->n_allowedips, &first_failed) : -ENOMEM;
-		free(list);
-	}
-	if (ret && ret != -ENOENT) {
-		wgdev_free(*dev);
-		*dev = NULL;
-	}
+	if (!list)
+		return -ENOMEM;
+	ret = send_set(gc, pubkey, WGPEER_F_UPDATE_ONLY | WGPEER_F_REPLACE_ALLOWEDIPS, list, n,
+		       &first_failed);
+	free(list);
 	return ret;
 }
 
-int genl_conn_allowedips_update(struct genl_conn *gc, const uint8_t pubkey[WG_KEY_LEN],
-				const struct wgd_ip *add, size_t n_add,
-				const struct wgd_ip *del, size_t n_del)
+static void ops_close(void *conn)
 {
-	struct wgctl_update u = { .add = add, .n_add = n_add, .del = del, .n_del = n_del };
-	struct wgdev *dev = NULL;
-	int ret;
+	genl_conn_close(conn);
+}
 
-	memcpy(u.pubkey, pubkey, WG_KEY_LEN);
-	ret = update_one(gc, &dev, &u);
-	wgdev_free(dev);
-	return ret;
+static int ops_get_device(void *conn, struct wgdev **out)
+{
+	return genl_conn_get_device(conn, out);
+}
+
+static int ops_change(void *conn, const uint8_t pubkey[WG_KEY_LEN],
+		      const struct wgd_ip *add, size_t n_add,
+		      const struct wgd_ip *del, size_t n_del, bool *first_refused)
+{
+	return genl_conn_change(conn, pubkey, add, n_add, del, n_del, first_refused);
+}
+
+static int ops_replace_allowedips(void *conn, const uint8_t pubkey[WG_KEY_LEN],
+				  const struct wgd_ip *ips, size_t n)
+{
+	return genl_conn_replace_allowedips(conn, pubkey, ips, n);
 }
 
 /*
- * The kernel takes each change in a few microseconds, so they go one by
- * one; those that need read-modify-write share one read of the device.
+ * The kernel takes a change in a few microseconds, so there is no batch:
+ * changes go one after another.
  */
-void genl_conn_allowedips_update_batch(struct genl_conn *gc, const struct wgctl_update *u,
-				       size_t n, int *err)
-{
-	struct wgdev *dev = NULL;
-
-	for (size_t i = 0; i < n; i++)
-		err[i] = update_one(gc, &dev, &u[i]);
-	wgdev_free(dev);
-}
+const struct wgctl_ops genl_ops = {
+	.name = "kernel",
+	.close = ops_close,
+	.get_device = ops_get_device,
+	.change = ops_change,
+	.replace_allowedips = ops_replace_allowedips,
+};

@@ -134,12 +134,20 @@ struct genl_io {
 int genl_conn_open_io(struct genl_conn **out, const char *ifname,
 		      const struct genl_io *io, void *io_ctx);
 int genl_conn_get_device(struct genl_conn *gc, struct wgdev **out);
-/* Takes canonical allowed-IPs; see wgctl_allowedips_update(). */
-int genl_conn_allowedips_update(struct genl_conn *gc, const uint8_t pubkey[WG_KEY_LEN],
-				const struct wgd_ip *add, size_t n_add,
-				const struct wgd_ip *del, size_t n_del);
-/* Several changes, canonical, each with its outcome in err[i]. */
-void genl_conn_allowedips_update_batch(struct genl_conn *gc, const struct wgctl_update *u,
-				       size_t n, int *err);
+/*
+ * The primitives of struct wgctl_ops (wgctl-ops.h), over canonical lists.
+ * A change is one message, or several for a long list, each acknowledged
+ * before the next; *first_refused tells whether the first was the one
+ * refused, when nothing had been applied yet.
+ */
+int genl_conn_change(struct genl_conn *gc, const uint8_t pubkey[WG_KEY_LEN],
+		     const struct wgd_ip *add, size_t n_add,
+		     const struct wgd_ip *del, size_t n_del, bool *first_refused);
+int genl_conn_replace_allowedips(struct genl_conn *gc, const uint8_t pubkey[WG_KEY_LEN],
+				 const struct wgd_ip *ips, size_t n);
+
+/* This backend for wgctl.c. */
+struct wgctl_ops;
+extern const struct wgctl_ops genl_ops;
 
 #endif

@@ -13,6 +13,7 @@
 
 #include <sodium.h>
 
+#include "wgctl-ops.h"
 #include "wgdev-uapi.h"
 
 /*
@@ -23,8 +24,6 @@
 
 struct uapi_conn {
 	int fd;
-	/* The daemon refused "allowed_ip=-": fall back to replacing lists. */
-	bool no_remove_syntax;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	char *buf;
 	size_t cap;
@@ -451,20 +450,33 @@ int uapi_build_set_allowedips(char **out, size_t *out_len,
 			      const struct wgd_ip *add, size_t n_add,
 			      const struct wgd_ip *del, size_t n_del)
 {
-	struct wgctl_update u = {
-		.add = add, .n_add = n_add, .del = del, .n_del = n_del,
-	};
+	size_t size = 8, one = set_peer_size(n_add, n_del), len;
+	char *s;
+	int ret;
 
 	*out = NULL;
 	*out_len = 0;
 	if (replace && n_del)
 		return -EINVAL;
-	memcpy(u.pubkey, pubkey, WG_KEY_LEN);
-	return uapi_build_set_batch(out, out_len, &u, 1, replace);
+	if (one == SIZE_MAX || size > SIZE_MAX - one)
+		return -ENOMEM;
+	size += one;
+	s = malloc(size);
+	if (!s)
+		return -ENOMEM;
+	len = (size_t)snprintf(s, size, "set=1\n");
+	ret = append_peer(s, size, &len, pubkey, replace, add, n_add, del, n_del);
+	if (ret) {
+		free(s);
+		return ret;
+	}
+	len += (size_t)snprintf(s + len, size - len, "\n");
+	*out = s;
+	*out_len = len;
+	return 0;
 }
 
-int uapi_build_set_batch(char **out, size_t *out_len, const struct wgctl_update *u, size_t n,
-			 bool replace)
+int uapi_build_set_batch(char **out, size_t *out_len, const struct wgdev_change *c, size_t n)
 {
 	size_t size = 8, len = 0;
 	char *s;
@@ -473,11 +485,11 @@ int uapi_build_set_batch(char **out, size_t *out_len, const struct wgctl_update 
 	*out = NULL;
 	*out_len = 0;
 	for (size_t i = 0; i < n; i++) {
-		size_t one = set_peer_size(u[i].n_add, u[i].n_del);
+		size_t one = set_peer_size(c[i].n_add, c[i].n_del);
 
-		if (replace && u[i].n_del)
+		if (c[i].n_add > WGDEV_CHANGE_MAX || c[i].n_del > WGDEV_CHANGE_MAX)
 			return -EINVAL;
-		if (one == SIZE_MAX || size > SIZE_MAX - one)
+		if (size > SIZE_MAX - one)
 			return -ENOMEM;
 		size += one;
 	}
@@ -486,8 +498,8 @@ int uapi_build_set_batch(char **out, size_t *out_len, const struct wgctl_update 
 		return -ENOMEM;
 	len = (size_t)snprintf(s, size, "set=1\n");
 	for (size_t i = 0; i < n; i++) {
-		ret = append_peer(s, size, &len, u[i].pubkey, replace, u[i].add, u[i].n_add,
-				  u[i].del, u[i].n_del);
+		ret = append_peer(s, size, &len, c[i].pubkey, false, c[i].add, c[i].n_add,
+				  c[i].del, c[i].n_del);
 		if (ret) {
 			free(s);
 			return ret;
@@ -798,86 +810,33 @@ static int send_set(struct uapi_conn *uc, const uint8_t pubkey[WG_KEY_LEN], bool
 }
 
 /*
- * Removal strategy. wireguard-go gained "allowed_ip=-PREFIX" in 0.0.20250522;
- * older releases (Debian's 0.0.20220316 among them) answer it with
- * errno=-22 before touching anything, as the removals go first. So try the
- * incremental form once, and on -EINVAL remember for this connection to
- * read-modify-write instead: take the peer's current list, compute
- * current - del + add, and send it with replace_allowed_ips=true. That
- * window between read and write can lose an allowed-IP another tool adds to
- * the same peer meanwhile; the incremental form has no such window.
- * Additions alone are always incremental.
- *
- * update_only=true keeps a peer removed meanwhile from being re-created,
- * and the daemon then reports success all the same. Whether the peer
- * exists is the caller's question (see wgview.h): the incremental path does
- * not read the device, and only the read-modify-write fallback does,
- * answering -ENOENT when the peer is gone.
+ * One operation, so a failure is always the first's. wireguard-go before
+ * 0.0.20250522 (Debian's 0.0.20220316 among them) answers "allowed_ip=-"
+ * with errno=-22 before touching anything, as the removals go first (see
+ * wgctl.c). update_only=true keeps a peer removed meanwhile from being
+ * re-created, and the daemon then reports success all the same.
  */
-/*
- * One change. *dev is the device as read for read-modify-write, once, when
- * a change first needs it, and kept up with every change made since; NULL
- * until then, and again after a failure leaves it in doubt.
- */
-static int update_one(struct uapi_conn *uc, struct wgdev **dev, const struct wgctl_update *u)
+int uapi_conn_change(struct uapi_conn *uc, const uint8_t pubkey[WG_KEY_LEN],
+		     const struct wgd_ip *add, size_t n_add,
+		     const struct wgd_ip *del, size_t n_del, bool *first_refused)
 {
-	struct wgdev_peer *peer;
-	int ret;
-
-	if (!u->n_add && !u->n_del)
-		return 0;
-	if (!u->n_del || !uc->no_remove_syntax) {
-		ret = send_set(uc, u->pubkey, false, u->add, u->n_add, u->del, u->n_del);
-		if (ret != -EINVAL || !u->n_del) {
-			if (!ret)
-				wgdev_follow(dev, u);
-			return ret;
-		}
-		uc->no_remove_syntax = true;
-	}
-	if (!*dev) {
-		ret = uapi_conn_get_device(uc, dev);
-		if (ret)
-			return ret;
-	}
-	ret = wgdev_peer_apply(*dev, u->pubkey, u->add, u->n_add, u->del, u->n_del, &peer);
-	if (!ret)
-		ret = send_set(uc, u->pubkey, true, peer->allowedips, peer->n_allowedips, NULL, 0);
-	if (ret && ret != -ENOENT) {
-		wgdev_free(*dev);
-		*dev = NULL;
-	}
-	return ret;
+	*first_refused = true;
+	return send_set(uc, pubkey, false, add, n_add, del, n_del);
 }
 
-int uapi_conn_allowedips_update(struct uapi_conn *uc, const uint8_t pubkey[WG_KEY_LEN],
-				const struct wgd_ip *add, size_t n_add,
-				const struct wgd_ip *del, size_t n_del)
+int uapi_conn_replace_allowedips(struct uapi_conn *uc, const uint8_t pubkey[WG_KEY_LEN],
+				 const struct wgd_ip *ips, size_t n)
 {
-	struct wgctl_update u = { .add = add, .n_add = n_add, .del = del, .n_del = n_del };
-	struct wgdev *dev = NULL;
-	int ret;
-
-	memcpy(u.pubkey, pubkey, WG_KEY_LEN);
-	ret = update_one(uc, &dev, &u);
-	wgdev_free(dev);
-	return ret;
+	return send_set(uc, pubkey, true, ips, n, NULL, 0);
 }
 
-/* Whether a change must take the read-modify-write path. */
-static bool needs_rmw(const struct uapi_conn *uc, const struct wgctl_update *u)
-{
-	return u->n_del && uc->no_remove_syntax;
-}
-
-/* n changes in one set=1 operation: 0, or why it failed. */
-static int set_run(struct uapi_conn *uc, const struct wgctl_update *u, size_t n)
+int uapi_conn_change_batch(struct uapi_conn *uc, const struct wgdev_change *c, size_t n)
 {
 	size_t req_len, len;
 	char *req;
 	int ret;
 
-	ret = uapi_build_set_batch(&req, &req_len, u, n, false);
+	ret = uapi_build_set_batch(&req, &req_len, c, n);
 	if (ret)
 		return ret;
 	ret = transact(uc, req, req_len, &len);
@@ -889,36 +848,39 @@ static int set_run(struct uapi_conn *uc, const struct wgctl_update *u, size_t n)
 	return ret;
 }
 
-/*
- * wireguard-go spends most of a one-peer set=1 on the operation itself
- * (about 90 us) and little on each peer in it (under 10 us), so each run of
- * changes that needs no read-modify-write goes in one operation, in order.
- * A failure cuts an operation short at the failing line with the peers
- * before it applied; then every change of the run is made again on its
- * own, which is harmless for those applied, to learn which failed and
- * why. The read-modify-write changes share one read of the device.
- */
-void uapi_conn_allowedips_update_batch(struct uapi_conn *uc, const struct wgctl_update *u,
-				       size_t n, int *err)
+static void ops_close(void *conn)
 {
-	struct wgdev *dev = NULL;
-	size_t i = 0, j;
-
-	while (i < n) {
-		for (j = i; j < n && !needs_rmw(uc, &u[j]); j++)
-			;
-		if (j == i) {
-			err[i] = update_one(uc, &dev, &u[i]);
-			i++;
-		} else if (j - i >= 2 && !set_run(uc, &u[i], j - i)) {
-			for (; i < j; i++) {
-				err[i] = 0;
-				wgdev_follow(&dev, &u[i]);
-			}
-		} else {
-			for (; i < j; i++)
-				err[i] = update_one(uc, &dev, &u[i]);
-		}
-	}
-	wgdev_free(dev);
+	uapi_conn_close(conn);
 }
+
+static int ops_get_device(void *conn, struct wgdev **out)
+{
+	return uapi_conn_get_device(conn, out);
+}
+
+static int ops_change(void *conn, const uint8_t pubkey[WG_KEY_LEN],
+		      const struct wgd_ip *add, size_t n_add,
+		      const struct wgd_ip *del, size_t n_del, bool *first_refused)
+{
+	return uapi_conn_change(conn, pubkey, add, n_add, del, n_del, first_refused);
+}
+
+static int ops_change_batch(void *conn, const struct wgdev_change *c, size_t n)
+{
+	return uapi_conn_change_batch(conn, c, n);
+}
+
+static int ops_replace_allowedips(void *conn, const uint8_t pubkey[WG_KEY_LEN],
+				  const struct wgd_ip *ips, size_t n)
+{
+	return uapi_conn_replace_allowedips(conn, pubkey, ips, n);
+}
+
+const struct wgctl_ops uapi_ops = {
+	.name = "userspace",
+	.close = ops_close,
+	.get_device = ops_get_device,
+	.change = ops_change,
+	.change_batch = ops_change_batch,
+	.replace_allowedips = ops_replace_allowedips,
+};

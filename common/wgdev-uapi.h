@@ -54,10 +54,8 @@ int uapi_build_set_allowedips(char **out, size_t *out_len,
 			      const uint8_t pubkey[WG_KEY_LEN], bool replace,
 			      const struct wgd_ip *add, size_t n_add,
 			      const struct wgd_ip *del, size_t n_del);
-/* The same for several peers in one operation; replace applies to all, and
- * needs no removals. */
-int uapi_build_set_batch(char **out, size_t *out_len, const struct wgctl_update *u, size_t n,
-			 bool replace);
+/* The same for several changes in one operation, none replacing. */
+int uapi_build_set_batch(char **out, size_t *out_len, const struct wgdev_change *c, size_t n);
 
 /* One persistent connection to a UAPI socket, reconnected when it drops. */
 struct uapi_conn;
@@ -69,15 +67,20 @@ int uapi_socket_path(char *buf, size_t len, const char *dir, const char *ifname)
 int uapi_conn_open(struct uapi_conn **out, const char *path);
 void uapi_conn_close(struct uapi_conn *uc);
 int uapi_conn_get_device(struct uapi_conn *uc, struct wgdev **out);
-/* Takes canonical allowed-IPs; see wgctl_allowedips_update(). */
-int uapi_conn_allowedips_update(struct uapi_conn *uc, const uint8_t pubkey[WG_KEY_LEN],
-				const struct wgd_ip *add, size_t n_add,
-				const struct wgd_ip *del, size_t n_del);
 /*
- * Several peers' changes, canonical, each with its outcome in err[i]: as
- * far as it can, one set=1 operation for all of them.
+ * The primitives of struct wgctl_ops (wgctl-ops.h), over canonical lists,
+ * each one set=1 operation. After a failed set the daemon is out of step
+ * with the connection, which is dropped and made anew on the next call.
  */
-void uapi_conn_allowedips_update_batch(struct uapi_conn *uc, const struct wgctl_update *u,
-				       size_t n, int *err);
+int uapi_conn_change(struct uapi_conn *uc, const uint8_t pubkey[WG_KEY_LEN],
+		     const struct wgd_ip *add, size_t n_add,
+		     const struct wgd_ip *del, size_t n_del, bool *first_refused);
+int uapi_conn_change_batch(struct uapi_conn *uc, const struct wgdev_change *c, size_t n);
+int uapi_conn_replace_allowedips(struct uapi_conn *uc, const uint8_t pubkey[WG_KEY_LEN],
+				 const struct wgd_ip *ips, size_t n);
+
+/* This backend for wgctl.c. */
+struct wgctl_ops;
+extern const struct wgctl_ops uapi_ops;
 
 #endif

@@ -10,23 +10,15 @@
 #include <sys/socket.h>
 
 #include "../protocol/ipaddr.h"
+#include "key.h"
 
 /*
- * WireGuard device control: one API, two backends, chosen per interface as
- * wg(8) chooses. A device with a UAPI socket /var/run/wireguard/IFACE.sock is
- * a userspace implementation (wireguard-go); any other goes to the kernel over
- * generic netlink.
+ * The WireGuard device model: a device, its peers and their allowed-IPs, as
+ * both backends read them (wgctl.h is the API that reads and changes a
+ * device), and the list arithmetic of read-modify-write. Pure data, no I/O.
  *
- * Errors are -errno returns. Getters set *out to NULL on failure; free
- * functions accept NULL.
+ * Errors are -errno returns; free functions accept NULL.
  */
-
-#define WG_KEY_LEN 32
-
-enum wgctl_backend {
-	WGCTL_UAPI,
-	WGCTL_GENL,
-};
 
 struct wgdev_peer {
 	uint8_t pubkey[WG_KEY_LEN];
@@ -116,33 +108,38 @@ int wgctl_allowedips_update(struct wgctl *ctl, const uint8_t pubkey[WG_KEY_LEN],
 			    const struct wgd_ip *add, size_t n_add,
 			    const struct wgd_ip *del, size_t n_del);
 
-/* One peer's change, for the batch below. */
-struct wgctl_update {
+/*
+ * One peer's allowed-IP change, as it travels from the server's engine to
+ * the device: removals, then additions. A lease is one address per family,
+ * and a mesh moves a peer's /32 and /128, so two of each suffice. Fixed
+ * size and free of pointers, so that it can cross a process boundary as it
+ * is; a longer list goes as several changes of the same peer.
+ */
+#define WGDEV_CHANGE_MAX 2
+
+struct wgdev_change {
 	uint8_t pubkey[WG_KEY_LEN];
-	const struct wgd_ip *add, *del;
-	size_t n_add, n_del;
+	uint8_t n_add, n_del;
+	uint8_t pad[2];
+	struct wgd_ip add[WGDEV_CHANGE_MAX];
+	struct wgd_ip del[WGDEV_CHANGE_MAX];
 };
 
 /*
- * wgctl_allowedips_update() for n changes at once, as if made one after
- * another, each with its own outcome in err[i]. A userspace daemon takes
- * them in one operation, which costs it far less than one per peer.
+ * Keeps *dev, a device read earlier (or NULL), up with a change made since:
+ * the peer's list becomes cur - del + add. On want of memory *dev is freed
+ * and NULL, to be read again.
  */
-void wgctl_allowedips_update_batch(struct wgctl *ctl, const struct wgctl_update *u, size_t n,
-				   int *err);
-
-/*
- * For backends: keeps *dev, a device read earlier (or NULL), up with change
- * u made since; on want of memory *dev is freed and NULL, to be read again.
- */
-void wgdev_follow(struct wgdev **dev, const struct wgctl_update *u);
+void wgdev_follow(struct wgdev **dev, const uint8_t pubkey[WG_KEY_LEN],
+		  const struct wgd_ip *add, size_t n_add,
+		  const struct wgd_ip *del, size_t n_del);
 
 /*
  * Building blocks for the backends' parsers, also used by tests.
  *
  * The peer and allowed-IP arrays grow geometrically with the capacity
  * implied by the count (the next power of two, at least 4), so only grow
- * arrays these functions built: a device from wgctl_get_device() or one
+ * arrays these functions built: a device a backend read, or one
  * started empty. A peer pointer stays valid until the next peer is added.
  * Each returns 0 or -ENOMEM.
  */

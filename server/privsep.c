@@ -522,6 +522,8 @@ static const char *refusal(int err)
 	}
 }
 
+_Static_assert(PRIV_MAX_CHANGE <= WGDEV_CHANGE_MAX, "a change must fit a struct wgdev_change");
+
 /*
  * Checks each change of a PRIV_UPDATES message of len bytes against the
  * rules, all of them against the device as it was before the batch, makes
@@ -532,7 +534,7 @@ static int serve_updates(int fd, struct wgctl *wg, struct pool_cache *pc, struct
 {
 	struct priv_result res = { .type = PRIV_RESULT };
 	struct priv_update *ok = NULL;
-	struct wgctl_update u[PRIV_BATCH];
+	struct wgdev_change u[PRIV_BATCH];
 	int dev_err[PRIV_BATCH], ret;
 	size_t which[PRIV_BATCH], n_dev = 0;
 	const struct wgview *view = NULL;
@@ -574,14 +576,15 @@ static int serve_updates(int fd, struct wgctl *wg, struct pool_cache *pc, struct
 		}
 		if (res.err[i])
 			continue;
+		memset(&u[n_dev], 0, sizeof(u[n_dev]));
 		memcpy(u[n_dev].pubkey, ok[i].pubkey, WG_KEY_LEN);
-		u[n_dev].add = ok[i].add;
+		memcpy(u[n_dev].add, ok[i].add, ok[i].n_add * sizeof(ok[i].add[0]));
 		u[n_dev].n_add = ok[i].n_add;
-		u[n_dev].del = ok[i].del;
+		memcpy(u[n_dev].del, ok[i].del, ok[i].n_del * sizeof(ok[i].del[0]));
 		u[n_dev].n_del = ok[i].n_del;
 		which[n_dev++] = i;
 	}
-	/* Made in order, each seeing the earlier ones (wgdev.h). */
+	/* Made in order, each seeing the earlier ones (wgctl.h). */
 	if (n_dev)
 		wgctl_allowedips_update_batch(wg, u, n_dev, dev_err);
 	for (size_t j = 0; j < n_dev; j++)

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <netinet/in.h>
 
+#include "../common/wgctl.h"
 #include "../common/wgdev.h"
 #include "../common/wgview.h"
 #include "../protocol/ipaddr.h"

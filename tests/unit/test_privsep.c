@@ -18,6 +18,7 @@
 #include "../../common/key.h"
 #include "../../common/wgview.h"
 #include "../../server/privsep.h"
+#include "line-reader.h"
 
 /*
  * The parent's rules, checked against a device of four peers:
@@ -446,39 +447,6 @@ struct fake_wg {
 	struct wgdev *dev;
 };
 
-struct reader {
-	int fd, stop;
-	char buf[16384];
-	size_t len;
-};
-
-static bool read_line(struct reader *r, char *line, size_t size)
-{
-	for (;;) {
-		char *nl = memchr(r->buf, '\n', r->len);
-		struct pollfd pfd[2] = { { r->fd, POLLIN, 0 }, { r->stop, POLLIN, 0 } };
-		ssize_t n;
-
-		if (nl) {
-			size_t l = (size_t)(nl - r->buf);
-
-			if (l >= size)
-				return false;
-			memcpy(line, r->buf, l);
-			line[l] = '\0';
-			memmove(r->buf, nl + 1, r->len - l - 1);
-			r->len -= l + 1;
-			return true;
-		}
-		if (poll(pfd, 2, -1) < 0 || (pfd[1].revents & POLLIN))
-			return false;
-		n = read(r->fd, r->buf + r->len, sizeof(r->buf) - r->len);
-		if (n <= 0)
-			return false;
-		r->len += (size_t)n;
-	}
-}
-
 static void peer_drop_ip(struct wgdev_peer *p, const struct wgd_ip *a)
 {
 	for (size_t i = 0; i < p->n_allowedips; i++)
@@ -517,13 +485,13 @@ static void fake_get(struct fake_wg *fw, int fd)
 }
 
 /* One set=1, read whole before anything is made; 0 or -22. */
-static int fake_set(struct fake_wg *fw, struct reader *r)
+static int fake_set(struct fake_wg *fw, struct line_reader *r)
 {
 	char lines[64][128];
 	size_t n = 0;
 	struct wgdev_peer *peer = NULL;
 
-	while (n < 64 && read_line(r, lines[n], sizeof(lines[n])) && lines[n][0])
+	while (n < 64 && line_read(r, lines[n], sizeof(lines[n])) && lines[n][0])
 		n++;
 	for (size_t i = 0; i < n; i++)
 		if (!strncmp(lines[i], "allowed_ip=-", 12) && !fw->supports_remove)
@@ -564,7 +532,7 @@ static int fake_set(struct fake_wg *fw, struct reader *r)
 static void *fake_thread(void *arg)
 {
 	struct fake_wg *fw = arg;
-	static struct reader r;
+	static struct line_reader r;
 	char op[64], reply[32];
 
 	for (;;) {
@@ -579,8 +547,8 @@ static void *fake_thread(void *arg)
 		memset(&r, 0, sizeof(r));
 		r.fd = fd;
 		r.stop = fw->stop[0];
-		while (read_line(&r, op, sizeof(op))) {
-			if (!strcmp(op, "get=1") && read_line(&r, op, sizeof(op)) && !op[0]) {
+		while (line_read(&r, op, sizeof(op))) {
+			if (!strcmp(op, "get=1") && line_read(&r, op, sizeof(op)) && !op[0]) {
 				fake_get(fw, fd);
 			} else if (!strcmp(op, "set=1")) {
 				snprintf(reply, sizeof(reply), "errno=%d\n\n", fake_set(fw, &r));

@@ -22,6 +22,7 @@
 
 #include <check.h>
 
+#include "../../common/wgctl.h"
 #include "../../common/wgdev.h"
 
 #define PRIV_A "30a7e7b87aa82e66b31b50d8c97a416f35dd2cb86d9f25ff1ee1b4ed3e544f52"

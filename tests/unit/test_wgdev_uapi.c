@@ -13,8 +13,10 @@
 
 #include <check.h>
 
+#include "../../common/wgctl.h"
 #include "../../common/wgdev-uapi.h"
 #include "../../common/wgdev.h"
+#include "line-reader.h"
 
 /* Key pairs made with wg genkey / wg pubkey, in the hex the protocol uses. */
 #define PRIV_A "30a7e7b87aa82e66b31b50d8c97a416f35dd2cb86d9f25ff1ee1b4ed3e544f52"
@@ -385,46 +387,20 @@ static void fake_reply_get(struct fake_wg *fw, int fd)
 	write_all(fd, out, len);
 }
 
-struct line_reader {
-	int fd;
-	int stop;
+struct conn_log {
 	struct fake_wg *fw;
 	int conn;
-	char buf[8192];
-	size_t len;
 };
 
-/* Next line without its newline into line; false at EOF or when stopped. */
-static bool read_line(struct line_reader *lr, char *line, size_t size)
+/* Keeps what the client sent on one connection, for the tests to compare. */
+static void log_tap(void *ctx, const char *p, size_t n)
 {
-	for (;;) {
-		char *nl = memchr(lr->buf, '\n', lr->len);
-		struct pollfd pfd[2] = { { lr->fd, POLLIN, 0 }, { lr->stop, POLLIN, 0 } };
-		ssize_t n;
+	struct conn_log *cl = ctx;
+	struct fake_wg *fw = cl->fw;
 
-		if (nl) {
-			size_t l = (size_t)(nl - lr->buf);
-
-			if (l >= size)
-				return false;
-			memcpy(line, lr->buf, l);
-			line[l] = '\0';
-			memmove(lr->buf, nl + 1, lr->len - l - 1);
-			lr->len -= l + 1;
-			return true;
-		}
-		if (poll(pfd, 2, -1) < 0 || (pfd[1].revents & POLLIN))
-			return false;
-		n = read(lr->fd, lr->buf + lr->len, sizeof(lr->buf) - lr->len);
-		if (n <= 0)
-			return false;
-		if (lr->conn < FAKE_CONNS &&
-		    lr->fw->log_len[lr->conn] + (size_t)n < sizeof(lr->fw->log[0])) {
-			memcpy(lr->fw->log[lr->conn] + lr->fw->log_len[lr->conn], lr->buf + lr->len,
-			       (size_t)n);
-			lr->fw->log_len[lr->conn] += (size_t)n;
-		}
-		lr->len += (size_t)n;
+	if (cl->conn < FAKE_CONNS && fw->log_len[cl->conn] + n < sizeof(fw->log[0])) {
+		memcpy(fw->log[cl->conn] + fw->log_len[cl->conn], p, n);
+		fw->log_len[cl->conn] += n;
 	}
 }
 
@@ -435,7 +411,7 @@ static int fake_set(struct fake_wg *fw, struct line_reader *lr)
 	bool created = false, dummy = false;
 	char line[256];
 
-	while (read_line(lr, line, sizeof(line))) {
+	while (line_read(lr, line, sizeof(line))) {
 		char *v = strchr(line, '=');
 
 		if (!line[0])
@@ -485,18 +461,19 @@ static int fake_set(struct fake_wg *fw, struct line_reader *lr)
 
 static void fake_serve(struct fake_wg *fw, int fd, int conn)
 {
+	struct conn_log cl = { .fw = fw, .conn = conn };
 	struct line_reader lr;
 	char op[256], reply[32];
 
 	memset(&lr, 0, sizeof(lr));
 	lr.fd = fd;
 	lr.stop = fw->stop[0];
-	lr.fw = fw;
-	lr.conn = conn;
+	lr.tap = log_tap;
+	lr.tap_ctx = &cl;
 	dribble = fw->dribble;
-	while (read_line(&lr, op, sizeof(op))) {
+	while (line_read(&lr, op, sizeof(op))) {
 		if (!strcmp(op, "get=1")) {
-			if (!read_line(&lr, op, sizeof(op)) || op[0])
+			if (!line_read(&lr, op, sizeof(op)) || op[0])
 				return;
 			fake_reply_get(fw, fd);
 		} else if (!strcmp(op, "set=1")) {
@@ -781,12 +758,12 @@ START_TEST(conversation_batch)
 	struct wgd_ip a3 = ip_of("10.0.0.3/32"), a4 = ip_of("10.0.0.4/32");
 	struct wgd_ip a5 = ip_of("10.0.0.5/32"), c_net = ip_of("10.0.1.0/24");
 	struct wgd_ip d1 = ip_of("10.0.0.1/32");
-	struct wgctl_update u[5] = {
-		{ .add = &a3, .n_add = 1, .del = &d1, .n_del = 1 },  /* B */
-		{ .add = &a4, .n_add = 1 },                          /* C */
-		{ .add = &a5, .n_add = 1 },                          /* D: no such peer */
-		{ .add = &c_net, .n_add = 1 },                       /* B: C's prefix */
-		{ .add = &a4, .n_add = 1 },                          /* B: what C just took */
+	struct wgdev_change u[5] = {
+		{ .add = { a3 }, .n_add = 1, .del = { d1 }, .n_del = 1 },   /* B */
+		{ .add = { a4 }, .n_add = 1 },                              /* C */
+		{ .add = { a5 }, .n_add = 1 },                              /* D: no such peer */
+		{ .add = { c_net }, .n_add = 1 },                           /* B: C's prefix */
+		{ .add = { a4 }, .n_add = 1 },                              /* B: what C just took */
 	};
 	int err[5];
 	struct wgctl *ctl;
@@ -824,15 +801,45 @@ START_TEST(conversation_batch)
 }
 END_TEST
 
+/*
+ * A change of more entries than a struct wgdev_change holds is refused
+ * before anything reaches the daemon; the others of the batch go on.
+ */
+START_TEST(conversation_batch_bounds)
+{
+	struct fake_wg *fw = fake_start(true);
+	struct wgd_ip a3 = ip_of("10.0.0.3/32"), a4 = ip_of("10.0.0.4/32");
+	struct wgdev_change u[2] = {
+		{ .add = { a3, a4 }, .n_add = WGDEV_CHANGE_MAX + 1 },    /* B */
+		{ .add = { a4 }, .n_add = 1 },                              /* C */
+	};
+	int err[2];
+	struct wgctl *ctl;
+
+	hex_key(u[0].pubkey, PUB_B);
+	hex_key(u[1].pubkey, PUB_C);
+	ck_assert_int_eq(wgctl_open(&ctl, "wgu0"), 0);
+	wgctl_allowedips_update_batch(ctl, u, 2, err);
+	ck_assert_int_eq(err[0], -EINVAL);
+	ck_assert_int_eq(err[1], 0);
+	wgctl_close(ctl);
+	fake_join(fw);
+
+	assert_peer_ips(fw, PUB_B, "10.0.0.1/32 fd00::1/128");
+	assert_peer_ips(fw, PUB_C, "10.0.1.0/24 10.0.0.4/32");
+	fake_free(fw);
+}
+END_TEST
+
 /* A daemon that refuses the batch: each change is made again on its own. */
 START_TEST(conversation_batch_refused)
 {
 	struct fake_wg *fw = fake_start(false);
 	struct wgd_ip a3 = ip_of("10.0.0.3/32"), a4 = ip_of("10.0.0.4/32");
 	struct wgd_ip d1 = ip_of("10.0.0.1/32");
-	struct wgctl_update u[2] = {
-		{ .add = &a4, .n_add = 1 },                          /* C */
-		{ .add = &a3, .n_add = 1, .del = &d1, .n_del = 1 },  /* B */
+	struct wgdev_change u[2] = {
+		{ .add = { a4 }, .n_add = 1 },                              /* C */
+		{ .add = { a3 }, .n_add = 1, .del = { d1 }, .n_del = 1 },   /* B */
 	};
 	int err[2];
 	struct wgctl *ctl;
@@ -876,11 +883,11 @@ START_TEST(conversation_batch_one_read)
 	struct fake_wg *fw = fake_start(false);
 	struct wgd_ip d4 = ip_of("10.0.0.1/32"), d6 = ip_of("fd00::1/128");
 	struct wgd_ip a4 = ip_of("10.0.0.4/32"), a5 = ip_of("10.0.0.5/32");
-	struct wgctl_update u[4] = {
-		{ .del = &d4, .n_del = 1 },                          /* B */
-		{ .add = &a4, .n_add = 1 },                          /* C */
-		{ .add = &a5, .n_add = 1 },                          /* B */
-		{ .del = &d6, .n_del = 1 },                          /* B */
+	struct wgdev_change u[4] = {
+		{ .del = { d4 }, .n_del = 1 },                              /* B */
+		{ .add = { a4 }, .n_add = 1 },                              /* C */
+		{ .add = { a5 }, .n_add = 1 },                              /* B */
+		{ .del = { d6 }, .n_del = 1 },                              /* B */
 	};
 	int err[4];
 	struct wgctl *ctl;
@@ -973,6 +980,7 @@ static Suite *wgdev_uapi_suite(void)
 	tcase_add_test(tc, conversation_reconnect);
 	tcase_add_test(tc, conversation_dribble);
 	tcase_add_test(tc, conversation_batch);
+	tcase_add_test(tc, conversation_batch_bounds);
 	tcase_add_test(tc, conversation_batch_refused);
 	tcase_add_test(tc, conversation_batch_one_read);
 	tcase_add_test(tc, daemon_gone);
