@@ -19,6 +19,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +63,21 @@ enum exit_status {
 };
 
 static struct client cl = { .state_fd = -1, .sig_fd = -1 };
+
+/* A system call failed: the status docs/errors.md gives that case, where
+ * fatal() would exit 1. */
+__attribute__((format(printf, 1, 2), noreturn))
+static void fatal_system(const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log_warnx("%s", msg);
+	exit(EXIT_SYSTEM);
+}
 
 static const struct wgd_ip server_ll = {
 	.family = AF_INET6, .cidr = 128, .bytes = { 0xfe, 0x80 },
@@ -405,7 +421,7 @@ static void daemonize(void)
 	int fd;
 
 	if (pid < 0)
-		fatal("fork");
+		fatal_system("fork: %s", strerror(errno));
 	if (pid > 0)
 		_exit(EXIT_OK);
 	setsid();
@@ -534,7 +550,7 @@ static void wait_events(void)
 	int ret;
 
 	if (poll(pfd, 3, state_poll_timeout(&cl, clock_boot_ms())) < 0 && errno != EINTR)
-		fatal("poll");
+		fatal_system("poll: %s", strerror(errno));
 	if (pfd[2].revents & POLLIN)
 		hook_dispatch();
 	if (pfd[0].revents & POLLIN) {
@@ -636,7 +652,7 @@ int main(int argc, char *argv[])
 		cl.state_dir = DEFAULT_STATE_DIR;
 	log_init("wg-dynamic-client", false, verbose);
 	if (sodium_init() < 0)
-		fatalx("cannot initialise libsodium");
+		fatal_system("cannot initialise libsodium");
 	signal(SIGPIPE, SIG_IGN);
 
 	if (strlen(argv[optind]) >= IF_NAMESIZE) {
@@ -646,18 +662,18 @@ int main(int argc, char *argv[])
 	}
 	ret = rtnl_open(&cl.rt);
 	if (ret)
-		fatalx("cannot open rtnetlink: %s", strerror(-ret));
+		fatal_system("cannot open rtnetlink: %s", strerror(-ret));
 	/* Watch before checking, so that a deletion in between is seen. */
 	ret = rtnl_monitor_open(&cl.mon, RTMGRP_LINK);
 	if (ret)
-		fatalx("cannot watch rtnetlink: %s", strerror(-ret));
+		fatal_system("cannot watch rtnetlink: %s", strerror(-ret));
 	ret = rtnl_link_get(cl.rt, cl.ifname, &link);
 	if (ret == -ENODEV) {
 		log_warnx("no interface %s: bring up WireGuard first (wg-quick up %s)", cl.ifname,
 			  cl.ifname);
 		return EXIT_NO_IFACE;
 	} else if (ret) {
-		fatalx("cannot read interface %s: %s", cl.ifname, strerror(-ret));
+		fatal_system("cannot read interface %s: %s", cl.ifname, strerror(-ret));
 	}
 	cl.ifindex = link.ifindex;
 	cl.max_mtu = link.max_mtu;
@@ -710,7 +726,7 @@ int main(int argc, char *argv[])
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	cl.sig_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (cl.sig_fd < 0)
-		fatal("signalfd");
+		fatal_system("signalfd: %s", strerror(errno));
 
 	if (!foreground) {
 		log_set_syslog(true);
