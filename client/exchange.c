@@ -53,8 +53,8 @@ static int wait_fd(struct client *cl, int fd, short events, uint64_t deadline_ms
 	}
 }
 
-int exchange(struct client *cl, const struct wgd_msg *req, struct wgd_msg *resp,
-	     uint64_t timeout_ms)
+/* A socket from [ll]:970 to [fe80::]:970, its connect() under way. */
+static int connect_hub(struct client *cl)
 {
 	struct sockaddr_in6 src = {
 		.sin6_family = AF_INET6,
@@ -68,32 +68,41 @@ int exchange(struct client *cl, const struct wgd_msg *req, struct wgd_msg *resp,
 		.sin6_addr = { .s6_addr = { 0xfe, 0x80 } },
 		.sin6_scope_id = cl->ifindex,
 	};
-	uint64_t deadline = clock_boot_ms() + timeout_ms;
 	struct linger abortive = { .l_onoff = 1, .l_linger = 0 };
-	struct wgd_parser *parser = NULL;
-	char buf[WGD_MAX_MESSAGE];
-	ssize_t len, n;
-	size_t off = 0;
-	int fd, one = 1, ret, err = 0;
-	socklen_t errlen = sizeof(err);
-
-	len = wgd_serialize_request(req, buf, sizeof(buf));
-	if (len < 0)
-		return (int)len;
+	int fd, one = 1, ret;
 
 	fd = socket(AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	setsockopt(fd, SOL_SOCKET, SO_LINGER, &abortive, sizeof(abortive));
-	if (bind(fd, (struct sockaddr *)&src, sizeof(src))) {
+	if (bind(fd, (struct sockaddr *)&src, sizeof(src)) ||
+	    (connect(fd, (struct sockaddr *)&dst, sizeof(dst)) && errno != EINPROGRESS)) {
 		ret = -errno;
-		goto out;
+		close(fd);
+		return ret;
 	}
-	if (connect(fd, (struct sockaddr *)&dst, sizeof(dst)) && errno != EINPROGRESS) {
-		ret = -errno;
-		goto out;
-	}
+	return fd;
+}
+
+int exchange(struct client *cl, const struct wgd_msg *req, struct wgd_msg *resp,
+	     uint64_t timeout_ms)
+{
+	uint64_t deadline = clock_boot_ms() + timeout_ms;
+	struct wgd_parser *parser = NULL;
+	char buf[WGD_MAX_MESSAGE];
+	ssize_t len, n;
+	size_t off = 0;
+	int fd, ret, err = 0;
+	socklen_t errlen = sizeof(err);
+
+	len = wgd_serialize_request(req, buf, sizeof(buf));
+	if (len < 0)
+		return (int)len;
+
+	fd = connect_hub(cl);
+	if (fd < 0)
+		return fd;
 	ret = wait_fd(cl, fd, POLLOUT, deadline);
 	if (ret <= 0) {
 		ret = ret ?: -ETIMEDOUT;
