@@ -99,6 +99,9 @@ struct client_sys {
 	void (*hook)(struct client *cl, const struct hook_env *env);
 	int (*save)(struct client *cl, const void *buf, size_t len);
 	ssize_t (*load)(struct client *cl, void *buf, size_t max);
+	/* A non-blocking socket to the hub, its connect() under way: an fd
+	 * or -errno. */
+	int (*hub_connect)(struct client *cl);
 };
 
 struct client {

@@ -1,10 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* Copyright (C) 2026 The wg-dynamic Authors. */
 /*
- * One request over one TCP connection from [ll]:970 to [fe80::]:970. The
- * server closes first; we then close abortively, so that no TIME_WAIT is
- * left on either side to block the next request between the same
- * addresses and ports.
+ * One request over one TCP connection from [ll]:970 to [fe80::]:970.
  */
 
 #include <errno.h>
@@ -53,38 +50,6 @@ static int wait_fd(struct client *cl, int fd, short events, uint64_t deadline_ms
 	}
 }
 
-/* A socket from [ll]:970 to [fe80::]:970, its connect() under way. */
-static int connect_hub(struct client *cl)
-{
-	struct sockaddr_in6 src = {
-		.sin6_family = AF_INET6,
-		.sin6_port = htons(WGD_PORT),
-		.sin6_addr = cl->ll,
-		.sin6_scope_id = cl->ifindex,
-	};
-	struct sockaddr_in6 dst = {
-		.sin6_family = AF_INET6,
-		.sin6_port = htons(WGD_PORT),
-		.sin6_addr = { .s6_addr = { 0xfe, 0x80 } },
-		.sin6_scope_id = cl->ifindex,
-	};
-	struct linger abortive = { .l_onoff = 1, .l_linger = 0 };
-	int fd, one = 1, ret;
-
-	fd = socket(AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	setsockopt(fd, SOL_SOCKET, SO_LINGER, &abortive, sizeof(abortive));
-	if (bind(fd, (struct sockaddr *)&src, sizeof(src)) ||
-	    (connect(fd, (struct sockaddr *)&dst, sizeof(dst)) && errno != EINPROGRESS)) {
-		ret = -errno;
-		close(fd);
-		return ret;
-	}
-	return fd;
-}
-
 int exchange(struct client *cl, const struct wgd_msg *req, struct wgd_msg *resp,
 	     uint64_t timeout_ms)
 {
@@ -100,7 +65,7 @@ int exchange(struct client *cl, const struct wgd_msg *req, struct wgd_msg *resp,
 	if (len < 0)
 		return (int)len;
 
-	fd = connect_hub(cl);
+	fd = cl->sys->hub_connect(cl);
 	if (fd < 0)
 		return fd;
 	ret = wait_fd(cl, fd, POLLOUT, deadline);

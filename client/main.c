@@ -190,6 +190,43 @@ static ssize_t sys_load(struct client *c, void *buf, size_t max)
 	return file_read_at(c->state_fd, c->state_file, buf, max);
 }
 
+/*
+ * A socket from [ll]:970 to [fe80::]:970, its connect() under way. The
+ * server closes first; we then close abortively, so that no TIME_WAIT is
+ * left on either side to block the next request between the same
+ * addresses and ports.
+ */
+static int sys_hub_connect(struct client *c)
+{
+	struct sockaddr_in6 src = {
+		.sin6_family = AF_INET6,
+		.sin6_port = htons(WGD_PORT),
+		.sin6_addr = c->ll,
+		.sin6_scope_id = c->ifindex,
+	};
+	struct sockaddr_in6 dst = {
+		.sin6_family = AF_INET6,
+		.sin6_port = htons(WGD_PORT),
+		.sin6_addr = { .s6_addr = { 0xfe, 0x80 } },
+		.sin6_scope_id = c->ifindex,
+	};
+	struct linger abortive = { .l_onoff = 1, .l_linger = 0 };
+	int fd, one = 1, ret;
+
+	fd = socket(AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &abortive, sizeof(abortive));
+	if (bind(fd, (struct sockaddr *)&src, sizeof(src)) ||
+	    (connect(fd, (struct sockaddr *)&dst, sizeof(dst)) && errno != EINPROGRESS)) {
+		ret = -errno;
+		close(fd);
+		return ret;
+	}
+	return fd;
+}
+
 static const struct client_sys sys_real = {
 	.addr_add = sys_addr_add,
 	.addr_del = sys_addr_del,
@@ -203,6 +240,7 @@ static const struct client_sys sys_real = {
 	.hook = sys_hook,
 	.save = sys_save,
 	.load = sys_load,
+	.hub_connect = sys_hub_connect,
 };
 
 /* ---- requests ---- */
