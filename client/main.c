@@ -62,7 +62,12 @@ enum exit_status {
 	EXIT_RUNNING = 72,
 };
 
-static struct client cl = { .state_fd = -1, .sig_fd = -1 };
+static struct client cl = { .state_fd = -1 };
+static int sig_fd = -1;
+/* The lease's exchange: a request, a renewal or, at the end, the release.
+ * Every exchange has a slot of its own in the loop's poll set. */
+static struct exchange lease_ex = { .fd = -1 };
+static bool releasing;
 
 /* A system call failed: the status docs/errors.md gives that case, where
  * fatal() would exit 1. */
@@ -245,33 +250,39 @@ static const struct client_sys sys_real = {
 
 /* ---- requests ---- */
 
-static void request_lease(void)
+static void request_lease(uint64_t now)
 {
-	struct wgd_msg req, resp = { 0 };
-	uint64_t started = clock_boot_ms();
-	int ret;
+	struct wgd_msg req;
 
 	state_build_request(&cl, &req);
-	ret = exchange(&cl, &req, &resp, REQUEST_TIMEOUT_MS);
-	if (ret == -EINTR)
-		return;
-	if (ret) {
-		log_debug("request failed: %s", strerror(-ret));
-		state_request_failed(&cl, started, clock_boot_ms());
-		return;
-	}
-	state_take_response(&cl, &req, &resp, started, clock_boot_ms());
+	cl.requesting = true;
+	/* A failure to start is an answer too, taken on the loop's next pass. */
+	exchange_start(&lease_ex, &cl, &req, now, REQUEST_TIMEOUT_MS);
 }
 
-static void release_and_exit(void)
+/* The lease's exchange is done: the state machine takes what came. */
+static void lease_answered(uint64_t now)
 {
-	struct wgd_msg req, resp;
+	const struct wgd_msg *resp = exchange_response(&lease_ex);
 
+	cl.requesting = false;
+	if (resp) {
+		state_take_response(&cl, &lease_ex.req, resp, lease_ex.started_ms, now);
+	} else {
+		log_debug("request failed: %s", strerror(-lease_ex.result));
+		state_request_failed(&cl, lease_ex.started_ms, now);
+	}
+	exchange_end(&lease_ex);
+}
+
+/* The release is over, told (0) or not: the lease goes and the client
+ * exits. */
+__attribute__((noreturn))
+static void release_finish(int result)
+{
+	exchange_end(&lease_ex);
 	if (cl.lease.bound) {
-		memset(&req, 0, sizeof(req));
-		req.cmd = WGD_CMD_REQUEST_IP;
-		req.version = 1;
-		if (exchange(&cl, &req, &resp, RELEASE_TIMEOUT_MS))
+		if (result)
 			log_info("could not tell the server of the release; the lease will expire");
 		state_drop_lease(&cl, "RELEASE");
 	}
@@ -280,6 +291,23 @@ static void release_and_exit(void)
 	log_info("exiting; released the lease");
 	hook_drain(HOOK_DRAIN_EXIT_S);
 	exit(EXIT_OK);
+}
+
+/* SIGTERM or SIGINT: a held lease goes back to the hub, within
+ * RELEASE_TIMEOUT_MS, before the client exits; a second signal stops
+ * waiting for the hub. */
+static void on_stop_signal(uint64_t now)
+{
+	struct wgd_msg req = { .cmd = WGD_CMD_REQUEST_IP, .version = 1 };
+
+	if (releasing)
+		release_finish(-EINTR);
+	if (!cl.lease.bound)
+		release_finish(0);
+	/* A request still out is dropped: its answer would come too late. */
+	cl.requesting = false;
+	releasing = true;
+	exchange_start(&lease_ex, &cl, &req, now, RELEASE_TIMEOUT_MS);
 }
 
 /* ---- start-up ---- */
@@ -405,9 +433,14 @@ static void on_rtnl_event(const struct rtnl_event *ev, void *ctx)
 
 		if (up && !cl.link_up) {
 			log_info("%s is up", cl.ifname);
-			/* Going down flushed IPv6 addresses and routes. */
+			/* Going down flushed IPv6 addresses and routes, and so
+			 * the source of a request still out: ask afresh. */
 			ensure_ll();
 			ensure_server_route();
+			if (!releasing && cl.requesting) {
+				exchange_end(&lease_ex);
+				cl.requesting = false;
+			}
 			cl.next_try_ms = clock_boot_ms();
 			cl.backoff_ms = 0;
 		} else if (!up && cl.link_up) {
@@ -576,35 +609,62 @@ static void usage(FILE *f)
 		"  --version           show the version\n");
 }
 
-/* Sleeps until the next timer or event. */
+/* The loop's descriptors. The mesh's long poll to the hub is to take a
+ * slot of its own next to PFD_LEASE. */
+enum { PFD_SIGNAL, PFD_RTNL, PFD_HOOK, PFD_LEASE, PFD_COUNT };
+
+/* Until the next timer of the state machine or deadline of an exchange. */
+static int poll_timeout(uint64_t now)
+{
+	int timeout = state_poll_timeout(&cl, now);
+	uint64_t wake = exchange_wake(&lease_ex);
+
+	if (wake <= now)
+		return 0;
+	return wake - now < (uint64_t)timeout ? (int)(wake - now) : timeout;
+}
+
+/* Sleeps until the next timer or event, and handles what came. */
 static void wait_events(void)
 {
-	/* The hook's descriptor changes as hooks start and end. */
-	struct pollfd pfd[3] = {
-		{ .fd = cl.sig_fd, .events = POLLIN },
-		{ .fd = rtnl_monitor_fd(cl.mon), .events = POLLIN },
-		{ .fd = hook_fd(), .events = POLLIN },
+	/* The hook's descriptor changes as hooks start and end, an exchange's
+	 * with each connection. */
+	struct pollfd pfd[PFD_COUNT] = {
+		[PFD_SIGNAL] = { .fd = sig_fd, .events = POLLIN },
+		[PFD_RTNL] = { .fd = rtnl_monitor_fd(cl.mon), .events = POLLIN },
+		[PFD_HOOK] = { .fd = hook_fd(), .events = POLLIN },
+		[PFD_LEASE] = { .fd = exchange_fd(&lease_ex), .events = exchange_events(&lease_ex) },
 	};
+	uint64_t now;
 	int ret;
 
-	if (poll(pfd, 3, state_poll_timeout(&cl, clock_boot_ms())) < 0 && errno != EINTR)
+	if (poll(pfd, PFD_COUNT, poll_timeout(clock_boot_ms())) < 0 && errno != EINTR)
 		fatal_system("poll: %s", strerror(errno));
-	if (pfd[2].revents & POLLIN)
+	now = clock_boot_ms();
+	if (pfd[PFD_HOOK].revents & POLLIN)
 		hook_dispatch();
-	if (pfd[0].revents & POLLIN) {
-		struct signalfd_siginfo si;
-
-		if (read(cl.sig_fd, &si, sizeof(si)) == sizeof(si)) {
-			if (si.ssi_signo == SIGHUP)
-				cl.next_try_ms = clock_boot_ms();
-			else
-				cl.pending_signal = (int)si.ssi_signo;
-		}
+	/* Before the events that may end or replace the exchange, whose fd
+	 * pfd[] no longer names then. */
+	exchange_advance(&lease_ex, pfd[PFD_LEASE].revents, now);
+	if (lease_ex.step == EXCHANGE_DONE) {
+		if (releasing)
+			release_finish(lease_ex.result);
+		lease_answered(now);
 	}
-	if (pfd[1].revents & POLLIN) {
+	if (pfd[PFD_RTNL].revents & POLLIN) {
 		ret = rtnl_monitor_read(cl.mon, on_rtnl_event, NULL);
 		if (ret)
 			log_warnx("rtnetlink: %s", strerror(-ret));
+	}
+	if (pfd[PFD_SIGNAL].revents & POLLIN) {
+		struct signalfd_siginfo si;
+
+		if (read(sig_fd, &si, sizeof(si)) == sizeof(si)) {
+			if (si.ssi_signo == SIGHUP)
+				cl.next_try_ms = now;
+			else
+				on_stop_signal(now);
+		}
 	}
 }
 
@@ -762,8 +822,8 @@ int main(int argc, char *argv[])
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGHUP);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
-	cl.sig_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
-	if (cl.sig_fd < 0)
+	sig_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (sig_fd < 0)
 		fatal_system("signalfd: %s", strerror(errno));
 
 	if (!foreground) {
@@ -789,13 +849,9 @@ int main(int argc, char *argv[])
 		uint64_t now = clock_boot_ms();
 
 		hook_reap();
-		if (cl.pending_signal)
-			release_and_exit();
 		state_tick(&cl, now);
-		if (cl.link_up && now >= cl.next_try_ms) {
-			request_lease();
-			continue;
-		}
+		if (cl.link_up && !cl.requesting && !releasing && now >= cl.next_try_ms)
+			request_lease(now);
 		wait_events();
 	}
 }
