@@ -43,12 +43,12 @@
  * start and end (poll() skips a -1), and calls hook_dispatch() when it is
  * readable:
  *
- *	struct pollfd pfd[PFD_COUNT] = {
+ *	struct pollfd pfd[PFD_EXCHANGES + N_EXCHANGES] = {
  *		...
  *		[PFD_HOOK] = { .fd = hook_fd(), .events = POLLIN },
  *	};
  *
- *	poll(pfd, PFD_COUNT, timeout);
+ *	poll(pfd, PFD_EXCHANGES + N_EXCHANGES, timeout);
  *	if (pfd[PFD_HOOK].revents & POLLIN)
  *		hook_dispatch();
  *

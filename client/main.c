@@ -293,6 +293,15 @@ static void release_finish(int result)
 	exit(EXIT_OK);
 }
 
+/* The lease's exchange is done: what came is the state machine's, or, at
+ * the end, what the exit waited for. */
+static void lease_done(uint64_t now)
+{
+	if (releasing)
+		release_finish(lease_ex.result);
+	lease_answered(now);
+}
+
 /* SIGTERM or SIGINT: a held lease goes back to the hub, within
  * RELEASE_TIMEOUT_MS, before the client exits; a second signal stops
  * waiting for the hub. */
@@ -609,19 +618,35 @@ static void usage(FILE *f)
 		"  --version           show the version\n");
 }
 
-/* The loop's descriptors. The mesh's long poll to the hub is to take a
- * slot of its own next to PFD_LEASE. */
-enum { PFD_SIGNAL, PFD_RTNL, PFD_HOOK, PFD_LEASE, PFD_COUNT };
+/*
+ * The exchanges the loop drives, each with what takes its result once it
+ * is done; each has a slot in the poll set after PFD_EXCHANGES. The mesh's
+ * long poll to the hub is to be one more, out next to the lease's.
+ */
+static const struct {
+	struct exchange *ex;
+	void (*done)(uint64_t now);
+} exchanges[] = {
+	{ &lease_ex, lease_done },
+};
+#define N_EXCHANGES (sizeof(exchanges) / sizeof(exchanges[0]))
+
+enum { PFD_SIGNAL, PFD_RTNL, PFD_HOOK, PFD_EXCHANGES };
 
 /* Until the next timer of the state machine or deadline of an exchange. */
 static int poll_timeout(uint64_t now)
 {
 	int timeout = state_poll_timeout(&cl, now);
-	uint64_t wake = exchange_wake(&lease_ex);
 
-	if (wake <= now)
-		return 0;
-	return wake - now < (uint64_t)timeout ? (int)(wake - now) : timeout;
+	for (size_t i = 0; i < N_EXCHANGES; i++) {
+		uint64_t wake = exchange_wake(exchanges[i].ex);
+
+		if (wake <= now)
+			return 0;
+		if (wake - now < (uint64_t)timeout)
+			timeout = (int)(wake - now);
+	}
+	return timeout;
 }
 
 /* Sleeps until the next timer or event, and handles what came. */
@@ -629,28 +654,32 @@ static void wait_events(void)
 {
 	/* The hook's descriptor changes as hooks start and end, an exchange's
 	 * with each connection. */
-	struct pollfd pfd[PFD_COUNT] = {
+	struct pollfd pfd[PFD_EXCHANGES + N_EXCHANGES] = {
 		[PFD_SIGNAL] = { .fd = sig_fd, .events = POLLIN },
 		[PFD_RTNL] = { .fd = rtnl_monitor_fd(cl.mon), .events = POLLIN },
 		[PFD_HOOK] = { .fd = hook_fd(), .events = POLLIN },
-		[PFD_LEASE] = { .fd = exchange_fd(&lease_ex), .events = exchange_events(&lease_ex) },
 	};
 	uint64_t now;
 	int ret;
 
-	if (poll(pfd, PFD_COUNT, poll_timeout(clock_boot_ms())) < 0 && errno != EINTR)
+	for (size_t i = 0; i < N_EXCHANGES; i++) {
+		pfd[PFD_EXCHANGES + i].fd = exchange_fd(exchanges[i].ex);
+		pfd[PFD_EXCHANGES + i].events = exchange_events(exchanges[i].ex);
+	}
+	if (poll(pfd, PFD_EXCHANGES + N_EXCHANGES, poll_timeout(clock_boot_ms())) < 0 &&
+	    errno != EINTR)
 		fatal_system("poll: %s", strerror(errno));
 	now = clock_boot_ms();
 	if (pfd[PFD_HOOK].revents & POLLIN)
 		hook_dispatch();
-	/* Before the events that may end or replace the exchange, whose fd
-	 * pfd[] no longer names then. */
-	exchange_advance(&lease_ex, pfd[PFD_LEASE].revents, now);
-	if (lease_ex.step == EXCHANGE_DONE) {
-		if (releasing)
-			release_finish(lease_ex.result);
-		lease_answered(now);
-	}
+	/* All exchanges move on before any result is taken, and before the
+	 * events that may end or replace an exchange, whose descriptor pfd[]
+	 * would no longer name. */
+	for (size_t i = 0; i < N_EXCHANGES; i++)
+		exchange_advance(exchanges[i].ex, pfd[PFD_EXCHANGES + i].revents, now);
+	for (size_t i = 0; i < N_EXCHANGES; i++)
+		if (exchanges[i].ex->step == EXCHANGE_DONE)
+			exchanges[i].done(now);
 	if (pfd[PFD_RTNL].revents & POLLIN) {
 		ret = rtnl_monitor_read(cl.mon, on_rtnl_event, NULL);
 		if (ret)
