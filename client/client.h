@@ -19,7 +19,7 @@
  * What the client's files share: its state, the lease it holds, and the
  * seam through which it touches the system.
  *
- *   exchange.c   one request over TCP to the hub
+ *   exchange.c   one request over TCP to the hub, driven by the loop
  *   state.c      the state machine: timers, backoff, taking a response
  *   configure.c  what the hub may set up, and setting it up
  *   leasefile.c  the remembered lease
@@ -100,6 +100,9 @@ struct client_sys {
 	void (*hook)(struct client *cl, const struct hook_env *env);
 	int (*save)(struct client *cl, const void *buf, size_t len);
 	ssize_t (*load)(struct client *cl, void *buf, size_t max);
+	/* A non-blocking socket to the hub, its connect() under way: an fd
+	 * or -errno. */
+	int (*hub_connect)(struct client *cl);
 };
 
 struct client {
@@ -116,8 +119,6 @@ struct client {
 	uint8_t pubkey[WG_KEY_LEN];   /* ours, to derive the link-local from */
 	struct in6_addr ll;
 	bool added_server_route;      /* fe80::/128, removed again at exit */
-	int sig_fd;
-	int pending_signal;
 
 	const char *state_dir;
 	int state_fd;                 /* the state directory, opened safely */
@@ -133,6 +134,7 @@ struct client {
 	enum client_state state;
 	struct lease_state lease;
 	uint64_t next_try_ms;         /* the next request, CLOCK_BOOTTIME */
+	bool requesting;              /* a request is out: next_try_ms waits */
 	uint32_t backoff_ms;          /* the last wait; 0 before a failure */
 	uint64_t failing_since_ms;    /* start of the first failed request in a row */
 };
@@ -217,9 +219,50 @@ void leasefile_load(struct client *cl, uint32_t now_real_s, uint64_t now_ms);
 
 /* ---- exchange.c ---- */
 
-/* One request and its response, within timeout_ms; -EINTR when a signal
- * came (kept in cl->pending_signal). */
-int exchange(struct client *cl, const struct wgd_msg *req, struct wgd_msg *resp,
-	     uint64_t timeout_ms);
+/*
+ * One request and its response over TCP to the hub, moved along by the
+ * client's loop: nothing here blocks. The loop polls exchange_fd() for
+ * exchange_events(), passes what poll() saw, and the time, to
+ * exchange_advance(), and wakes by exchange_wake() for the deadline. Once
+ * step is EXCHANGE_DONE, result is 0 with exchange_response(), or -errno;
+ * exchange_end() then makes it idle again. The loop may hold several.
+ */
+enum exchange_step {
+	EXCHANGE_IDLE,        /* not started, or ended */
+	EXCHANGE_CONNECTING,  /* connect() under way */
+	EXCHANGE_SENDING,     /* the request, as the socket takes it */
+	EXCHANGE_RECEIVING,   /* the response, through the incremental parser */
+	EXCHANGE_DONE,        /* result is set; the socket is closed */
+};
+
+struct exchange {
+	enum exchange_step step;
+	int fd;
+	int result;
+	uint64_t started_ms, deadline_ms; /* CLOCK_BOOTTIME */
+	struct wgd_msg req;
+	size_t out_len, out_off;
+	char out[WGD_MAX_MESSAGE];
+	struct wgd_parser parser;         /* the response in parser.msg */
+};
+
+void exchange_init(struct exchange *ex);
+/* Sends req through a new connection, the old one ended. On failure, also
+ * returned, the exchange is done at once with the error. */
+int exchange_start(struct exchange *ex, struct client *cl, const struct wgd_msg *req,
+		   uint64_t now_ms, uint64_t timeout_ms);
+/* The descriptor to poll while it runs, else -1 (which poll() skips). */
+int exchange_fd(const struct exchange *ex);
+short exchange_events(const struct exchange *ex);
+/* When the loop must call exchange_advance() at the latest: 0 once done,
+ * UINT64_MAX when idle. */
+uint64_t exchange_wake(const struct exchange *ex);
+/* Goes as far as the socket lets it without waiting; past the deadline,
+ * done with -ETIMEDOUT. */
+void exchange_advance(struct exchange *ex, short revents, uint64_t now_ms);
+/* The response, once done without error; else NULL. */
+const struct wgd_msg *exchange_response(const struct exchange *ex);
+/* Closes what is open; the exchange is idle. */
+void exchange_end(struct exchange *ex);
 
 #endif

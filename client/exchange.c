@@ -1,167 +1,179 @@
 // SPDX-License-Identifier: MIT
 /* Copyright (C) 2026 The wg-dynamic Authors. */
 /*
- * One request over one TCP connection from [ll]:970 to [fe80::]:970. The
- * server closes first; we then close abortively, so that no TIME_WAIT is
- * left on either side to block the next request between the same
- * addresses and ports.
+ * One request and its response over one TCP connection to the hub, as an
+ * object the client's loop moves along; nothing here waits. The loop polls
+ * exchange_fd() for exchange_events() next to its other descriptors, hands
+ * what poll() saw to exchange_advance(), and takes the result once the
+ * exchange is EXCHANGE_DONE. Each exchange holds its own socket, buffers
+ * and deadline, so that the loop can drive several at once.
+ *
+ * The response is parsed as it arrives, by the protocol's incremental
+ * parser, which keeps at most a line and the message: a hub that sends
+ * more, or too slowly, ends the exchange with an error.
  */
 
 #include <errno.h>
 #include <poll.h>
-#include <signal.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "../common/clock.h"
 #include "../common/log.h"
 #include "client.h"
 
-/* Waits for fd to become ready for events, or for a signal. Returns 1 when
- * ready, 0 on timeout, -EINTR when a signal arrived (kept in pending_signal). */
-static int wait_fd(struct client *cl, int fd, short events, uint64_t deadline_ms)
+void exchange_init(struct exchange *ex)
 {
-	for (;;) {
-		struct pollfd pfd[2] = {
-			{ .fd = fd, .events = events },
-			{ .fd = cl->sig_fd, .events = POLLIN },
-		};
-		uint64_t now = clock_boot_ms();
-		int n;
+	memset(ex, 0, sizeof(*ex));
+	ex->fd = -1;
+}
 
-		if (now >= deadline_ms)
-			return 0;
-		n = poll(pfd, 2, (int)(deadline_ms - now));
-		if (n < 0 && errno != EINTR)
-			return -errno;
-		if (n <= 0)
-			continue;
-		if (pfd[1].revents & POLLIN) {
-			struct signalfd_siginfo si;
+/* Done with result: the socket is closed at once. */
+static void finish(struct exchange *ex, int result)
+{
+	if (ex->fd >= 0)
+		close(ex->fd);
+	ex->fd = -1;
+	ex->result = result;
+	ex->step = EXCHANGE_DONE;
+}
 
-			if (read(cl->sig_fd, &si, sizeof(si)) == sizeof(si) &&
-			    si.ssi_signo != SIGHUP) {
-				cl->pending_signal = (int)si.ssi_signo;
-				return -EINTR;
-			}
-		}
-		if (pfd[0].revents)
-			return 1;
+void exchange_end(struct exchange *ex)
+{
+	if (ex->fd >= 0)
+		close(ex->fd);
+	ex->fd = -1;
+	ex->step = EXCHANGE_IDLE;
+}
+
+int exchange_start(struct exchange *ex, struct client *cl, const struct wgd_msg *req,
+		   uint64_t now_ms, uint64_t timeout_ms)
+{
+	ssize_t len;
+	int fd;
+
+	exchange_end(ex);
+	ex->req = *req;
+	ex->started_ms = now_ms;
+	ex->deadline_ms = now_ms + timeout_ms;
+	ex->out_off = 0;
+	wgd_parser_init(&ex->parser, WGD_PARSE_RESPONSE);
+	len = wgd_serialize_request(req, ex->out, sizeof(ex->out));
+	if (len < 0) {
+		finish(ex, (int)len);
+		return (int)len;
+	}
+	ex->out_len = (size_t)len;
+	fd = cl->sys->hub_connect(cl);
+	if (fd < 0) {
+		finish(ex, fd);
+		return fd;
+	}
+	ex->fd = fd;
+	ex->step = EXCHANGE_CONNECTING;
+	return 0;
+}
+
+static bool running(const struct exchange *ex)
+{
+	return ex->step == EXCHANGE_CONNECTING || ex->step == EXCHANGE_SENDING ||
+	       ex->step == EXCHANGE_RECEIVING;
+}
+
+int exchange_fd(const struct exchange *ex)
+{
+	return running(ex) ? ex->fd : -1;
+}
+
+short exchange_events(const struct exchange *ex)
+{
+	switch (ex->step) {
+	case EXCHANGE_CONNECTING:
+	case EXCHANGE_SENDING:
+		return POLLOUT;
+	case EXCHANGE_RECEIVING:
+		return POLLIN;
+	default:
+		return 0;
 	}
 }
 
-int exchange(struct client *cl, const struct wgd_msg *req, struct wgd_msg *resp,
-	     uint64_t timeout_ms)
+uint64_t exchange_wake(const struct exchange *ex)
 {
-	struct sockaddr_in6 src = {
-		.sin6_family = AF_INET6,
-		.sin6_port = htons(WGD_PORT),
-		.sin6_addr = cl->ll,
-		.sin6_scope_id = cl->ifindex,
-	};
-	struct sockaddr_in6 dst = {
-		.sin6_family = AF_INET6,
-		.sin6_port = htons(WGD_PORT),
-		.sin6_addr = { .s6_addr = { 0xfe, 0x80 } },
-		.sin6_scope_id = cl->ifindex,
-	};
-	uint64_t deadline = clock_boot_ms() + timeout_ms;
-	struct linger abortive = { .l_onoff = 1, .l_linger = 0 };
-	struct wgd_parser *parser = NULL;
-	char buf[WGD_MAX_MESSAGE];
-	ssize_t len, n;
-	size_t off = 0;
-	int fd, one = 1, ret, err = 0;
-	socklen_t errlen = sizeof(err);
+	if (ex->step == EXCHANGE_DONE)
+		return 0;
+	return running(ex) ? ex->deadline_ms : UINT64_MAX;
+}
 
-	len = wgd_serialize_request(req, buf, sizeof(buf));
-	if (len < 0)
-		return (int)len;
+static void send_some(struct exchange *ex)
+{
+	while (ex->out_off < ex->out_len) {
+		ssize_t n = send(ex->fd, ex->out + ex->out_off, ex->out_len - ex->out_off,
+				 MSG_NOSIGNAL);
 
-	fd = socket(AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	setsockopt(fd, SOL_SOCKET, SO_LINGER, &abortive, sizeof(abortive));
-	if (bind(fd, (struct sockaddr *)&src, sizeof(src))) {
-		ret = -errno;
-		goto out;
-	}
-	if (connect(fd, (struct sockaddr *)&dst, sizeof(dst)) && errno != EINPROGRESS) {
-		ret = -errno;
-		goto out;
-	}
-	ret = wait_fd(cl, fd, POLLOUT, deadline);
-	if (ret <= 0) {
-		ret = ret ?: -ETIMEDOUT;
-		goto out;
-	}
-	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &errlen) || err) {
-		ret = -(err ?: errno);
-		goto out;
-	}
-
-	while (off < (size_t)len) {
-		n = send(fd, buf + off, (size_t)len - off, MSG_NOSIGNAL);
 		if (n < 0) {
-			if (errno == EAGAIN) {
-				ret = wait_fd(cl, fd, POLLOUT, deadline);
-				if (ret <= 0) {
-					ret = ret ?: -ETIMEDOUT;
-					goto out;
-				}
-				continue;
-			}
+			if (errno == EAGAIN)
+				return;
 			if (errno == EINTR)
 				continue;
-			ret = -errno;
-			goto out;
+			finish(ex, -errno);
+			return;
 		}
-		off += (size_t)n;
+		ex->out_off += (size_t)n;
 	}
+	ex->step = EXCHANGE_RECEIVING;
+}
 
-	parser = malloc(sizeof(*parser));
-	if (!parser) {
-		ret = -ENOMEM;
-		goto out;
+static void receive_some(struct exchange *ex)
+{
+	char buf[WGD_MAX_MESSAGE];
+	ssize_t n, p;
+
+	n = recv(ex->fd, buf, sizeof(buf), 0);
+	if (n < 0) {
+		if (errno != EAGAIN && errno != EINTR)
+			finish(ex, -errno);
+		return;
 	}
-	wgd_parser_init(parser, WGD_PARSE_RESPONSE);
-	for (;;) {
-		ret = wait_fd(cl, fd, POLLIN, deadline);
-		if (ret <= 0) {
-			ret = ret ?: -ETIMEDOUT;
-			goto out;
-		}
-		n = recv(fd, buf, sizeof(buf), 0);
-		if (n < 0) {
-			if (errno == EAGAIN || errno == EINTR)
-				continue;
-			ret = -errno;
-			goto out;
-		}
-		if (n == 0) {
-			log_warnx("the server closed the connection before answering");
-			ret = -ECONNRESET;
-			goto out;
-		}
-		ssize_t p = wgd_parse(parser, buf, (size_t)n);
-		if (p < 0) {
-			/* The parser's reasons are its own constant strings. */
-			log_warnx("bad response from the server: %s", parser->error);
-			ret = -EBADMSG;
-			goto out;
-		}
-		if (p > 0) {
-			*resp = parser->msg;
-			ret = 0;
-			goto out;
-		}
+	if (n == 0) {
+		log_warnx("the server closed the connection before answering");
+		finish(ex, -ECONNRESET);
+		return;
 	}
-out:
-	free(parser);
-	close(fd);
-	return ret;
+	p = wgd_parse(&ex->parser, buf, (size_t)n);
+	if (p < 0) {
+		/* The parser's reasons are its own constant strings. */
+		log_warnx("bad response from the server: %s", ex->parser.error);
+		finish(ex, -EBADMSG);
+	} else if (p > 0) {
+		finish(ex, 0);
+	}
+}
+
+void exchange_advance(struct exchange *ex, short revents, uint64_t now_ms)
+{
+	if (!running(ex))
+		return;
+	if (revents && ex->step == EXCHANGE_CONNECTING) {
+		int err = 0;
+		socklen_t errlen = sizeof(err);
+
+		if (getsockopt(ex->fd, SOL_SOCKET, SO_ERROR, &err, &errlen) || err) {
+			finish(ex, -(err ?: errno));
+			return;
+		}
+		/* Connected: the request goes out at once. */
+		ex->step = EXCHANGE_SENDING;
+	}
+	if (revents && ex->step == EXCHANGE_SENDING)
+		send_some(ex);
+	else if (revents && ex->step == EXCHANGE_RECEIVING)
+		receive_some(ex);
+	if (running(ex) && now_ms >= ex->deadline_ms)
+		finish(ex, -ETIMEDOUT);
+}
+
+const struct wgd_msg *exchange_response(const struct exchange *ex)
+{
+	return ex->step == EXCHANGE_DONE && !ex->result ? &ex->parser.msg : NULL;
 }

@@ -38,25 +38,24 @@
  * as it is now, which is what a script must end up with, and the last hook
  * of a client's life (RELEASE, STOP) is never the one dropped.
  *
- * The client's loop (wait_events() in main.c) polls hook_fd() as a third
- * descriptor, taken afresh for every poll() since it changes as hooks
+ * The client's loop (wait_events() in main.c) polls hook_fd() in a slot
+ * of its own, taken afresh for every poll() since it changes as hooks
  * start and end (poll() skips a -1), and calls hook_dispatch() when it is
  * readable:
  *
- *	struct pollfd pfd[3] = {
- *		{ .fd = cl.sig_fd, .events = POLLIN },
- *		{ .fd = rtnl_monitor_fd(cl.mon), .events = POLLIN },
- *		{ .fd = hook_fd(), .events = POLLIN },
+ *	struct pollfd pfd[PFD_EXCHANGES + N_EXCHANGES] = {
+ *		...
+ *		[PFD_HOOK] = { .fd = hook_fd(), .events = POLLIN },
  *	};
  *
- *	poll(pfd, 3, timeout);
- *	if (pfd[2].revents & POLLIN)
+ *	poll(pfd, PFD_EXCHANGES + N_EXCHANGES, timeout);
+ *	if (pfd[PFD_HOOK].revents & POLLIN)
  *		hook_dispatch();
  *
  * hook_reap() stays at the top of the loop: one waitid() a pass, and what
  * advances the queue on a kernel without pidfds, though only when the loop
  * wakes for something else. Every way out that queues a last hook
- * (release_and_exit() for RELEASE, the RTNL_EV_LINK_DEL branch of
+ * (release_finish() for RELEASE, the RTNL_EV_LINK_DEL branch of
  * on_rtnl_event() for STOP) calls hook_drain(HOOK_DRAIN_EXIT_S) after
  * queuing it and before exit(), so that the client exits once its hooks
  * have run: with the default limit of 10 s, the hook running then and the

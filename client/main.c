@@ -19,6 +19,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,7 +62,27 @@ enum exit_status {
 	EXIT_RUNNING = 72,
 };
 
-static struct client cl = { .state_fd = -1, .sig_fd = -1 };
+static struct client cl = { .state_fd = -1 };
+static int sig_fd = -1;
+/* The lease's exchange: a request, a renewal or, at the end, the release.
+ * Every exchange has a slot of its own in the loop's poll set. */
+static struct exchange lease_ex = { .fd = -1 };
+static bool releasing;
+
+/* A system call failed: the status docs/errors.md gives that case, where
+ * fatal() would exit 1. */
+__attribute__((format(printf, 1, 2), noreturn))
+static void fatal_system(const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log_warnx("%s", msg);
+	exit(EXIT_SYSTEM);
+}
 
 static const struct wgd_ip server_ll = {
 	.family = AF_INET6, .cidr = 128, .bytes = { 0xfe, 0x80 },
@@ -174,6 +195,43 @@ static ssize_t sys_load(struct client *c, void *buf, size_t max)
 	return file_read_at(c->state_fd, c->state_file, buf, max);
 }
 
+/*
+ * A socket from [ll]:970 to [fe80::]:970, its connect() under way. The
+ * server closes first; we then close abortively, so that no TIME_WAIT is
+ * left on either side to block the next request between the same
+ * addresses and ports.
+ */
+static int sys_hub_connect(struct client *c)
+{
+	struct sockaddr_in6 src = {
+		.sin6_family = AF_INET6,
+		.sin6_port = htons(WGD_PORT),
+		.sin6_addr = c->ll,
+		.sin6_scope_id = c->ifindex,
+	};
+	struct sockaddr_in6 dst = {
+		.sin6_family = AF_INET6,
+		.sin6_port = htons(WGD_PORT),
+		.sin6_addr = { .s6_addr = { 0xfe, 0x80 } },
+		.sin6_scope_id = c->ifindex,
+	};
+	struct linger abortive = { .l_onoff = 1, .l_linger = 0 };
+	int fd, one = 1, ret;
+
+	fd = socket(AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &abortive, sizeof(abortive));
+	if (bind(fd, (struct sockaddr *)&src, sizeof(src)) ||
+	    (connect(fd, (struct sockaddr *)&dst, sizeof(dst)) && errno != EINPROGRESS)) {
+		ret = -errno;
+		close(fd);
+		return ret;
+	}
+	return fd;
+}
+
 static const struct client_sys sys_real = {
 	.addr_add = sys_addr_add,
 	.addr_del = sys_addr_del,
@@ -187,37 +245,44 @@ static const struct client_sys sys_real = {
 	.hook = sys_hook,
 	.save = sys_save,
 	.load = sys_load,
+	.hub_connect = sys_hub_connect,
 };
 
 /* ---- requests ---- */
 
-static void request_lease(void)
+static void request_lease(uint64_t now)
 {
-	struct wgd_msg req, resp = { 0 };
-	uint64_t started = clock_boot_ms();
-	int ret;
+	struct wgd_msg req;
 
 	state_build_request(&cl, &req);
-	ret = exchange(&cl, &req, &resp, REQUEST_TIMEOUT_MS);
-	if (ret == -EINTR)
-		return;
-	if (ret) {
-		log_debug("request failed: %s", strerror(-ret));
-		state_request_failed(&cl, started, clock_boot_ms());
-		return;
-	}
-	state_take_response(&cl, &req, &resp, started, clock_boot_ms());
+	cl.requesting = true;
+	/* A failure to start is an answer too, taken on the loop's next pass. */
+	exchange_start(&lease_ex, &cl, &req, now, REQUEST_TIMEOUT_MS);
 }
 
-static void release_and_exit(void)
+/* The lease's exchange is done: the state machine takes what came. */
+static void lease_answered(uint64_t now)
 {
-	struct wgd_msg req, resp;
+	const struct wgd_msg *resp = exchange_response(&lease_ex);
 
+	cl.requesting = false;
+	if (resp) {
+		state_take_response(&cl, &lease_ex.req, resp, lease_ex.started_ms, now);
+	} else {
+		log_debug("request failed: %s", strerror(-lease_ex.result));
+		state_request_failed(&cl, lease_ex.started_ms, now);
+	}
+	exchange_end(&lease_ex);
+}
+
+/* The release is over, told (0) or not: the lease goes and the client
+ * exits. */
+__attribute__((noreturn))
+static void release_finish(int result)
+{
+	exchange_end(&lease_ex);
 	if (cl.lease.bound) {
-		memset(&req, 0, sizeof(req));
-		req.cmd = WGD_CMD_REQUEST_IP;
-		req.version = 1;
-		if (exchange(&cl, &req, &resp, RELEASE_TIMEOUT_MS))
+		if (result)
 			log_info("could not tell the server of the release; the lease will expire");
 		state_drop_lease(&cl, "RELEASE");
 	}
@@ -226,6 +291,32 @@ static void release_and_exit(void)
 	log_info("exiting; released the lease");
 	hook_drain(HOOK_DRAIN_EXIT_S);
 	exit(EXIT_OK);
+}
+
+/* The lease's exchange is done: what came is the state machine's, or, at
+ * the end, what the exit waited for. */
+static void lease_done(uint64_t now)
+{
+	if (releasing)
+		release_finish(lease_ex.result);
+	lease_answered(now);
+}
+
+/* SIGTERM or SIGINT: a held lease goes back to the hub, within
+ * RELEASE_TIMEOUT_MS, before the client exits; a second signal stops
+ * waiting for the hub. */
+static void on_stop_signal(uint64_t now)
+{
+	struct wgd_msg req = { .cmd = WGD_CMD_REQUEST_IP, .version = 1 };
+
+	if (releasing)
+		release_finish(-EINTR);
+	if (!cl.lease.bound)
+		release_finish(0);
+	/* A request still out is dropped: its answer would come too late. */
+	cl.requesting = false;
+	releasing = true;
+	exchange_start(&lease_ex, &cl, &req, now, RELEASE_TIMEOUT_MS);
 }
 
 /* ---- start-up ---- */
@@ -351,9 +442,14 @@ static void on_rtnl_event(const struct rtnl_event *ev, void *ctx)
 
 		if (up && !cl.link_up) {
 			log_info("%s is up", cl.ifname);
-			/* Going down flushed IPv6 addresses and routes. */
+			/* Going down flushed IPv6 addresses and routes, and so
+			 * the source of a request still out: ask afresh. */
 			ensure_ll();
 			ensure_server_route();
+			if (!releasing && cl.requesting) {
+				exchange_end(&lease_ex);
+				cl.requesting = false;
+			}
 			cl.next_try_ms = clock_boot_ms();
 			cl.backoff_ms = 0;
 		} else if (!up && cl.link_up) {
@@ -405,7 +501,7 @@ static void daemonize(void)
 	int fd;
 
 	if (pid < 0)
-		fatal("fork");
+		fatal_system("fork: %s", strerror(errno));
 	if (pid > 0)
 		_exit(EXIT_OK);
 	setsid();
@@ -522,35 +618,82 @@ static void usage(FILE *f)
 		"  --version           show the version\n");
 }
 
-/* Sleeps until the next timer or event. */
+/*
+ * The exchanges the loop drives, each with what takes its result once it
+ * is done; each has a slot in the poll set after PFD_EXCHANGES. The mesh's
+ * long poll to the hub is to be one more, out next to the lease's.
+ */
+static const struct {
+	struct exchange *ex;
+	void (*done)(uint64_t now);
+} exchanges[] = {
+	{ &lease_ex, lease_done },
+};
+#define N_EXCHANGES (sizeof(exchanges) / sizeof(exchanges[0]))
+
+enum { PFD_SIGNAL, PFD_RTNL, PFD_HOOK, PFD_EXCHANGES };
+
+/* Until the next timer of the state machine or deadline of an exchange. */
+static int poll_timeout(uint64_t now)
+{
+	int timeout = state_poll_timeout(&cl, now);
+
+	for (size_t i = 0; i < N_EXCHANGES; i++) {
+		uint64_t wake = exchange_wake(exchanges[i].ex);
+
+		if (wake <= now)
+			return 0;
+		if (wake - now < (uint64_t)timeout)
+			timeout = (int)(wake - now);
+	}
+	return timeout;
+}
+
+/* Sleeps until the next timer or event, and handles what came. */
 static void wait_events(void)
 {
-	/* The hook's descriptor changes as hooks start and end. */
-	struct pollfd pfd[3] = {
-		{ .fd = cl.sig_fd, .events = POLLIN },
-		{ .fd = rtnl_monitor_fd(cl.mon), .events = POLLIN },
-		{ .fd = hook_fd(), .events = POLLIN },
+	/* The hook's descriptor changes as hooks start and end, an exchange's
+	 * with each connection. */
+	struct pollfd pfd[PFD_EXCHANGES + N_EXCHANGES] = {
+		[PFD_SIGNAL] = { .fd = sig_fd, .events = POLLIN },
+		[PFD_RTNL] = { .fd = rtnl_monitor_fd(cl.mon), .events = POLLIN },
+		[PFD_HOOK] = { .fd = hook_fd(), .events = POLLIN },
 	};
+	uint64_t now;
 	int ret;
 
-	if (poll(pfd, 3, state_poll_timeout(&cl, clock_boot_ms())) < 0 && errno != EINTR)
-		fatal("poll");
-	if (pfd[2].revents & POLLIN)
-		hook_dispatch();
-	if (pfd[0].revents & POLLIN) {
-		struct signalfd_siginfo si;
-
-		if (read(cl.sig_fd, &si, sizeof(si)) == sizeof(si)) {
-			if (si.ssi_signo == SIGHUP)
-				cl.next_try_ms = clock_boot_ms();
-			else
-				cl.pending_signal = (int)si.ssi_signo;
-		}
+	for (size_t i = 0; i < N_EXCHANGES; i++) {
+		pfd[PFD_EXCHANGES + i].fd = exchange_fd(exchanges[i].ex);
+		pfd[PFD_EXCHANGES + i].events = exchange_events(exchanges[i].ex);
 	}
-	if (pfd[1].revents & POLLIN) {
+	if (poll(pfd, PFD_EXCHANGES + N_EXCHANGES, poll_timeout(clock_boot_ms())) < 0 &&
+	    errno != EINTR)
+		fatal_system("poll: %s", strerror(errno));
+	now = clock_boot_ms();
+	if (pfd[PFD_HOOK].revents & POLLIN)
+		hook_dispatch();
+	/* All exchanges move on before any result is taken, and before the
+	 * events that may end or replace an exchange, whose descriptor pfd[]
+	 * would no longer name. */
+	for (size_t i = 0; i < N_EXCHANGES; i++)
+		exchange_advance(exchanges[i].ex, pfd[PFD_EXCHANGES + i].revents, now);
+	for (size_t i = 0; i < N_EXCHANGES; i++)
+		if (exchanges[i].ex->step == EXCHANGE_DONE)
+			exchanges[i].done(now);
+	if (pfd[PFD_RTNL].revents & POLLIN) {
 		ret = rtnl_monitor_read(cl.mon, on_rtnl_event, NULL);
 		if (ret)
 			log_warnx("rtnetlink: %s", strerror(-ret));
+	}
+	if (pfd[PFD_SIGNAL].revents & POLLIN) {
+		struct signalfd_siginfo si;
+
+		if (read(sig_fd, &si, sizeof(si)) == sizeof(si)) {
+			if (si.ssi_signo == SIGHUP)
+				cl.next_try_ms = now;
+			else
+				on_stop_signal(now);
+		}
 	}
 }
 
@@ -636,7 +779,7 @@ int main(int argc, char *argv[])
 		cl.state_dir = DEFAULT_STATE_DIR;
 	log_init("wg-dynamic-client", false, verbose);
 	if (sodium_init() < 0)
-		fatalx("cannot initialise libsodium");
+		fatal_system("cannot initialise libsodium");
 	signal(SIGPIPE, SIG_IGN);
 
 	if (strlen(argv[optind]) >= IF_NAMESIZE) {
@@ -646,18 +789,18 @@ int main(int argc, char *argv[])
 	}
 	ret = rtnl_open(&cl.rt);
 	if (ret)
-		fatalx("cannot open rtnetlink: %s", strerror(-ret));
+		fatal_system("cannot open rtnetlink: %s", strerror(-ret));
 	/* Watch before checking, so that a deletion in between is seen. */
 	ret = rtnl_monitor_open(&cl.mon, RTMGRP_LINK);
 	if (ret)
-		fatalx("cannot watch rtnetlink: %s", strerror(-ret));
+		fatal_system("cannot watch rtnetlink: %s", strerror(-ret));
 	ret = rtnl_link_get(cl.rt, cl.ifname, &link);
 	if (ret == -ENODEV) {
 		log_warnx("no interface %s: bring up WireGuard first (wg-quick up %s)", cl.ifname,
 			  cl.ifname);
 		return EXIT_NO_IFACE;
 	} else if (ret) {
-		fatalx("cannot read interface %s: %s", cl.ifname, strerror(-ret));
+		fatal_system("cannot read interface %s: %s", cl.ifname, strerror(-ret));
 	}
 	cl.ifindex = link.ifindex;
 	cl.max_mtu = link.max_mtu;
@@ -708,9 +851,9 @@ int main(int argc, char *argv[])
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGHUP);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
-	cl.sig_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
-	if (cl.sig_fd < 0)
-		fatal("signalfd");
+	sig_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (sig_fd < 0)
+		fatal_system("signalfd: %s", strerror(errno));
 
 	if (!foreground) {
 		log_set_syslog(true);
@@ -735,13 +878,9 @@ int main(int argc, char *argv[])
 		uint64_t now = clock_boot_ms();
 
 		hook_reap();
-		if (cl.pending_signal)
-			release_and_exit();
 		state_tick(&cl, now);
-		if (cl.link_up && now >= cl.next_try_ms) {
-			request_lease();
-			continue;
-		}
+		if (cl.link_up && !cl.requesting && !releasing && now >= cl.next_try_ms)
+			request_lease(now);
 		wait_events();
 	}
 }

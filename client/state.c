@@ -7,6 +7,22 @@
  * state_transition(), owns the timers; the backoff after a failed request
  * is set in state_request_failed().
  *
+ *   INIT       RFC 2131 4.4.1, with SELECTING and REQUESTING as one
+ *              exchange: one hub, so there is no offer to choose from.
+ *   REBOOT     4.4.2's INIT-REBOOT and REBOOTING: the addresses last held
+ *              are asked for again; refused, the client goes to INIT (3.2).
+ *   BOUND      4.4.1 and 4.4.5: T1 and T2 are set from the lease.
+ *   RENEWING   4.4.5: past T1, the same request to the same hub.
+ *   REBINDING  4.4.5: past T2. With one hub there is no one else to ask,
+ *              so it differs from RENEWING only in the hook's reason; at
+ *              the end of the lease, the addresses go and it is INIT again
+ *              (REBOOT, with them as hints).
+ *
+ * Retries follow 4.1's randomised exponential backoff, faster than its
+ * 4 s to 64 s: the hub is one hop away inside the tunnel (see
+ * state_request_failed()). The client's loop in main.c sends the requests;
+ * nothing here does I/O but through struct client_sys.
+ *
  * Whatever the hub answers, the client asks no faster than this allows: a
  * lease counts as at least LEASE_MIN_S, so T1 comes no sooner than half of
  * it, and an answer without a usable address is a failure, with backoff.
@@ -55,12 +71,13 @@ void state_transition(struct client *cl, enum client_state to, uint64_t now_ms)
 	switch (to) {
 	case CLIENT_INIT:
 	case CLIENT_REBOOT:
-		/* Asked for at once; failures back off from here. */
+		/* RFC 2131, 4.4.1 and 4.4.2: asked for at once; failures back
+		 * off from here. */
 		cl->next_try_ms = now_ms;
 		break;
 	case CLIENT_BOUND: {
-		/* RFC 2131, 4.4.5: T1 at half the lease, T2 at seven eighths.
-		 * T1 has jitter, so that a hub's peers spread out. */
+		/* RFC 2131, 4.4.5: T1 at half the lease, T2 at seven eighths,
+		 * T1 with some "fuzz" so that a hub's peers spread out. */
 		uint64_t lease_ms = ls->expires_ms - now_ms;
 
 		ls->t1_ms = now_ms + jitter(lease_ms / 2, 10);
@@ -71,6 +88,8 @@ void state_transition(struct client *cl, enum client_state to, uint64_t now_ms)
 	}
 	case CLIENT_RENEWING:
 	case CLIENT_REBINDING:
+		/* RFC 2131, 4.4.5: ask at once on reaching T1 (or T2 from
+		 * BOUND); between them the backoff runs on. */
 		if (cl->state != CLIENT_RENEWING && cl->state != CLIENT_REBINDING) {
 			cl->backoff_ms = 0;
 			cl->next_try_ms = now_ms;
@@ -122,6 +141,8 @@ void state_tick(struct client *cl, uint64_t now_ms)
 
 	if (!ls->bound)
 		return;
+	/* RFC 2131, 4.4.5: at the end of the lease, no address is kept and
+	 * the client starts again from INIT. */
 	if (now_ms >= ls->expires_ms) {
 		log_warnx("the lease expired; removing its addresses and starting over");
 		state_drop_lease(cl, "EXPIRE");
@@ -138,7 +159,7 @@ void state_tick(struct client *cl, uint64_t now_ms)
 uint64_t state_next_wake(const struct client *cl)
 {
 	const struct lease_state *ls = &cl->lease;
-	uint64_t wake = cl->link_up ? cl->next_try_ms : UINT64_MAX;
+	uint64_t wake = cl->link_up && !cl->requesting ? cl->next_try_ms : UINT64_MAX;
 
 	if (ls->bound) {
 		if (ls->expires_ms < wake)

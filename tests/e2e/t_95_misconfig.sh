@@ -83,6 +83,11 @@ chmod 777 "$OPEN_DIR"
 expect_exit "client: world-writable state directory" 69 "writable by" "$NS" \
 	"$CLIENT_BIN" -f --state-dir "$OPEN_DIR" "${CLIENT_IF[1]}"
 
+# Out of descriptors (the loader needs one), its second socket fails: a
+# failed system call has a status of its own, not the 1 of a bare exit.
+expect_exit "client: a system call fails" 70 "rtnetlink: Too many open files" "$NS" \
+	prlimit --nofile=4 "$CLIENT_BIN" -f --state-dir "$E2E_TMP/c-70" "${CLIENT_IF[1]}"
+
 client_start 1
 client_wait_lease 1 || die "client 1 got no lease"
 expect_exit "client: already running" 72 "already runs on ${CLIENT_IF[1]}" "$NS" \

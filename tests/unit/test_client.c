@@ -9,9 +9,12 @@
 #include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "../../client/client.h"
 #include "../../common/clock.h"
@@ -34,6 +37,8 @@ static struct {
 	char file[WGD_MAX_MESSAGE + 64];
 	size_t file_len;
 	bool admin_route;     /* 10.55.0.0/24 is there already */
+	int connect_err;      /* what hub_connect() fails with; 0: it works */
+	int hub_end;          /* the hub's end of the last connection */
 	struct wgd_ip route_added[WGD_MAX_ROUTES * 2];
 	struct wgd_ip route_deleted[WGD_MAX_ROUTES * 2];
 } rec;
@@ -181,11 +186,25 @@ static ssize_t r_load(struct client *c, void *buf, size_t max)
 	return (ssize_t)rec.file_len;
 }
 
+/* A connection to the hub is a socket pair: the test plays the hub at
+ * rec.hub_end. */
+static int r_hub_connect(struct client *c)
+{
+	int sv[2];
+
+	(void)c;
+	if (rec.connect_err)
+		return -rec.connect_err;
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+	rec.hub_end = sv[1];
+	return sv[0];
+}
+
 static const struct client_sys sys_rec = {
 	.addr_add = r_addr_add, .addr_del = r_addr_del, .addr_list = r_addr_list,
 	.route_add = r_route_add, .route_del = r_route_del, .set_mtu = r_set_mtu,
 	.get_device = r_get_device, .hub_allowedips = r_hub, .resolvconf = r_resolvconf,
-	.hook = r_hook, .save = r_save, .load = r_load,
+	.hook = r_hook, .save = r_save, .load = r_load, .hub_connect = r_hub_connect,
 };
 
 static struct client cl;
@@ -199,6 +218,7 @@ static void log_quiet(const char *line, size_t len)
 static void setup(void)
 {
 	memset(&rec, 0, sizeof(rec));
+	rec.hub_end = -1;
 	memset(&cl, 0, sizeof(cl));
 	cl.sys = &sys_rec;
 	cl.ifname = "wgt0";
@@ -591,6 +611,156 @@ START_TEST(test_dns_and_strings)
 }
 END_TEST
 
+/* ---- the exchange, with the test as the hub ---- */
+
+/* What poll() would say of ex's descriptor now. */
+static short ready(const struct exchange *ex)
+{
+	struct pollfd pfd = { .fd = exchange_fd(ex), .events = exchange_events(ex) };
+
+	ck_assert_int_ge(poll(&pfd, 1, 0), 0);
+	return pfd.revents;
+}
+
+static void hub_send(const char *text)
+{
+	ck_assert_int_eq(write(rec.hub_end, text, strlen(text)), (ssize_t)strlen(text));
+}
+
+START_TEST(test_exchange_in_pieces)
+{
+	static struct exchange ex;
+	struct wgd_msg req;
+	char want[WGD_MAX_MESSAGE], got[WGD_MAX_MESSAGE];
+	ssize_t len;
+
+	exchange_init(&ex);
+	state_build_request(&cl, &req);
+	ck_assert_int_eq(exchange_start(&ex, &cl, &req, 1000, 3000), 0);
+	ck_assert_int_eq(ex.step, EXCHANGE_CONNECTING);
+	ck_assert_int_eq(exchange_events(&ex), POLLOUT);
+	ck_assert_uint_eq(exchange_wake(&ex), 4000);
+
+	/* Connected, the request goes out whole; then it waits to read. */
+	exchange_advance(&ex, ready(&ex), 1010);
+	ck_assert_int_eq(ex.step, EXCHANGE_RECEIVING);
+	ck_assert_int_eq(exchange_events(&ex), POLLIN);
+	len = wgd_serialize_request(&req, want, sizeof(want));
+	ck_assert_int_eq(read(rec.hub_end, got, sizeof(got)), len);
+	ck_assert_int_eq(memcmp(got, want, (size_t)len), 0);
+
+	/* Nothing to read yet: nothing changes. */
+	exchange_advance(&ex, ready(&ex), 1020);
+	ck_assert_int_eq(ex.step, EXCHANGE_RECEIVING);
+	/* A line cut in two, then the rest. */
+	hub_send("ip=10.90.0.");
+	exchange_advance(&ex, ready(&ex), 1030);
+	ck_assert_int_eq(ex.step, EXCHANGE_RECEIVING);
+	hub_send("7\nleasestart=0\nleasetime=60\nerrno=0\n\n");
+	exchange_advance(&ex, ready(&ex), 1040);
+	ck_assert_int_eq(ex.step, EXCHANGE_DONE);
+	ck_assert_int_eq(ex.result, 0);
+	ck_assert_int_eq(ex.fd, -1);
+	ck_assert_uint_eq(exchange_wake(&ex), 0);
+	ck_assert_ptr_nonnull(exchange_response(&ex));
+	ck_assert(exchange_response(&ex)->has_ip4);
+	ck_assert_uint_eq(exchange_response(&ex)->leasetime, 60);
+	ck_assert(state_take_response(&cl, &ex.req, exchange_response(&ex), 1000, 1040));
+	ck_assert(cl.lease.bound);
+	exchange_end(&ex);
+	ck_assert_int_eq(ex.step, EXCHANGE_IDLE);
+	ck_assert_int_eq(exchange_fd(&ex), -1);
+	ck_assert_uint_eq(exchange_wake(&ex), UINT64_MAX);
+	close(rec.hub_end);
+}
+END_TEST
+
+START_TEST(test_exchange_failures)
+{
+	static struct exchange ex;
+	struct wgd_msg req;
+	char got[WGD_MAX_MESSAGE];
+
+	exchange_init(&ex);
+	state_build_request(&cl, &req);
+
+	/* A hub that never answers: done at the deadline, not before. */
+	ck_assert_int_eq(exchange_start(&ex, &cl, &req, 1000, 3000), 0);
+	exchange_advance(&ex, ready(&ex), 1000);
+	exchange_advance(&ex, 0, 3999);
+	ck_assert_int_eq(ex.step, EXCHANGE_RECEIVING);
+	exchange_advance(&ex, 0, 4000);
+	ck_assert_int_eq(ex.step, EXCHANGE_DONE);
+	ck_assert_int_eq(ex.result, -ETIMEDOUT);
+	ck_assert_ptr_null(exchange_response(&ex));
+	close(rec.hub_end);
+
+	/* A hub that hangs up without an answer. */
+	ck_assert_int_eq(exchange_start(&ex, &cl, &req, 5000, 3000), 0);
+	exchange_advance(&ex, ready(&ex), 5000);
+	ck_assert_int_gt(read(rec.hub_end, got, sizeof(got)), 0);
+	close(rec.hub_end);
+	exchange_advance(&ex, ready(&ex), 5010);
+	ck_assert_int_eq(ex.result, -ECONNRESET);
+
+	/* A hub that sends what is no response. */
+	ck_assert_int_eq(exchange_start(&ex, &cl, &req, 6000, 3000), 0);
+	exchange_advance(&ex, ready(&ex), 6000);
+	hub_send("request_ip=1\n\n");
+	exchange_advance(&ex, ready(&ex), 6010);
+	ck_assert_int_eq(ex.step, EXCHANGE_DONE);
+	ck_assert_int_eq(ex.result, -EBADMSG);
+	close(rec.hub_end);
+
+	/* No connection at all: done at once, for the loop's next pass. */
+	rec.connect_err = ENETUNREACH;
+	ck_assert_int_eq(exchange_start(&ex, &cl, &req, 7000, 3000), -ENETUNREACH);
+	ck_assert_int_eq(ex.step, EXCHANGE_DONE);
+	ck_assert_int_eq(ex.result, -ENETUNREACH);
+	ck_assert_int_eq(exchange_fd(&ex), -1);
+	ck_assert_uint_eq(exchange_wake(&ex), 0);
+	exchange_end(&ex);
+}
+END_TEST
+
+/* Two exchanges at once, as the loop holds a lease's next to a long poll:
+ * each goes its own way. */
+START_TEST(test_exchanges_side_by_side)
+{
+	static struct exchange a, b;
+	struct wgd_msg req;
+	char got[WGD_MAX_MESSAGE];
+	int hub_a, hub_b;
+
+	exchange_init(&a);
+	exchange_init(&b);
+	state_build_request(&cl, &req);
+	ck_assert_int_eq(exchange_start(&a, &cl, &req, 1000, 3000), 0);
+	hub_a = rec.hub_end;
+	ck_assert_int_eq(exchange_start(&b, &cl, &req, 1000, 60000), 0);
+	hub_b = rec.hub_end;
+	exchange_advance(&a, ready(&a), 1000);
+	exchange_advance(&b, ready(&b), 1000);
+	ck_assert_int_gt(read(hub_a, got, sizeof(got)), 0);
+	ck_assert_int_gt(read(hub_b, got, sizeof(got)), 0);
+
+	rec.hub_end = hub_a;
+	hub_send("ip=10.90.0.7\nleasetime=60\nerrno=0\n\n");
+	exchange_advance(&a, ready(&a), 1100);
+	exchange_advance(&b, ready(&b), 1100);
+	ck_assert_int_eq(a.result, 0);
+	ck_assert_int_eq(a.step, EXCHANGE_DONE);
+	ck_assert_int_eq(b.step, EXCHANGE_RECEIVING);
+	exchange_advance(&b, 0, 4000);
+	ck_assert_int_eq(b.step, EXCHANGE_RECEIVING);
+	exchange_end(&a);
+	exchange_end(&b);
+	ck_assert_int_eq(b.step, EXCHANGE_IDLE);
+	close(hub_a);
+	close(hub_b);
+}
+END_TEST
+
 static Suite *client_suite(void)
 {
 	Suite *s = suite_create("client");
@@ -612,6 +782,9 @@ static Suite *client_suite(void)
 	tcase_add_test(tc, test_refused_hint_forgotten);
 	tcase_add_test(tc, test_leasefile_hub);
 	tcase_add_test(tc, test_dns_and_strings);
+	tcase_add_test(tc, test_exchange_in_pieces);
+	tcase_add_test(tc, test_exchange_failures);
+	tcase_add_test(tc, test_exchanges_side_by_side);
 	suite_add_tcase(s, tc);
 	return s;
 }
