@@ -171,7 +171,7 @@ static void handle_request(struct conn *c, const struct wgd_msg *req)
 	if (l)
 		journal_lease(e, l);
 	else if (renewal)
-		journal_release(e, c->pubkey, &c->change, 0);
+		journal_release(e, &c->change, 0);
 
 	/*
 	 * Grants and releases change what the device carries and are logged;
@@ -244,14 +244,19 @@ static void fail_committed(struct conn *c, int err)
 			poolset_reserve(e->pools, &c->change.add[i]);
 	/* Nothing of the change was made: what it gave up is still on the
 	 * peer, and back in the pools. */
-	if (c->change.n_del)
-		priv_update(c->pubkey, NULL, 0, c->change.del, c->change.n_del);
+	if (c->change.n_del) {
+		struct wgdev_change undo = c->change;
+		int undo_err;
+
+		undo.n_add = 0;
+		priv_update_batch(&undo, 1, &undo_err);
+	}
 	conn_respond_error(c, WGD_E_UNAVAILABLE);
 }
 
 /* Whether change adds an address that one of the n changes of batch removes. */
-static bool adds_removed(const struct priv_change *batch, size_t n,
-			 const struct lease_change *change)
+static bool adds_removed(const struct wgdev_change *batch, size_t n,
+			 const struct wgdev_change *change)
 {
 	for (size_t i = 0; i < change->n_add; i++)
 		for (size_t j = 0; j < n; j++)
@@ -290,7 +295,7 @@ void commit_round(struct engine *e)
 	 * acted upon, since acting on a failure sends changes of its own.
 	 */
 	while (c) {
-		struct priv_change batch[PRIV_BATCH];
+		struct wgdev_change batch[PRIV_BATCH];
 		struct conn *window = c, *end;
 		int err[PRIV_BATCH];
 		size_t n = 0;
@@ -306,11 +311,7 @@ void commit_round(struct engine *e)
 			 */
 			if (adds_removed(batch, n, &c->change))
 				break;
-			batch[n++] = (struct priv_change){
-				.pubkey = c->pubkey,
-				.add = c->change.add, .n_add = c->change.n_add,
-				.del = c->change.del, .n_del = c->change.n_del,
-			};
+			batch[n++] = c->change;
 		}
 		end = c;
 		priv_update_batch(batch, n, err);

@@ -121,6 +121,7 @@ static void ensure_auto_ll(struct wgdev *dev)
 	for (size_t i = 0; i < dev->n_peers; i++) {
 		struct wgdev_peer *peer = &dev->peers[i];
 		struct wgd_ip ll, *grown;
+		struct wgdev_change c;
 		bool present = false;
 		char kb[WG_KEY_B64_LEN], ib[WGD_IP_STRLEN];
 		int ret;
@@ -130,7 +131,10 @@ static void ensure_auto_ll(struct wgdev *dev)
 			present = wgd_ip_equal(&peer->allowedips[j], &ll);
 		if (present)
 			continue;
-		ret = priv_update(peer->pubkey, &ll, 1, NULL, 0);
+		memset(&c, 0, sizeof(c));
+		memcpy(c.pubkey, peer->pubkey, WG_KEY_LEN);
+		c.add[c.n_add++] = ll;
+		priv_update_batch(&c, 1, &ret);
 		if (ret) {
 			log_warnx("cannot add %s to peer %s: %s", fmt_ip(&ll, ib),
 				  fmt_key(peer->pubkey, kb), strerror(-ret));
@@ -172,9 +176,9 @@ void journal_lease(struct engine *e, const struct lease *l)
 	e->counters.journal_records++;
 }
 
-/* quarantine is the seconds the addresses are held back, or 0. */
-void journal_release(struct engine *e, const uint8_t *pubkey, const struct lease_change *c,
-		     uint32_t quarantine)
+/* The end of c's peer's lease, its addresses c's removals; quarantine is
+ * the seconds the addresses are held back, or 0. */
+void journal_release(struct engine *e, const struct wgdev_change *c, uint32_t quarantine)
 {
 	struct journal_record r = {
 		.type = JREC_RELEASE,
@@ -183,7 +187,7 @@ void journal_release(struct engine *e, const uint8_t *pubkey, const struct lease
 		.leasetime = quarantine,
 	};
 
-	memcpy(r.pubkey, pubkey, WG_KEY_LEN);
+	memcpy(r.pubkey, c->pubkey, WG_KEY_LEN);
 	for (size_t i = 0; i < c->n_del; i++) {
 		if (c->del[i].family == AF_INET) {
 			r.flags |= JREC_F_IP4;
@@ -204,62 +208,53 @@ void journal_release(struct engine *e, const uint8_t *pubkey, const struct lease
  */
 /*
  * Ends a lease in the table and the journal, and logs why; the device
- * change, the addresses to take off, goes to *c for end_on_device().
+ * change, the addresses to take off its peer, goes to *c for
+ * end_on_device().
  */
 static void end_lease(struct engine *e, struct lease *l, const char *why, bool quarantine,
-		      uint8_t pubkey[WG_KEY_LEN], struct lease_change *c)
+		      struct wgdev_change *c)
 {
 	char kb[WG_KEY_B64_LEN];
 
-	memcpy(pubkey, l->pubkey, WG_KEY_LEN);
 	if (quarantine)
 		lease_release_quarantine(e->leases, l, clock_boot_ms() / 1000 + cfg->quarantine, c);
 	else
 		lease_release(e->leases, l, c);
-	journal_release(e, pubkey, c, quarantine ? cfg->quarantine : 0);
+	journal_release(e, c, quarantine ? cfg->quarantine : 0);
 	if (quarantine)
 		log_info("peer %s: lease %s; its addresses are quarantined for %us",
-			 fmt_key(pubkey, kb), why, cfg->quarantine);
+			 fmt_key(c->pubkey, kb), why, cfg->quarantine);
 	else
-		log_info("peer %s: lease %s", fmt_key(pubkey, kb), why);
+		log_info("peer %s: lease %s", fmt_key(c->pubkey, kb), why);
 }
 
 /* Takes the addresses of n ended leases off the device, in one exchange
- * with the parent (n at most PRIV_BATCH). */
-static void end_on_device(const uint8_t (*pubkeys)[WG_KEY_LEN], const struct lease_change *c,
-			  size_t n)
+ * with the parent (n at most PRIV_BATCH). The empty changes are dropped
+ * from c first. */
+static void end_on_device(struct wgdev_change *c, size_t n)
 {
-	struct priv_change batch[PRIV_BATCH];
 	int err[PRIV_BATCH];
-	size_t m = 0, which[PRIV_BATCH];
+	size_t m = 0;
 	char kb[WG_KEY_B64_LEN];
 
-	for (size_t i = 0; i < n; i++) {
-		if (!c[i].n_add && !c[i].n_del)
-			continue;
-		batch[m] = (struct priv_change){
-			.pubkey = pubkeys[i],
-			.add = c[i].add, .n_add = c[i].n_add,
-			.del = c[i].del, .n_del = c[i].n_del,
-		};
-		which[m++] = i;
-	}
+	for (size_t i = 0; i < n; i++)
+		if (c[i].n_add || c[i].n_del)
+			c[m++] = c[i];
 	if (!m)
 		return;
-	priv_update_batch(batch, m, err);
+	priv_update_batch(c, m, err);
 	for (size_t j = 0; j < m; j++)
 		if (err[j] && err[j] != -ENOENT)
 			log_warnx("peer %s: cannot remove lease addresses: %s",
-				  fmt_key(pubkeys[which[j]], kb), strerror(-err[j]));
+				  fmt_key(c[j].pubkey, kb), strerror(-err[j]));
 }
 
 void release_lease(struct engine *e, struct lease *l, const char *why, bool quarantine)
 {
-	uint8_t pubkey[1][WG_KEY_LEN];
-	struct lease_change c;
+	struct wgdev_change c;
 
-	end_lease(e, l, why, quarantine, pubkey[0], &c);
-	end_on_device(pubkey, &c, 1);
+	end_lease(e, l, why, quarantine, &c);
+	end_on_device(&c, 1);
 }
 
 /* Takes in a device read: derived link-locals, the peer index, reservations. */
@@ -355,8 +350,7 @@ void load_route_pools(struct engine *e)
 static void expire_leases(struct engine *e)
 {
 	uint64_t now = clock_boot_ms() / 1000;
-	uint8_t pubkeys[PRIV_BATCH][WG_KEY_LEN];
-	struct lease_change c[PRIV_BATCH];
+	struct wgdev_change c[PRIV_BATCH];
 	struct lease *l;
 	size_t n;
 
@@ -364,10 +358,10 @@ static void expire_leases(struct engine *e)
 		for (n = 0; n < PRIV_BATCH && (l = lease_first_expiry(e->leases)) &&
 			    l->expires <= now; n++) {
 			e->counters.expiries++;
-			end_lease(e, l, "expired", false, pubkeys[n], &c[n]);
+			end_lease(e, l, "expired", false, &c[n]);
 		}
 		if (n)
-			end_on_device(pubkeys, c, n);
+			end_on_device(c, n);
 	} while (n == PRIV_BATCH);
 }
 
@@ -407,15 +401,14 @@ static void drop_departed_peers(struct engine *e)
 	lease_foreach(e->leases, collect_departed, &d);
 	for (size_t i = 0; i < d.n; i += PRIV_BATCH) {
 		size_t n = d.n - i < PRIV_BATCH ? d.n - i : PRIV_BATCH;
-		struct lease_change c[PRIV_BATCH] = { 0 };
-		uint8_t copy[WG_KEY_LEN]; /* d.keys has them already */
+		struct wgdev_change c[PRIV_BATCH] = { 0 };
 
 		for (size_t j = 0; j < n; j++) {
 			e->counters.departures++;
 			end_lease(e, lease_find(e->leases, d.keys[i + j]), "dropped: the peer is gone",
-				  true, copy, &c[j]);
+				  true, &c[j]);
 		}
-		end_on_device((const uint8_t (*)[WG_KEY_LEN])(d.keys + i), c, n);
+		end_on_device(c, n);
 	}
 	free(d.keys);
 }

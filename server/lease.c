@@ -259,7 +259,14 @@ static void lease_assign(struct lease_table *lt, struct lease *l, const struct l
 	heap_update(lt, l);
 }
 
-static void change_del(struct lease_change *c, int family, const void *addr)
+/* An empty change of the peer's allowed-IPs. */
+static void change_init(struct wgdev_change *c, const uint8_t pubkey[WG_KEY_LEN])
+{
+	memset(c, 0, sizeof(*c));
+	memcpy(c->pubkey, pubkey, WG_KEY_LEN);
+}
+
+static void change_del(struct wgdev_change *c, int family, const void *addr)
 {
 	struct wgd_ip *ip = &c->del[c->n_del++];
 
@@ -269,16 +276,16 @@ static void change_del(struct lease_change *c, int family, const void *addr)
 		wgd_ip_host6(ip, addr);
 }
 
-static void change_add(struct lease_change *c, const struct wgd_ip *ip)
+static void change_add(struct wgdev_change *c, const struct wgd_ip *ip)
 {
 	c->add[c->n_add++] = *ip;
 }
 
-void lease_release(struct lease_table *lt, struct lease *l, struct lease_change *change)
+void lease_release(struct lease_table *lt, struct lease *l, struct wgdev_change *change)
 {
 	struct wgd_ip ip;
 
-	memset(change, 0, sizeof(*change));
+	change_init(change, l->pubkey);
 	if (l->has_ip4) {
 		wgd_ip_host4(&ip, &l->ip4);
 		poolset_put(lt->pools, &ip);
@@ -384,7 +391,7 @@ static bool answer_as_is(const struct lease_table *lt, struct lease *l,
 int lease_request(struct lease_table *lt, const uint8_t pubkey[WG_KEY_LEN],
 		  const struct in6_addr *lladdr, const struct wgd_msg *req,
 		  uint32_t leasetime, const struct lease_clock *now,
-		  struct wgd_msg *resp, struct lease_change *change)
+		  struct wgd_msg *resp, struct wgdev_change *change)
 {
 	uint32_t hash = key_hash(lt, pubkey);
 	struct wgd_ip held4, held6, got4, got6;
@@ -403,7 +410,7 @@ int lease_request(struct lease_table *lt, const uint8_t pubkey[WG_KEY_LEN],
 		__builtin_prefetch(&lt->leases[lt->free_head], 1);
 	l = lease_lookup(lt, pubkey, hash);
 
-	memset(change, 0, sizeof(*change));
+	change_init(change, pubkey);
 	if (!l && (req->has_ip4 || req->has_ip6)) {
 		l = lease_insert(lt, pubkey, hash);
 		if (!l)
@@ -564,9 +571,9 @@ int lease_quarantine_addr(struct lease_table *lt, const struct wgd_ip *addr, uin
 }
 
 void lease_release_quarantine(struct lease_table *lt, struct lease *l, uint64_t until,
-			      struct lease_change *change)
+			      struct wgdev_change *change)
 {
-	memset(change, 0, sizeof(*change));
+	change_init(change, l->pubkey);
 	if (l->has_ip4)
 		change_del(change, AF_INET, &l->ip4);
 	if (l->has_ip6)

@@ -55,12 +55,6 @@ struct lease *lease_first_expiry(const struct lease_table *lt);
 void lease_foreach(const struct lease_table *lt,
 		   void (*cb)(const struct lease *l, void *ctx), void *ctx);
 
-/* What a decision changed: allowed-IPs to add to and remove from the peer. */
-struct lease_change {
-	size_t n_add, n_del;
-	struct wgd_ip add[2], del[2];
-};
-
 struct lease_clock {
 	uint32_t real;             /* CLOCK_REALTIME seconds */
 	uint64_t boot;             /* CLOCK_BOOTTIME seconds */
@@ -70,7 +64,9 @@ struct lease_clock {
  * Answers a request_ip from the peer: keeps, grants or releases an address
  * per family as the request asks, records the lease, and fills the response's
  * ip=, leasestart=, leasetime= and errno= fields (not routes). The change
- * lists what the device must be told. On -ENOMEM nothing was changed.
+ * lists what the device must be told: the allowed-IPs to add to the peer
+ * and to remove from it, one address a family at most, so two of each. On
+ * -ENOMEM nothing was changed.
  *
  * A peer that asks for the lease it holds (each family it holds, each
  * address or any, and nothing else) before LEASE_REPEAT_PERCENT of the
@@ -87,11 +83,11 @@ struct lease_clock {
 int lease_request(struct lease_table *lt, const uint8_t pubkey[WG_KEY_LEN],
 		  const struct in6_addr *lladdr, const struct wgd_msg *req,
 		  uint32_t leasetime, const struct lease_clock *now,
-		  struct wgd_msg *resp, struct lease_change *change);
+		  struct wgd_msg *resp, struct wgdev_change *change);
 
 /* Removes a lease, returning its addresses to the pools; change lists the
- * allowed-IPs to remove. */
-void lease_release(struct lease_table *lt, struct lease *l, struct lease_change *change);
+ * allowed-IPs to remove from its peer. */
+void lease_release(struct lease_table *lt, struct lease *l, struct wgdev_change *change);
 
 /*
  * Adds a lease as it was recorded (start-up from a journal). The addresses
@@ -117,7 +113,7 @@ void lease_forget(struct lease_table *lt, const uint8_t pubkey[WG_KEY_LEN]);
  * addresses whose time is up and says how many.
  */
 void lease_release_quarantine(struct lease_table *lt, struct lease *l, uint64_t until,
-			      struct lease_change *change);
+			      struct wgdev_change *change);
 int lease_quarantine_addr(struct lease_table *lt, const struct wgd_ip *addr, uint64_t until);
 size_t lease_quarantine_expire(struct lease_table *lt, uint64_t now);
 /* The earliest end of a quarantine, or UINT64_MAX. */

@@ -142,7 +142,7 @@ out:
 	return 0;
 }
 
-int priv_update_batch(const struct priv_change *c, size_t n, int *err)
+int priv_update_batch(const struct wgdev_change *c, size_t n, int *err)
 {
 	struct priv_updates *req;
 	union priv_msg *m = NULL;
@@ -157,16 +157,17 @@ int priv_update_batch(const struct priv_change *c, size_t n, int *err)
 	if (!ret && n > PRIV_BATCH)
 		ret = -E2BIG;
 	for (size_t i = 0; !ret && i < n; i++) {
-		struct priv_update *u = &req->u[i];
+		struct wgdev_change *u = &req->u[i];
 
-		if (c[i].n_add > PRIV_MAX_CHANGE || c[i].n_del > PRIV_MAX_CHANGE) {
+		if (c[i].n_add > WGDEV_CHANGE_MAX || c[i].n_del > WGDEV_CHANGE_MAX) {
 			ret = -E2BIG;
 			break;
 		}
-		u->type = PRIV_UPDATE;
+		/* Into the zeroed message entry by entry: the pad goes zero,
+		 * as the parent checks, and so do the entries past the counts. */
 		memcpy(u->pubkey, c[i].pubkey, WG_KEY_LEN);
-		u->n_add = (uint8_t)c[i].n_add;
-		u->n_del = (uint8_t)c[i].n_del;
+		u->n_add = c[i].n_add;
+		u->n_del = c[i].n_del;
 		for (size_t j = 0; j < c[i].n_add; j++)
 			wgdev_allowedip_canon(&u->add[j], &c[i].add[j]);
 		for (size_t j = 0; j < c[i].n_del; j++)
@@ -190,17 +191,6 @@ int priv_update_batch(const struct priv_change *c, size_t n, int *err)
 	free(req);
 	free(m);
 	return ret;
-}
-
-int priv_update(const uint8_t pubkey[WG_KEY_LEN], const struct wgd_ip *add, size_t n_add,
-		const struct wgd_ip *del, size_t n_del)
-{
-	struct priv_change c = { .pubkey = pubkey, .add = add, .n_add = n_add,
-				 .del = del, .n_del = n_del };
-	int err;
-
-	priv_update_batch(&c, 1, &err);
-	return err;
 }
 
 /* ---- the parent's side ---- */
@@ -242,14 +232,19 @@ static bool is_own(const struct priv_rules *r, const struct wgd_ip *ip)
 	return false;
 }
 
-/* The layout of a PRIV_UPDATE, before any rule. */
-static bool update_well_formed(const void *msg, size_t len)
-{
-	const struct priv_update *u = msg;
+/*
+ * A change crosses as the device API's struct. Its padding is explicit, so
+ * that the parent can check it is zero: no room the compiler added.
+ */
+_Static_assert(sizeof(struct wgdev_change) ==
+		       WG_KEY_LEN + 4 + 2 * WGDEV_CHANGE_MAX * sizeof(struct wgd_ip),
+	       "struct wgdev_change has implicit padding");
+_Static_assert(offsetof(struct priv_updates, u) == 8, "struct priv_updates has implicit padding");
 
-	if (len != sizeof(*u) || u->type != PRIV_UPDATE)
-		return false;
-	if (u->n_add > PRIV_MAX_CHANGE || u->n_del > PRIV_MAX_CHANGE ||
+/* The layout of one change, before any rule. */
+static bool change_well_formed(const struct wgdev_change *u)
+{
+	if (u->n_add > WGDEV_CHANGE_MAX || u->n_del > WGDEV_CHANGE_MAX ||
 	    !is_zero(u->pad, sizeof(u->pad)) || wgkey_is_zero(u->pubkey))
 		return false;
 	for (size_t i = 0; i < u->n_add; i++)
@@ -261,14 +256,13 @@ static bool update_well_formed(const void *msg, size_t len)
 	return true;
 }
 
-int priv_check_update(const void *msg, size_t len, const struct priv_rules *r,
-		      const struct wgview *view, struct priv_update *out)
+int priv_check_update(const struct wgdev_change *u, const struct priv_rules *r,
+		      const struct wgview *view, struct wgdev_change *out)
 {
-	const struct priv_update *u = msg;
 	const struct wgd_ip *pool;
 	struct wgd_ip ll;
 
-	if (!update_well_formed(msg, len))
+	if (!change_well_formed(u))
 		return -EINVAL;
 	if (!wgview_has_peer(view, u->pubkey))
 		return -ENOENT;
@@ -297,7 +291,7 @@ int priv_check_update(const void *msg, size_t len, const struct priv_rules *r,
 		if (wgview_holds(view, u->pubkey, d))
 			out->del[out->n_del++] = *d;
 	}
-	memset(out->del + out->n_del, 0, (PRIV_MAX_CHANGE - out->n_del) * sizeof(out->del[0]));
+	memset(out->del + out->n_del, 0, (WGDEV_CHANGE_MAX - out->n_del) * sizeof(out->del[0]));
 	return 0;
 }
 
@@ -522,8 +516,6 @@ static const char *refusal(int err)
 	}
 }
 
-_Static_assert(PRIV_MAX_CHANGE <= WGDEV_CHANGE_MAX, "a change must fit a struct wgdev_change");
-
 /*
  * Checks each change of a PRIV_UPDATES message of len bytes against the
  * rules, all of them against the device as it was before the batch, makes
@@ -533,8 +525,7 @@ static int serve_updates(int fd, struct wgctl *wg, struct pool_cache *pc, struct
 			 const struct priv_updates *m, size_t len)
 {
 	struct priv_result res = { .type = PRIV_RESULT };
-	struct priv_update *ok = NULL;
-	struct wgdev_change u[PRIV_BATCH];
+	struct wgdev_change ok[PRIV_BATCH];
 	int dev_err[PRIV_BATCH], ret;
 	size_t which[PRIV_BATCH], n_dev = 0;
 	const struct wgview *view = NULL;
@@ -545,23 +536,18 @@ static int serve_updates(int fd, struct wgctl *wg, struct pool_cache *pc, struct
 		return -EPROTO;
 	/* Malformed: the engine is not what was started. */
 	for (size_t i = 0; i < m->n; i++)
-		if (!update_well_formed(&m->u[i], sizeof(m->u[i])))
+		if (!change_well_formed(&m->u[i]))
 			return -EPROTO;
 	res.n = m->n;
 	ret = pool_cache_get(pc, &rules);
 	if (!ret)
 		ret = wg ? wgctl_view(wg, &view) : -ENODEV;
-	if (!ret) {
-		ok = malloc(m->n * sizeof(*ok));
-		if (!ok)
-			ret = -ENOMEM;
-	}
 	for (size_t i = 0; i < m->n; i++) {
-		const struct priv_update *up = &m->u[i];
+		const struct wgdev_change *up = &m->u[i];
 		const char *why;
 		uint32_t more;
 
-		res.err[i] = ret ? ret : priv_check_update(up, sizeof(*up), &rules, view, &ok[i]);
+		res.err[i] = ret ? ret : priv_check_update(up, &rules, view, &ok[n_dev]);
 		why = refusal(res.err[i]);
 		if (why && ratelimit_pass(rl, up->pubkey, WG_KEY_LEN, (unsigned)-res.err[i],
 					  clock_boot_ms(), &more)) {
@@ -574,22 +560,14 @@ static int serve_updates(int fd, struct wgctl *wg, struct pool_cache *pc, struct
 			else
 				log_warnx("refused the engine's change to peer %s: %s", kb, why);
 		}
-		if (res.err[i])
-			continue;
-		memset(&u[n_dev], 0, sizeof(u[n_dev]));
-		memcpy(u[n_dev].pubkey, ok[i].pubkey, WG_KEY_LEN);
-		memcpy(u[n_dev].add, ok[i].add, ok[i].n_add * sizeof(ok[i].add[0]));
-		u[n_dev].n_add = ok[i].n_add;
-		memcpy(u[n_dev].del, ok[i].del, ok[i].n_del * sizeof(ok[i].del[0]));
-		u[n_dev].n_del = ok[i].n_del;
-		which[n_dev++] = i;
+		if (!res.err[i])
+			which[n_dev++] = i;
 	}
 	/* Made in order, each seeing the earlier ones (wgctl.h). */
 	if (n_dev)
-		wgctl_allowedips_update_batch(wg, u, n_dev, dev_err);
+		wgctl_allowedips_update_batch(wg, ok, n_dev, dev_err);
 	for (size_t j = 0; j < n_dev; j++)
 		res.err[which[j]] = dev_err[j];
-	free(ok);
 	return priv_send(fd, &res, offsetof(struct priv_result, err) + res.n * sizeof(res.err[0]));
 }
 

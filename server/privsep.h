@@ -25,13 +25,11 @@
  * type, and each address before acting on it.
  */
 
-#define PRIV_MAX_CHANGE 2       /* a lease holds one address per family */
 #define PRIV_BATCH 64           /* changes per PRIV_UPDATES message */
 #define PRIV_DEV_BYTES 32768    /* peers' bytes per device-stream message */
 
 enum priv_type {
 	PRIV_GET_DEVICE = 1,    /* engine -> parent */
-	PRIV_UPDATE,            /* one change, inside PRIV_UPDATES */
 	PRIV_RESULT,            /* parent -> engine, answers PRIV_UPDATES */
 	PRIV_DEV_PEERS,         /* parent -> engine, the device stream */
 	PRIV_DEV_END,           /* parent -> engine, closes the stream */
@@ -42,25 +40,18 @@ struct priv_get_device {
 	uint32_t type;
 };
 
-struct priv_update {
-	uint32_t type;
-	uint8_t pubkey[WG_KEY_LEN];
-	uint8_t n_add, n_del;
-	uint8_t pad[2];
-	struct wgd_ip add[PRIV_MAX_CHANGE];
-	struct wgd_ip del[PRIV_MAX_CHANGE];
-};
-
 /*
  * Changes travel in batches: one message of n (1 to PRIV_BATCH) changes,
  * made by the parent as one device operation where it can, and one answer
  * with an outcome per change. Sent change by change, the parent would wake
- * for the first and take it alone.
+ * for the first and take it alone. Each change is the device API's own
+ * struct wgdev_change (wgdev.h), fixed-size and free of pointers: it
+ * crosses as it is, its pad and the entries past n_add and n_del zero.
  */
 struct priv_updates {
 	uint32_t type;
 	uint32_t n;
-	struct priv_update u[PRIV_BATCH];   /* n of them are sent */
+	struct wgdev_change u[PRIV_BATCH];  /* n of them are sent */
 };
 
 struct priv_result {
@@ -104,20 +95,15 @@ struct priv_dev_end {
 /* The channel to the parent; set once after the fork. */
 void priv_engine_init(int fd);
 int priv_get_device(struct wgdev **out);
-int priv_update(const uint8_t pubkey[WG_KEY_LEN], const struct wgd_ip *add, size_t n_add,
-		const struct wgd_ip *del, size_t n_del);
-/* One change for priv_update_batch(). */
-struct priv_change {
-	const uint8_t *pubkey;
-	const struct wgd_ip *add, *del;
-	size_t n_add, n_del;
-};
 /*
  * Up to PRIV_BATCH changes in one exchange, each with its outcome in
- * err[i]. The return value is 0, or the error that kept the exchange from
- * happening (then every err[i] is that error).
+ * err[i]; a single change is a batch of one. The addresses go in canonical
+ * form (wgdev_allowedip_canon()). The return value is 0, or the error that
+ * kept the exchange from happening (then every err[i] is that error):
+ * -E2BIG for more than PRIV_BATCH changes or more than WGDEV_CHANGE_MAX
+ * entries a side.
  */
-int priv_update_batch(const struct priv_change *c, size_t n, int *err);
+int priv_update_batch(const struct wgdev_change *c, size_t n, int *err);
 
 /* ---- the parent's side ---- */
 
@@ -147,8 +133,8 @@ struct priv_rules {
 };
 
 /*
- * Checks one PRIV_UPDATE of len bytes. The rules, each of which holds
- * whatever the engine sends:
+ * Checks one change of a PRIV_UPDATES message. The rules, each of which
+ * holds whatever the engine sends:
  *
  *  - An address the pools lease is a host (/32 or /128) inside a pool that
  *    the pool leases by the engine's own rule, pool_prefix_leases(): not
@@ -172,12 +158,14 @@ struct priv_rules {
  * first takes it from that peer. The engine sends such a pair in two.
  *
  * Returns 0 with *out the change to make, -EINVAL for a malformed change
- * (the engine is not what was started), -EPERM for an address outside the
+ * (more than WGDEV_CHANGE_MAX entries a side, padding that is not zero, an
+ * all-zero key, an address that is not a canonical /32 or /128: the engine
+ * is not what was started), -EPERM for an address outside the
  * rules, -EEXIST for an addition another peer holds, -ENOENT for a peer not
  * on the device. Pure, for tests.
  */
-int priv_check_update(const void *msg, size_t len, const struct priv_rules *r,
-		      const struct wgview *view, struct priv_update *out);
+int priv_check_update(const struct wgdev_change *c, const struct priv_rules *r,
+		      const struct wgview *view, struct wgdev_change *out);
 
 /* Whether a direct route on the interface is a pool: not link-local, not
  * multicast, not a default route. The engine and the parent agree on it. */

@@ -254,10 +254,12 @@ static void reconcile_lease(const struct lease *l, void *ctx)
 	const struct reconcile_ctx *rc = ctx;
 	struct wgdev *dev = rc->dev;
 	struct wgdev_peer *peer;
-	struct wgd_ip want[2], add[2];
+	struct wgd_ip want[2];
+	struct wgdev_change c = { 0 };
 	size_t pos;
-	size_t n_want = 0, n_add = 0;
+	size_t n_want = 0;
 	char kb[WG_KEY_B64_LEN], ab[WGD_IP_STRLEN];
+	int ret;
 
 	pos = peer_index_find_key(rc->peers, l->pubkey);
 	if (pos == SIZE_MAX)
@@ -269,13 +271,14 @@ static void reconcile_lease(const struct lease *l, void *ctx)
 		wgd_ip_host6(&want[n_want++], &l->ip6);
 	for (size_t i = 0; i < n_want; i++)
 		if (!peer_has_ip(peer, &want[i]))
-			add[n_add++] = want[i];
-	if (!n_add)
+			c.add[c.n_add++] = want[i];
+	if (!c.n_add)
 		return;
-	int ret = priv_update(l->pubkey, add, n_add, NULL, 0);
-	for (size_t i = 0; i < n_add; i++)
+	memcpy(c.pubkey, l->pubkey, WG_KEY_LEN);
+	priv_update_batch(&c, 1, &ret);
+	for (size_t i = 0; i < c.n_add; i++)
 		log_info("reconcile: peer %s: %s %s", fmt_key(l->pubkey, kb),
-			 ret ? "cannot re-add" : "re-added", fmt_ip(&add[i], ab));
+			 ret ? "cannot re-add" : "re-added", fmt_ip(&c.add[i], ab));
 }
 
 /*
@@ -298,8 +301,10 @@ static void reconcile(struct engine *e, struct wgdev *dev, struct lease_table *g
 		const struct wgdev_peer *peer = &dev->peers[i];
 		const struct lease *g = lease_find(gone, peer->pubkey);
 		const struct lease *l = lease_find(e->leases, peer->pubkey);
-		struct wgd_ip stale[2], del[2];
-		size_t n_stale = 0, n_del = 0;
+		struct wgd_ip stale[2];
+		struct wgdev_change c = { 0 };
+		size_t n_stale = 0;
+		int ret;
 
 		if (!g)
 			continue;
@@ -309,13 +314,14 @@ static void reconcile(struct engine *e, struct wgdev *dev, struct lease_table *g
 			wgd_ip_host6(&stale[n_stale++], &g->ip6);
 		for (size_t j = 0; j < n_stale; j++)
 			if (peer_has_ip(peer, &stale[j]))
-				del[n_del++] = stale[j];
-		if (!n_del)
+				c.del[c.n_del++] = stale[j];
+		if (!c.n_del)
 			continue;
-		int ret = priv_update(peer->pubkey, NULL, 0, del, n_del);
-		for (size_t j = 0; j < n_del; j++)
+		memcpy(c.pubkey, peer->pubkey, WG_KEY_LEN);
+		priv_update_batch(&c, 1, &ret);
+		for (size_t j = 0; j < c.n_del; j++)
 			log_info("reconcile: peer %s: %s stale %s", fmt_key(peer->pubkey, kb),
-				 ret ? "cannot remove" : "removed", fmt_ip(&del[j], ab));
+				 ret ? "cannot remove" : "removed", fmt_ip(&c.del[j], ab));
 	}
 }
 

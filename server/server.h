@@ -81,7 +81,7 @@ struct conn {
 	bool ctl;                     /* a status query on the control socket */
 	bool watched;                 /* registered with epoll */
 	char *big_out;                /* a status reply, instead of out[] */
-	struct lease_change change;   /* for the device, once committed */
+	struct wgdev_change change;   /* for the device, once committed */
 	struct conn *commit_next;
 	int commit_err;               /* how the device took the change */
 	size_t out_len, out_off;
@@ -198,8 +198,7 @@ void __attribute__((format(printf, 5, 6)))
 peer_log(struct engine *e, void (*out)(const char *, ...), const uint8_t *key,
 	 enum log_cause cause, const char *fmt, ...);
 void journal_lease(struct engine *e, const struct lease *l);
-void journal_release(struct engine *e, const uint8_t *pubkey, const struct lease_change *c,
-		     uint32_t quarantine);
+void journal_release(struct engine *e, const struct wgdev_change *c, uint32_t quarantine);
 void release_lease(struct engine *e, struct lease *l, const char *why, bool quarantine);
 int index_device(struct engine *e, struct wgdev *dev);
 int refresh_device(struct engine *e);

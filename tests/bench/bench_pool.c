@@ -323,7 +323,7 @@ static int grant(struct lease_table *lt, const uint8_t *key, size_t seq)
 	const struct wgd_msg req = request_both();
 	struct lease_clock now = { .real = 1700000000u + (uint32_t)(seq / 1000),
 				   .boot = 1000 + seq / 1000 };
-	struct lease_change change;
+	struct wgdev_change change;
 
 	if (lease_request(lt, key, &lladdr, &req, LEASE_TIME, &now, &resp, &change) ||
 	    change.n_add != 2)
@@ -359,7 +359,7 @@ static int bench_leases(void)
 	struct mem base = mem_now(NULL, NULL), m;
 	struct poolset *ps = pools_of("10.0.0.0/8", "fd00:1:2:3::/64");
 	struct lease_table *lt = lease_table_new(ps);
-	struct lease_change change;
+	struct wgdev_change change;
 	struct lease *l;
 	size_t seq = 0;
 
@@ -401,7 +401,7 @@ static int bench_churn(void)
 	struct mem base, before, m;
 	struct poolset *ps;
 	struct lease_table *lt;
-	struct lease_change change;
+	struct wgdev_change change;
 	size_t seq = 0, quarter_ops = 0;
 	double quarter_ns = 0;
 

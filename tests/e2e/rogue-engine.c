@@ -129,28 +129,24 @@ static int steal_channel(pid_t pid)
 	return found >= 0 ? found : -ENOENT;
 }
 
-/* Parses KEY:+A,-B,... into c, its addresses in add and del. */
-static int parse_change(char *arg, uint8_t key[WG_KEY_LEN], struct wgd_ip add[2],
-			struct wgd_ip del[2], struct priv_change *c)
+/* Parses KEY:+A,-B,... into c. */
+static int parse_change(char *arg, struct wgdev_change *c)
 {
 	char *colon = strchr(arg, ':'), *tok, *save = NULL;
 
 	if (!colon)
 		return -EINVAL;
 	*colon = '\0';
-	if (wgkey_from_base64(key, arg))
-		return -EINVAL;
 	memset(c, 0, sizeof(*c));
-	c->pubkey = key;
-	c->add = add;
-	c->del = del;
+	if (wgkey_from_base64(c->pubkey, arg))
+		return -EINVAL;
 	for (tok = strtok_r(colon + 1, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
 		struct wgd_ip *ip;
 
-		if (tok[0] == '+' && c->n_add < 2)
-			ip = &add[c->n_add++];
-		else if (tok[0] == '-' && c->n_del < 2)
-			ip = &del[c->n_del++];
+		if (tok[0] == '+' && c->n_add < WGDEV_CHANGE_MAX)
+			ip = &c->add[c->n_add++];
+		else if (tok[0] == '-' && c->n_del < WGDEV_CHANGE_MAX)
+			ip = &c->del[c->n_del++];
 		else
 			return -EINVAL;
 		if (wgd_ip_parse(ip, tok + 1, strlen(tok + 1), false))
@@ -161,9 +157,7 @@ static int parse_change(char *arg, uint8_t key[WG_KEY_LEN], struct wgd_ip add[2]
 
 int main(int argc, char *argv[])
 {
-	uint8_t keys[PRIV_BATCH][WG_KEY_LEN];
-	struct wgd_ip add[PRIV_BATCH][2], del[PRIV_BATCH][2];
-	struct priv_change c[PRIV_BATCH];
+	struct wgdev_change c[PRIV_BATCH];
 	int err[PRIV_BATCH], fd = -1, ret;
 	size_t n = 0;
 	pid_t pid;
@@ -177,7 +171,7 @@ int main(int argc, char *argv[])
 	/* A parent that neither answers nor goes away must not hang a test. */
 	alarm(10);
 	for (int i = 2; i < argc; i++, n++) {
-		if (parse_change(argv[i], keys[n], add[n], del[n], &c[n])) {
+		if (parse_change(argv[i], &c[n])) {
 			fprintf(stderr, "rogue-engine: bad change %s\n", argv[i]);
 			return 1;
 		}

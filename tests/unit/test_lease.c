@@ -64,7 +64,7 @@ static struct wgd_msg req_any(bool v4, bool v6)
 }
 
 static int ask(unsigned peer, const struct wgd_msg *req, uint64_t boot, struct wgd_msg *resp,
-	       struct lease_change *c)
+	       struct wgdev_change *c)
 {
 	struct lease_clock now = { .real = 1700000000 + (uint32_t)boot, .boot = boot };
 	uint8_t key[WG_KEY_LEN];
@@ -77,8 +77,9 @@ static int ask(unsigned peer, const struct wgd_msg *req, uint64_t boot, struct w
 START_TEST(grant_both_families)
 {
 	struct wgd_msg req = req_any(true, true), resp;
-	struct lease_change c;
+	struct wgdev_change c;
 	struct wgd_ip p4 = prefix("10.0.0.0/24"), p6 = prefix("fd00::/64");
+	uint8_t key[WG_KEY_LEN];
 
 	ck_assert_int_eq(ask(1, &req, 100, &resp, &c), 0);
 	ck_assert(resp.has_ip4 && resp.has_ip6);
@@ -89,8 +90,13 @@ START_TEST(grant_both_families)
 	ck_assert_uint_eq(resp.ip6.cidr, 128);
 	ck_assert_uint_eq(resp.leasetime, 60);
 	ck_assert_uint_eq(resp.leasestart, 1700000100);
+	/* The change is the peer's, its additions the addresses granted. */
+	key_of(key, 1);
+	ck_assert_mem_eq(c.pubkey, key, WG_KEY_LEN);
 	ck_assert_uint_eq(c.n_add, 2);
 	ck_assert_uint_eq(c.n_del, 0);
+	ck_assert(wgd_ip_equal(&c.add[0], &resp.ip4));
+	ck_assert(wgd_ip_equal(&c.add[1], &resp.ip6));
 	ck_assert(!poolset_is_free(ps, &resp.ip4));
 	ck_assert_uint_eq(lease_count(lt), 1);
 }
@@ -99,7 +105,7 @@ END_TEST
 START_TEST(renewal_keeps_addresses_and_changes_nothing)
 {
 	struct wgd_msg req = req_any(true, true), resp, again;
-	struct lease_change c;
+	struct wgdev_change c;
 
 	ck_assert_int_eq(ask(1, &req, 100, &resp, &c), 0);
 	req.ip4 = resp.ip4;
@@ -129,7 +135,7 @@ START_TEST(repeat_before_t1_answered_as_it_stands)
 {
 	struct wgd_msg req = req_any(true, true), any = req, only4 = req_any(true, false);
 	struct wgd_msg resp, again;
-	struct lease_change c;
+	struct wgdev_change c;
 
 	ck_assert_int_eq(ask(1, &req, 100, &resp, &c), 0);
 	req.ip4 = resp.ip4;
@@ -176,7 +182,7 @@ END_TEST
 START_TEST(requested_address_granted_when_free)
 {
 	struct wgd_msg req = req_any(true, false), resp;
-	struct lease_change c;
+	struct wgdev_change c;
 
 	req.ip4 = prefix("10.0.0.77/32");
 	ck_assert_int_eq(ask(1, &req, 1, &resp, &c), 0);
@@ -199,7 +205,7 @@ END_TEST
 START_TEST(taken_address_not_given_twice)
 {
 	struct wgd_msg req = req_any(true, false), r1, r2;
-	struct lease_change c;
+	struct wgdev_change c;
 
 	req.ip4 = prefix("10.0.0.9/32");
 	ck_assert_int_eq(ask(1, &req, 1, &r1, &c), 0);
@@ -214,7 +220,7 @@ END_TEST
 START_TEST(release_all_and_one_family)
 {
 	struct wgd_msg req = req_any(true, true), resp;
-	struct lease_change c;
+	struct wgdev_change c;
 	struct wgd_ip ip4, ip6;
 
 	ck_assert_int_eq(ask(1, &req, 1, &resp, &c), 0);
@@ -251,7 +257,7 @@ START_TEST(exhausted_family_is_errno_3)
 	struct wgd_ip one = prefix("10.9.0.5/32"), p6 = prefix("fd09::/64");
 	struct lease_clock now = { 1, 1 };
 	struct wgd_msg req = req_any(true, true), resp;
-	struct lease_change c;
+	struct wgdev_change c;
 	uint8_t k1[WG_KEY_LEN], k2[WG_KEY_LEN];
 
 	ck_assert_int_eq(poolset_add(small, &one), 0);
@@ -274,7 +280,7 @@ END_TEST
 START_TEST(quarantine_holds_addresses_back)
 {
 	struct wgd_msg req = req_any(true, true), resp;
-	struct lease_change c;
+	struct wgdev_change c;
 	uint8_t key[WG_KEY_LEN];
 	struct wgd_ip ip4, ip6;
 
@@ -283,6 +289,8 @@ START_TEST(quarantine_holds_addresses_back)
 	ip6 = resp.ip6;
 	key_of(key, 1);
 	lease_release_quarantine(lt, lease_find(lt, key), 100, &c);
+	ck_assert_mem_eq(c.pubkey, key, WG_KEY_LEN);
+	ck_assert_uint_eq(c.n_add, 0);
 	ck_assert_uint_eq(c.n_del, 2);
 	ck_assert_uint_eq(lease_count(lt), 0);
 	ck_assert_uint_eq(lease_quarantine_count(lt), 2);
@@ -342,7 +350,7 @@ END_TEST
 START_TEST(address_outside_pools_is_not_renewed)
 {
 	struct wgd_msg req = req_any(true, false), resp;
-	struct lease_change c;
+	struct wgdev_change c;
 	struct wgd_ip p4 = prefix("10.0.0.0/24"), p5 = prefix("10.5.0.0/24");
 
 	ck_assert_int_eq(ask(1, &req, 1, &resp, &c), 0);
@@ -360,7 +368,7 @@ END_TEST
 START_TEST(many_peers_unique_and_expiry_order)
 {
 	struct wgd_msg req = req_any(true, true), resp;
-	struct lease_change c;
+	struct wgdev_change c;
 	uint8_t key[WG_KEY_LEN];
 	uint32_t seen[256] = { 0 };
 
@@ -378,6 +386,7 @@ START_TEST(many_peers_unique_and_expiry_order)
 	for (unsigned i = 0; i < 200; i += 2) {
 		key_of(key, i);
 		lease_release(lt, lease_find(lt, key), &c);
+		ck_assert_mem_eq(c.pubkey, key, WG_KEY_LEN);
 		ck_assert_uint_eq(c.n_del, 2);
 	}
 	for (unsigned i = 0; i < 200; i++) {
@@ -400,7 +409,7 @@ END_TEST
 START_TEST(reserve_ahead)
 {
 	struct wgd_msg req = req_any(true, false), resp;
-	struct lease_change c;
+	struct wgdev_change c;
 	uint8_t key[WG_KEY_LEN];
 	size_t mem;
 
@@ -465,7 +474,7 @@ START_TEST(many_peers_growth_and_churn)
 	struct wgd_ip p4 = prefix("10.64.0.0/12"), p6 = prefix("fd01::/64");
 	uint8_t (*keys)[WG_KEY_LEN] = calloc(PEERS, WG_KEY_LEN);
 	struct wgd_msg req = req_any(true, true), resp;
-	struct lease_change c;
+	struct wgdev_change c;
 	size_t memory, grew = 0, i;
 	uint32_t last;
 
@@ -558,7 +567,7 @@ START_TEST(small_indexes_lose_nothing)
 	struct wgd_msg req = req_any(false, true), resp;
 	struct lease_clock now = { 1, 1 };
 	uint8_t keys[80][WG_KEY_LEN];
-	struct lease_change c;
+	struct wgdev_change c;
 
 	for (unsigned round = 0; round < 1000; round++) {
 		struct lease_table *t = lease_table_new(ps);

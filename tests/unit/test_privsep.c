@@ -80,26 +80,26 @@ static struct wgdev *test_device(void)
 	return dev;
 }
 
-static struct priv_update update(uint8_t peer, unsigned n_add, unsigned n_del)
+/* A change of peer's, its addresses left to the caller. */
+static struct wgdev_change update(uint8_t peer, unsigned n_add, unsigned n_del)
 {
-	struct priv_update u;
+	struct wgdev_change u;
 
 	memset(&u, 0, sizeof(u));
-	u.type = PRIV_UPDATE;
 	memset(u.pubkey, peer, sizeof(u.pubkey));
 	u.n_add = (uint8_t)n_add;
 	u.n_del = (uint8_t)n_del;
 	return u;
 }
 
-static int check_out(const struct priv_update *u, struct priv_update *out)
+static int check_out(const struct wgdev_change *u, struct wgdev_change *out)
 {
-	return priv_check_update(u, sizeof(*u), &rules, view, out);
+	return priv_check_update(u, &rules, view, out);
 }
 
-static int check(const struct priv_update *u)
+static int check(const struct wgdev_change *u)
 {
-	struct priv_update out;
+	struct wgdev_change out;
 
 	return check_out(u, &out);
 }
@@ -107,7 +107,7 @@ static int check(const struct priv_update *u)
 /* One addition for peer, checked. */
 static int check_add(uint8_t peer, const char *addr)
 {
-	struct priv_update u = update(peer, 1, 0);
+	struct wgdev_change u = update(peer, 1, 0);
 
 	u.add[0] = ip(addr);
 	return check(&u);
@@ -144,7 +144,7 @@ static void teardown(void)
 
 START_TEST(lease_changes_inside_pools_pass)
 {
-	struct priv_update u = update(PEER_A, 2, 2), out;
+	struct wgdev_change u = update(PEER_A, 2, 2), out;
 
 	u.add[0] = ip("10.1.2.4/32");
 	u.add[1] = ip("fd01::9/128");
@@ -159,7 +159,7 @@ END_TEST
 
 START_TEST(outside_pools_refused)
 {
-	struct priv_update u;
+	struct wgdev_change u;
 
 	ck_assert_int_eq(check_add(PEER_A, "10.2.0.1/32"), -EPERM);
 	ck_assert_int_eq(check_add(PEER_A, "fd02::1/128"), -EPERM);
@@ -180,7 +180,7 @@ END_TEST
 START_TEST(unleased_pool_addresses_refused)
 {
 	static struct wgd_ip more[4];
-	struct priv_update u;
+	struct wgdev_change u;
 
 	ck_assert_int_eq(check_add(PEER_C, "10.1.255.255/32"), -EPERM);
 	ck_assert_int_eq(check_add(PEER_C, "fd01::/128"), -EPERM);
@@ -235,7 +235,7 @@ START_TEST(covered_by_another_peer_refused)
 	ck_assert_int_eq(check_add(PEER_A, "10.1.77.7/32"), 0);
 	ck_assert_int_eq(check_add(PEER_A, "fd01::99/128"), 0);
 	/* One refused address refuses the whole change. */
-	struct priv_update u = update(PEER_A, 2, 0);
+	struct wgdev_change u = update(PEER_A, 2, 0);
 
 	u.add[0] = ip("10.1.77.7/32");
 	u.add[1] = ip("fd01::8/128");
@@ -250,7 +250,7 @@ END_TEST
  */
 START_TEST(no_move_against_the_view)
 {
-	struct priv_update del = update(PEER_B, 0, 1), add = update(PEER_A, 1, 0), out;
+	struct wgdev_change del = update(PEER_B, 0, 1), add = update(PEER_A, 1, 0), out;
 
 	del.del[0] = ip("10.1.9.9/32");
 	add.add[0] = ip("10.1.9.9/32");
@@ -266,7 +266,7 @@ END_TEST
 /* A removal takes only what the peer holds: never another peer's lease. */
 START_TEST(removal_only_of_what_the_peer_holds)
 {
-	struct priv_update u = update(PEER_A, 0, 2), out;
+	struct wgdev_change u = update(PEER_A, 0, 2), out;
 
 	u.del[0] = ip("10.1.9.9/32");   /* B's */
 	u.del[1] = ip("10.1.2.3/32");   /* A's */
@@ -289,7 +289,7 @@ END_TEST
 
 START_TEST(derived_linklocal_only_with_auto_ll)
 {
-	struct priv_update u = update(PEER_C, 1, 0);
+	struct wgdev_change u = update(PEER_C, 1, 0);
 
 	wgkey_derive_linklocal(&u.add[0], u.pubkey);
 	ck_assert_int_eq(check(&u), -EPERM);
@@ -307,22 +307,26 @@ END_TEST
 
 START_TEST(malformed_refused)
 {
-	struct priv_update u = update(PEER_A, 1, 0), out;
+	struct wgdev_change u = update(PEER_A, 1, 0);
 
 	u.add[0] = ip("10.1.2.4/32");
-	ck_assert_int_eq(priv_check_update(&u, sizeof(u) - 1, &rules, view, &out), -EINVAL);
-	ck_assert_int_eq(priv_check_update(&u, sizeof(u) + 1, &rules, view, &out), -EINVAL);
-	u.type = PRIV_GET_DEVICE;
-	ck_assert_int_eq(check(&u), -EINVAL);
-	u.type = PRIV_UPDATE;
-
-	u.n_add = 3;
+	ck_assert_int_eq(check(&u), 0);
+	u.n_add = WGDEV_CHANGE_MAX + 1;
 	ck_assert_int_eq(check(&u), -EINVAL);
 	u.n_add = 1;
+	u.n_del = WGDEV_CHANGE_MAX + 1;
+	ck_assert_int_eq(check(&u), -EINVAL);
+	u.n_del = 0;
 
 	u.pad[0] = 1;
 	ck_assert_int_eq(check(&u), -EINVAL);
 	u.pad[0] = 0;
+	u.pad[1] = 0x80;
+	ck_assert_int_eq(check(&u), -EINVAL);
+	u.pad[1] = 0;
+	/* An address's own padding too. */
+	u.add[0].pad[1] = 1;
+	ck_assert_int_eq(check(&u), -EINVAL);
 
 	/* A subnet, not a host: a lease is never that. */
 	u.add[0] = ip("10.1.2.0/24");
@@ -426,6 +430,141 @@ START_TEST(device_stream_round_trip)
 	pthread_join(thread, NULL);
 	ck_assert_int_eq(ps.ret, 0);
 	close(sp[0]);
+}
+END_TEST
+
+/*
+ * The engine's side builds each change of the message afresh: addresses in
+ * canonical form, the pad and the entries past the counts zero, whatever
+ * the caller left there, so that the parent finds it well formed.
+ */
+START_TEST(engine_sends_clean_changes)
+{
+	static struct priv_updates got;
+	struct priv_result res = { .type = PRIV_RESULT, .n = 1, .err = { -EEXIST } };
+	struct wgdev_change c = update(PEER_A, 1, 1), want = c, out;
+	static const struct wgd_ip zero;
+	int sp[2], err;
+	ssize_t n;
+
+	c.add[0] = ip("10.1.2.4/32");
+	c.add[0].bytes[9] = 0x55;       /* junk past an IPv4 address */
+	c.add[1] = ip("10.1.2.5/32");   /* past n_add */
+	c.del[0] = ip("10.1.2.3/32");
+	c.del[1] = ip("fd01::7/128");   /* past n_del */
+	c.pad[0] = 0xff;
+	want.add[0] = ip("10.1.2.4/32");
+	want.del[0] = ip("10.1.2.3/32");
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp), 0);
+	priv_engine_init(sp[1]);
+	/* The answer waits in the queue before the question is asked. */
+	ck_assert_int_eq(send(sp[0], &res, offsetof(struct priv_result, err) + sizeof(int32_t), 0),
+			 (ssize_t)(offsetof(struct priv_result, err) + sizeof(int32_t)));
+	ck_assert_int_eq(priv_update_batch(&c, 1, &err), 0);
+	ck_assert_int_eq(err, -EEXIST);
+	n = recv(sp[0], &got, sizeof(got), 0);
+	ck_assert_int_eq(n, (ssize_t)(offsetof(struct priv_updates, u) + sizeof(got.u[0])));
+	ck_assert_uint_eq(got.type, PRIV_UPDATES);
+	ck_assert_uint_eq(got.n, 1);
+	ck_assert_mem_eq(&got.u[0], &want, sizeof(want));
+	ck_assert(!memcmp(&got.u[0].add[1], &zero, sizeof(zero)));
+	ck_assert_int_eq(check_out(&got.u[0], &out), 0);
+
+	/* More than a change holds: refused before anything is sent. */
+	c.n_del = WGDEV_CHANGE_MAX + 1;
+	ck_assert_int_eq(priv_update_batch(&c, 1, &err), -E2BIG);
+	ck_assert_int_eq(err, -E2BIG);
+	c.n_del = 1;
+	ck_assert_int_eq(recv(sp[0], &got, sizeof(got), MSG_DONTWAIT), -1);
+	ck_assert_int_eq(errno, EAGAIN);
+	close(sp[0]);
+	close(sp[1]);
+}
+END_TEST
+
+/* Sends len bytes of msg to a parent as the engine and returns how the
+ * parent's loop ended once the engine's end is closed. */
+static int serve_raw(const void *msg, size_t len)
+{
+	struct parent_side ps;
+	pthread_t thread;
+	int sp[2];
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp), 0);
+	ps = (struct parent_side){ .fd = sp[0] };
+	ck_assert_int_eq(pthread_create(&thread, NULL, serve_thread, &ps), 0);
+	ck_assert_int_eq(send(sp[1], msg, len, 0), (ssize_t)len);
+	close(sp[1]);
+	pthread_join(thread, NULL);
+	close(sp[0]);
+	return ps.ret;
+}
+
+/*
+ * A PRIV_UPDATES message is checked whole before any of it is judged: its
+ * exact size for its count, the count, and every change's layout. Anything
+ * else means the engine is not what was started, and the parent's loop
+ * ends (-EPROTO), answering nothing.
+ */
+START_TEST(serve_malformed_updates_end)
+{
+	static struct priv_updates m;
+	const size_t one = offsetof(struct priv_updates, u) + sizeof(m.u[0]);
+	struct wgdev_change good = update(PEER_A, 1, 0);
+	int err;
+
+	good.add[0] = ip("10.1.2.4/32");
+	m.type = PRIV_UPDATES;
+	m.n = 1;
+	m.u[0] = good;
+	/* Well formed, it is answered: with no device, -ENODEV. */
+	{
+		struct parent_side ps = { 0 };
+		pthread_t thread;
+		int sp[2];
+
+		ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp), 0);
+		ps.fd = sp[0];
+		ck_assert_int_eq(pthread_create(&thread, NULL, serve_thread, &ps), 0);
+		priv_engine_init(sp[1]);
+		ck_assert_int_eq(priv_update_batch(&good, 1, &err), 0);
+		ck_assert_int_eq(err, -ENODEV);
+		close(sp[1]);
+		pthread_join(thread, NULL);
+		ck_assert_int_eq(ps.ret, 0);
+		close(sp[0]);
+	}
+
+	ck_assert_int_eq(serve_raw(&m, one - 1), -EPROTO);
+	ck_assert_int_eq(serve_raw(&m, one + 1), -EPROTO);
+	ck_assert_int_eq(serve_raw(&m, offsetof(struct priv_updates, u)), -EPROTO);
+	m.n = 0;
+	ck_assert_int_eq(serve_raw(&m, offsetof(struct priv_updates, u)), -EPROTO);
+	m.n = 2;
+	m.u[1] = good;
+	ck_assert_int_eq(serve_raw(&m, one), -EPROTO);
+	m.n = PRIV_BATCH + 1;
+	ck_assert_int_eq(serve_raw(&m, offsetof(struct priv_updates, u) +
+				   (PRIV_BATCH + 1) * sizeof(m.u[0])), -EPROTO);
+	m.n = 1;
+	m.type = PRIV_RESULT;
+	ck_assert_int_eq(serve_raw(&m, one), -EPROTO);
+	m.type = PRIV_UPDATES;
+
+	/* One bad change of a batch spoils it whole. */
+	m.n = 2;
+	m.u[1].n_add = WGDEV_CHANGE_MAX + 1;
+	ck_assert_int_eq(serve_raw(&m, one + sizeof(m.u[0])), -EPROTO);
+	m.u[1] = good;
+	m.u[1].pad[1] = 1;
+	ck_assert_int_eq(serve_raw(&m, one + sizeof(m.u[0])), -EPROTO);
+	m.u[1] = good;
+	m.u[1].add[0] = ip("10.1.2.0/24");
+	ck_assert_int_eq(serve_raw(&m, one + sizeof(m.u[0])), -EPROTO);
+	m.u[1] = good;
+	memset(m.u[1].pubkey, 0, WG_KEY_LEN);
+	ck_assert_int_eq(serve_raw(&m, one + sizeof(m.u[0])), -EPROTO);
 }
 END_TEST
 
@@ -652,14 +791,6 @@ static void parent_stop(struct parent *pa)
 	fake_stop(pa->fw);
 }
 
-static struct priv_change change(uint8_t *key, uint8_t peer, const struct wgd_ip *add,
-				 size_t n_add, const struct wgd_ip *del, size_t n_del)
-{
-	memset(key, peer, WG_KEY_LEN);
-	return (struct priv_change){ .pubkey = key, .add = add, .n_add = n_add,
-				     .del = del, .n_del = n_del };
-}
-
 /*
  * B's address given up by B and handed to A in one batch: the parent makes
  * B's removal and refuses A's addition, so that no address moves between
@@ -669,14 +800,13 @@ static struct priv_change change(uint8_t *key, uint8_t peer, const struct wgd_ip
 START_TEST(serve_no_move_within_batch)
 {
 	struct wgd_ip x = ip("10.1.9.9/32");
-	uint8_t ka[WG_KEY_LEN], kb[WG_KEY_LEN];
-	struct priv_change c[2];
+	struct wgdev_change c[2] = { update(PEER_B, 0, 1), update(PEER_A, 1, 0) };
 	struct parent pa;
 	int err[2];
 
 	parent_start(&pa, _i);
-	c[0] = change(kb, PEER_B, NULL, 0, &x, 1);
-	c[1] = change(ka, PEER_A, &x, 1, NULL, 0);
+	c[0].del[0] = x;
+	c[1].add[0] = x;
 	ck_assert_int_eq(priv_update_batch(c, 2, err), 0);
 	ck_assert_int_eq(err[0], 0);
 	ck_assert_int_eq(err[1], -EEXIST);
@@ -697,15 +827,13 @@ END_TEST
  */
 START_TEST(serve_removals_only_own_leases)
 {
-	struct wgd_ip del[2] = { ip("10.1.9.9/32"), ip("10.1.2.3/32") };
-	struct wgd_ip net = ip("10.1.0.0/32"), outside = ip("192.0.2.10/32");
-	uint8_t ka[WG_KEY_LEN];
-	struct priv_change c;
+	struct wgdev_change c = update(PEER_A, 0, 2);
 	struct parent pa;
 	int err;
 
 	parent_start(&pa, _i);
-	c = change(ka, PEER_A, NULL, 0, del, 2);
+	c.del[0] = ip("10.1.9.9/32");
+	c.del[1] = ip("10.1.2.3/32");
 	ck_assert_int_eq(priv_update_batch(&c, 1, &err), 0);
 	ck_assert_int_eq(err, 0);
 	ck_assert(fake_has(pa.fw, PEER_B, "10.1.9.9/32"));
@@ -713,10 +841,11 @@ START_TEST(serve_removals_only_own_leases)
 	ck_assert(fake_has(pa.fw, PEER_A, "fe80::a/128"));
 	ck_assert(fake_has(pa.fw, PEER_A, "fd01::7/128"));
 
-	c = change(ka, PEER_A, NULL, 0, &net, 1);
+	c = update(PEER_A, 0, 1);
+	c.del[0] = ip("10.1.0.0/32");
 	ck_assert_int_eq(priv_update_batch(&c, 1, &err), 0);
 	ck_assert_int_eq(err, -EPERM);
-	c = change(ka, PEER_A, NULL, 0, &outside, 1);
+	c.del[0] = ip("192.0.2.10/32");
 	ck_assert_int_eq(priv_update_batch(&c, 1, &err), 0);
 	ck_assert_int_eq(err, -EPERM);
 	ck_assert(fake_has(pa.fw, PEER_A, "10.1.0.0/32"));
@@ -729,18 +858,16 @@ END_TEST
  * refused, beside an exit peer's default route made, that route kept. */
 START_TEST(serve_additions)
 {
-	struct wgd_ip in_b = ip("10.1.100.5/32"), free4 = ip("10.1.77.7/32");
-	uint8_t ka[WG_KEY_LEN];
-	struct priv_change c;
+	struct wgdev_change c = update(PEER_A, 1, 0);
 	struct parent pa;
 	int err;
 
 	parent_start(&pa, _i);
-	c = change(ka, PEER_A, &in_b, 1, NULL, 0);
+	c.add[0] = ip("10.1.100.5/32");
 	ck_assert_int_eq(priv_update_batch(&c, 1, &err), 0);
 	ck_assert_int_eq(err, -EEXIST);
 	ck_assert(!fake_has(pa.fw, PEER_A, "10.1.100.5/32"));
-	c = change(ka, PEER_A, &free4, 1, NULL, 0);
+	c.add[0] = ip("10.1.77.7/32");
 	ck_assert_int_eq(priv_update_batch(&c, 1, &err), 0);
 	ck_assert_int_eq(err, 0);
 	ck_assert(fake_has(pa.fw, PEER_A, "10.1.77.7/32"));
@@ -771,6 +898,8 @@ int main(void)
 	tcase_add_test(tc, derived_linklocal_only_with_auto_ll);
 	tcase_add_test(tc, malformed_refused);
 	tcase_add_test(tc, device_stream_round_trip);
+	tcase_add_test(tc, engine_sends_clean_changes);
+	tcase_add_test(tc, serve_malformed_updates_end);
 	/* Each with removals made incrementally (1) and by read-modify-write (0). */
 	tcase_add_loop_test(tc, serve_no_move_within_batch, 0, 2);
 	tcase_add_loop_test(tc, serve_removals_only_own_leases, 0, 2);
