@@ -203,10 +203,6 @@ void journal_release(struct engine *e, const struct wgdev_change *c, uint32_t qu
 }
 
 /*
- * Ends a lease: recorded, off the device, addresses back to the pool or,
- * with quarantine, held back first.
- */
-/*
  * Ends a lease in the table and the journal, and logs why; the device
  * change, the addresses to take off its peer, goes to *c for
  * end_on_device().
@@ -249,6 +245,10 @@ static void end_on_device(struct wgdev_change *c, size_t n)
 				  fmt_key(c[j].pubkey, kb), strerror(-err[j]));
 }
 
+/*
+ * Ends a lease: recorded, off the device, addresses back to the pool or,
+ * with quarantine, held back first.
+ */
 void release_lease(struct engine *e, struct lease *l, const char *why, bool quarantine)
 {
 	struct wgdev_change c;
