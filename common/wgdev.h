@@ -47,67 +47,6 @@ void wgdev_free(struct wgdev *dev);
 /* The peer with this public key, or NULL. Linear: callers index it. */
 struct wgdev_peer *wgdev_find_peer(const struct wgdev *dev, const uint8_t pubkey[WG_KEY_LEN]);
 
-struct wgctl;
-
-/* The UAPI socket directory, /var/run/wireguard unless overridden for tests. */
-extern const char *wgctl_uapi_dir;
-
-/*
- * Opens control of ifname. -ENODEV when the interface is neither a UAPI
- * device nor known to kernel WireGuard.
- */
-int wgctl_open(struct wgctl **out, const char *ifname);
-void wgctl_close(struct wgctl *ctl);
-enum wgctl_backend wgctl_backend(const struct wgctl *ctl);
-const char *wgctl_backend_name(const struct wgctl *ctl);
-
-/* Reads the whole device: keys, port, peers, endpoints, allowed-IPs. */
-int wgctl_get_device(struct wgctl *ctl, struct wgdev **out);
-/*
- * The same in two steps, for a caller with something more urgent to do
- * with the device first: the read leaves the handle's view (see below) as
- * it was, and wgctl_view_from() then builds it from that read, made at
- * read_ms (CLOCK_BOOTTIME milliseconds). At a million peers each step
- * takes a second or so.
- */
-int wgctl_read_device(struct wgctl *ctl, struct wgdev **out);
-void wgctl_view_from(struct wgctl *ctl, const struct wgdev *dev, uint64_t read_ms);
-/*
- * How old the view may grow before an update reads the device (10 s by
- * default). A caller that reads the device on its own schedule sets it past
- * that schedule, so that a full read is never made twice.
- */
-void wgctl_set_view_max_age(struct wgctl *ctl, uint64_t ms);
-
-struct wgview;
-/*
- * The handle's view (wgview.h), the device read again first when the view
- * is older than the age above or invalid: for a caller that checks changes
- * of its own before it makes them. The pointer lasts until the next call
- * on the handle. 0 or -errno.
- */
-int wgctl_view(struct wgctl *ctl, const struct wgview **out);
-
-/*
- * Adds and removes allowed-IPs of one existing peer, leaving its other
- * allowed-IPs, its endpoint and every other peer alone. Never creates a
- * peer: -ENOENT when the peer is not on the device. Removing an entry that
- * is absent is not an error. Adding a prefix another peer holds exactly is
- * refused with -EEXIST, as WireGuard would silently move it. -EINVAL for a
- * malformed prefix; host bits past the prefix length are ignored.
- *
- * The device is not read per update: -ENOENT and -EEXIST are judged by the
- * handle's view (wgview.h), built by the last wgctl_get_device() and kept
- * up by the updates since, and read again when over ten seconds old (see
- * wgctl_set_view_max_age()). So a
- * change another tool made after that read is seen late: a peer removed
- * meanwhile is not re-created (the update is a no-op the device accepts),
- * but an allowed-IP another tool gave a peer meanwhile can be moved.
- */
-int wgctl_allowedips_update(struct wgctl *ctl, const uint8_t pubkey[WG_KEY_LEN],
-			    const struct wgd_ip *add, size_t n_add,
-			    const struct wgd_ip *del, size_t n_del);
-
 /*
  * One peer's allowed-IP change, as it travels from the server's engine to
  * the device: removals, then additions. A lease is one address per family,

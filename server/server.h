@@ -14,6 +14,7 @@
 #include "../common/key.h"
 #include "../common/ratelimit.h"
 #include "../common/rtnl.h"
+#include "../common/wgctl.h"
 #include "../common/wgdev.h"
 #include "../protocol/proto.h"
 #include "journal.h"
