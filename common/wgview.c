@@ -4,16 +4,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <sodium.h>
-
+#include "array.h"
+#include "hashtab.h"
 #include "keyindex.h"
 #include "wgview.h"
 
 #define NO_PEER UINT32_MAX
+/* Hashes of entries a rebuild computes ahead, so that their buckets are
+ * on the way from memory by the time each is placed. */
+#define REBUILD_AHEAD 8
 
-struct ip_slot {
+struct ip_entry {
 	struct wgd_ip ip;           /* canonical */
-	uint32_t peer;              /* index in keys, or NO_PEER when empty */
+	uint32_t peer;              /* index in keys */
 };
 
 struct wgview {
@@ -24,9 +27,13 @@ struct wgview {
 	size_t n_keys;
 	struct key_index peers;     /* a peer's id is its position in keys */
 
-	struct ip_slot *slots;      /* open addressing, at most three quarters full */
-	size_t n_slots, n_ips;
-	uint8_t hash_key[crypto_shorthash_KEYBYTES];
+	/*
+	 * The allowed-IPs, packed, and a table of their positions
+	 * (common/hashtab.h). A removal moves the last entry into its place.
+	 */
+	struct ip_entry *ips;
+	size_t n_ips, cap_ips;
+	struct hashtab table;
 	/*
 	 * Entries of each family (IPv4, IPv6) and prefix length: a search
 	 * for the prefixes containing an address looks up only the lengths
@@ -42,21 +49,19 @@ static size_t *len_count(struct wgview *v, const struct wgd_ip *ip)
 
 struct wgview *wgview_new(void)
 {
-	struct wgview *v = calloc(1, sizeof(*v));
-
-	if (v)
-		crypto_shorthash_keygen(v->hash_key);
-	return v;
+	return calloc(1, sizeof(struct wgview));
 }
 
 void wgview_invalidate(struct wgview *v)
 {
 	free(v->keys);
 	key_index_free(&v->peers);
-	free(v->slots);
+	free(v->ips);
+	/* Leaves the table zeroed: empty, and never searched while it is. */
+	hashtab_free(&v->table);
 	v->keys = NULL;
-	v->slots = NULL;
-	v->n_keys = v->n_slots = v->n_ips = 0;
+	v->ips = NULL;
+	v->n_keys = v->n_ips = v->cap_ips = 0;
 	memset(v->n_len, 0, sizeof(v->n_len));
 	v->valid = false;
 }
@@ -96,88 +101,112 @@ bool wgview_has_peer(const struct wgview *v, const uint8_t pubkey[WG_KEY_LEN])
 	return peer_of(v, pubkey) != NO_PEER;
 }
 
-static size_t ip_home(const struct wgview *v, const struct wgd_ip *ip)
+static uint32_t ip_hash(const struct wgview *v, const struct wgd_ip *ip)
 {
-	uint64_t h;
-
-	crypto_shorthash((uint8_t *)&h, (const uint8_t *)ip, sizeof(*ip), v->hash_key);
-	return (size_t)h & (v->n_slots - 1);
+	return hashtab_hash(&v->table, ip, sizeof(*ip));
 }
 
-/* The slot holding ip, or the empty slot where it would go. */
-static size_t ip_slot(const struct wgview *v, const struct wgd_ip *ip)
-{
-	size_t mask = v->n_slots - 1, i = ip_home(v, ip);
+struct ip_query {
+	const struct ip_entry *ips;
+	const struct wgd_ip *ip;
+};
 
-	while (v->slots[i].peer != NO_PEER && memcmp(&v->slots[i].ip, ip, sizeof(*ip)))
-		i = (i + 1) & mask;
-	return i;
+static bool ip_match(uint32_t idx, const void *ctx)
+{
+	const struct ip_query *q = ctx;
+
+	return !memcmp(&q->ips[idx].ip, q->ip, sizeof(*q->ip));
 }
 
-static int slots_resize(struct wgview *v, size_t n_slots)
+/* The position of the canonical prefix ip, or HASHTAB_NONE. */
+static uint32_t ip_find(const struct wgview *v, const struct wgd_ip *ip, uint32_t hash)
 {
-	struct ip_slot *old = v->slots;
-	size_t n_old = v->n_slots;
+	struct ip_query q = { .ips = v->ips, .ip = ip };
 
-	v->slots = malloc(n_slots * sizeof(*v->slots));
-	if (!v->slots) {
-		v->slots = old;
-		return -ENOMEM;
-	}
-	v->n_slots = n_slots;
-	for (size_t i = 0; i < n_slots; i++)
-		v->slots[i].peer = NO_PEER;
-	for (size_t i = 0; i < n_old; i++)
-		if (old[i].peer != NO_PEER)
-			v->slots[ip_slot(v, &old[i].ip)] = old[i];
-	free(old);
-	return 0;
+	if (!hashtab_count(&v->table))
+		return HASHTAB_NONE;
+	return hashtab_find(&v->table, hash, ip_match, &q);
 }
 
 static int ip_set(struct wgview *v, const struct wgd_ip *ip, uint32_t peer)
 {
-	size_t i;
+	uint32_t hash = ip_hash(v, ip), idx = ip_find(v, ip, hash);
 
-	if ((v->n_ips + 1) * 4 > v->n_slots * 3) {
-		if (v->n_slots > SIZE_MAX / 2 / sizeof(*v->slots) ||
-		    slots_resize(v, v->n_slots ? v->n_slots * 2 : 64))
-			return -ENOMEM;
+	if (idx != HASHTAB_NONE) {
+		v->ips[idx].peer = peer;
+		return 0;
 	}
-	i = ip_slot(v, ip);
-	if (v->slots[i].peer == NO_PEER) {
-		v->slots[i].ip = *ip;
-		v->n_ips++;
-		(*len_count(v, ip))++;
-	}
-	v->slots[i].peer = peer;
+	if (v->n_ips >= HASHTAB_NONE ||
+	    array_reserve(&v->ips, &v->cap_ips, v->n_ips, sizeof(*v->ips), 64) ||
+	    hashtab_insert(&v->table, hash, (uint32_t)v->n_ips))
+		return -ENOMEM;
+	v->ips[v->n_ips++] = (struct ip_entry){ .ip = *ip, .peer = peer };
+	(*len_count(v, ip))++;
 	return 0;
 }
 
-/* Backward-shift deletion keeps linear probing free of tombstones. */
-static void ip_delete(struct wgview *v, size_t i)
+/*
+ * Removes the entry at idx, under hash, and moves the last entry into its
+ * place. 0 or -ENOMEM, when the table had no room to take the moved entry
+ * back (it just lost two).
+ */
+static int ip_delete(struct wgview *v, uint32_t idx, uint32_t hash)
 {
-	size_t mask = v->n_slots - 1, j = i;
+	uint32_t last = (uint32_t)v->n_ips - 1, last_hash;
 
-	(*len_count(v, &v->slots[i].ip))--;
-	for (;;) {
-		j = (j + 1) & mask;
-		if (v->slots[j].peer == NO_PEER)
-			break;
-		size_t home = ip_home(v, &v->slots[j].ip);
-		/* Move j back to i unless its home lies cyclically in (i, j]. */
-		if (i <= j ? (home <= i || home > j) : (home <= i && home > j)) {
-			v->slots[i] = v->slots[j];
-			i = j;
-		}
-	}
-	v->slots[i].peer = NO_PEER;
+	(*len_count(v, &v->ips[idx].ip))--;
+	hashtab_remove(&v->table, hash, idx);
 	v->n_ips--;
+	if (idx == last)
+		return 0;
+	last_hash = ip_hash(v, &v->ips[last].ip);
+	hashtab_remove(&v->table, last_hash, last);
+	v->ips[idx] = v->ips[last];
+	return hashtab_insert(&v->table, last_hash, idx);
+}
+
+/*
+ * Indexes the n entries of v->ips, in order. A prefix that repeats is kept
+ * at its first place and goes to its last peer, as the device's own table
+ * would have it; the entries close up behind it.
+ */
+static int ips_index(struct wgview *v, size_t n)
+{
+	uint32_t ahead[REBUILD_AHEAD], hash, idx;
+	struct ip_query q = { .ips = v->ips };
+	size_t kept = 0;
+
+	if (hashtab_init(&v->table) || hashtab_reserve(&v->table, n))
+		return -ENOMEM;
+	for (size_t k = 0; k < n && k < REBUILD_AHEAD; k++) {
+		ahead[k] = ip_hash(v, &v->ips[k].ip);
+		hashtab_prefetch(&v->table, ahead[k]);
+	}
+	for (size_t k = 0; k < n; k++) {
+		hash = ahead[k % REBUILD_AHEAD];
+		if (k + REBUILD_AHEAD < n) {
+			ahead[k % REBUILD_AHEAD] = ip_hash(v, &v->ips[k + REBUILD_AHEAD].ip);
+			hashtab_prefetch(&v->table, ahead[k % REBUILD_AHEAD]);
+		}
+		q.ip = &v->ips[k].ip;
+		idx = hashtab_find(&v->table, hash, ip_match, &q);
+		if (idx != HASHTAB_NONE) {
+			v->ips[idx].peer = v->ips[k].peer;
+			continue;
+		}
+		if (hashtab_insert(&v->table, hash, (uint32_t)kept))
+			return -ENOMEM;
+		v->ips[kept] = v->ips[k];
+		(*len_count(v, &v->ips[kept].ip))++;
+		kept++;
+	}
+	v->n_ips = kept;
+	return 0;
 }
 
 int wgview_rebuild(struct wgview *v, const struct wgdev *dev, uint64_t now_ms)
 {
-	size_t total = 0, n_slots = 64;
-	struct wgd_ip ip;
+	size_t total = 0, n = 0;
 
 	wgview_invalidate(v);
 	if (dev->n_peers >= NO_PEER)
@@ -188,55 +217,48 @@ int wgview_rebuild(struct wgview *v, const struct wgdev *dev, uint64_t now_ms)
 	for (size_t i = 0; i < dev->n_peers; i++)
 		memcpy(v->keys[i], dev->peers[i].pubkey, WG_KEY_LEN);
 	v->n_keys = dev->n_peers;
-	if (key_index_build(&v->peers, (const uint8_t (*)[WG_KEY_LEN])v->keys, v->n_keys)) {
-		wgview_invalidate(v);
-		return -ENOMEM;
-	}
+	if (key_index_build(&v->peers, (const uint8_t (*)[WG_KEY_LEN])v->keys, v->n_keys))
+		goto fail;
 	/* Sized once for all, rather than grown step by step. */
 	for (size_t i = 0; i < dev->n_peers; i++)
 		total += dev->peers[i].n_allowedips;
-	/*
-	 * Three quarters full at most: at a million peers the table is a
-	 * hundred megabytes, and every page of it costs a fault to fill.
-	 */
-	while (n_slots * 3 < total * 4 && n_slots <= SIZE_MAX / 4 / sizeof(*v->slots))
-		n_slots *= 2;
-	if (total && slots_resize(v, n_slots)) {
-		wgview_invalidate(v);
-		return -ENOMEM;
-	}
+	if (total >= HASHTAB_NONE)
+		goto fail;
+	v->ips = malloc((total ? total : 1) * sizeof(*v->ips));
+	if (!v->ips)
+		goto fail;
+	v->cap_ips = total;
 	for (size_t i = 0; i < dev->n_peers; i++) {
-		/* A peer's id is its position: WireGuard keeps keys unique. */
-		uint32_t peer = (uint32_t)i;
-
 		for (size_t j = 0; j < dev->peers[i].n_allowedips; j++) {
-			if (wgdev_allowedip_canon(&ip, &dev->peers[i].allowedips[j]))
+			if (wgdev_allowedip_canon(&v->ips[n].ip, &dev->peers[i].allowedips[j]))
 				continue;
-			if (ip_set(v, &ip, peer)) {
-				wgview_invalidate(v);
-				return -ENOMEM;
-			}
+			/* A peer's id is its position: WireGuard keeps keys unique. */
+			v->ips[n++].peer = (uint32_t)i;
 		}
 	}
+	if (ips_index(v, n))
+		goto fail;
 	v->read_ms = now_ms;
 	v->valid = true;
 	return 0;
+fail:
+	wgview_invalidate(v);
+	return -ENOMEM;
 }
 
 int wgview_check(const struct wgview *v, const uint8_t pubkey[WG_KEY_LEN],
 		 const struct wgd_ip *add, size_t n_add)
 {
-	uint32_t peer = peer_of(v, pubkey);
+	uint32_t peer = peer_of(v, pubkey), idx;
 	struct wgd_ip ip;
 
 	if (peer == NO_PEER)
 		return -ENOENT;
-	for (size_t i = 0; i < n_add && v->n_slots; i++) {
+	for (size_t i = 0; i < n_add && v->n_ips; i++) {
 		if (wgdev_allowedip_canon(&ip, &add[i]))
 			return -EINVAL;
-		size_t s = ip_slot(v, &ip);
-
-		if (v->slots[s].peer != NO_PEER && v->slots[s].peer != peer)
+		idx = ip_find(v, &ip, ip_hash(v, &ip));
+		if (idx != HASHTAB_NONE && v->ips[idx].peer != peer)
 			return -EEXIST;
 	}
 	return 0;
@@ -245,7 +267,9 @@ int wgview_check(const struct wgview *v, const uint8_t pubkey[WG_KEY_LEN],
 /* The peer holding exactly the canonical prefix ip, or NO_PEER. */
 static uint32_t holder(const struct wgview *v, const struct wgd_ip *ip)
 {
-	return v->n_slots ? v->slots[ip_slot(v, ip)].peer : NO_PEER;
+	uint32_t idx = ip_find(v, ip, ip_hash(v, ip));
+
+	return idx == HASHTAB_NONE ? NO_PEER : v->ips[idx].peer;
 }
 
 bool wgview_holds(const struct wgview *v, const uint8_t pubkey[WG_KEY_LEN],
@@ -295,21 +319,24 @@ int wgview_apply(struct wgview *v, const uint8_t pubkey[WG_KEY_LEN],
 	if (peer == NO_PEER)
 		return 0;
 	/* Removals first, as the backends send them: an addition wins. */
-	for (size_t i = 0; i < n_del && v->n_slots; i++) {
+	for (size_t i = 0; i < n_del; i++) {
+		uint32_t hash, idx;
+
 		if (wgdev_allowedip_canon(&ip, &del[i]))
 			continue;
-		size_t s = ip_slot(v, &ip);
-
-		if (v->slots[s].peer == peer)
-			ip_delete(v, s);
+		hash = ip_hash(v, &ip);
+		idx = ip_find(v, &ip, hash);
+		if (idx != HASHTAB_NONE && v->ips[idx].peer == peer && ip_delete(v, idx, hash))
+			goto fail;
 	}
 	for (size_t i = 0; i < n_add; i++) {
 		if (wgdev_allowedip_canon(&ip, &add[i]))
 			continue;
-		if (ip_set(v, &ip, peer)) {
-			wgview_invalidate(v);
-			return -ENOMEM;
-		}
+		if (ip_set(v, &ip, peer))
+			goto fail;
 	}
 	return 0;
+fail:
+	wgview_invalidate(v);
+	return -ENOMEM;
 }

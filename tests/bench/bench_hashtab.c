@@ -11,6 +11,12 @@
  *  - lease table (server/lease.c): lease_set(), lease_find(),
  *    lease_forget(), the slab and the expiry heap included;
  *  - sparse set (server/sparse.c): the leased offsets of a /64;
+ *  - device view (common/wgview.c): rebuilt from a device of N peers with
+ *    an IPv4 /32 and an IPv6 /128 each (2N allowed-IPs), then the checks
+ *    an update makes (check, holds, covered) and apply() removing every
+ *    peer's IPv4 address and adding a fresh one; the key lookup each of
+ *    these makes first is included, and so is the key index in a rebuild
+ *    and in the bytes;
  *  - the generic table (common/hashtab.c) alone, over 32-byte keys, and
  *    over the offsets of the sparse set kept in an array beside it.
  *
@@ -20,6 +26,8 @@
  * Usage: bench_hashtab [MAX]   (largest size, default 1000000)
  */
 
+#include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +38,7 @@
 #include "../../common/hashtab.h"
 #include "../../common/keyindex.h"
 #include "../../common/rng.h"
+#include "../../common/wgview.h"
 #include "../../server/lease.h"
 #include "../../server/peers.h"
 #include "../../server/sparse.h"
@@ -238,6 +247,143 @@ static void bench_sparse(size_t n, const uint64_t *offs, const uint32_t *order)
 	free(sp.ranges);
 }
 
+/* Bytes the process has allocated, where the C library says. */
+static double heap_bytes(void)
+{
+#ifdef __GLIBC__
+	struct mallinfo2 mi = mallinfo2();
+
+	return (double)(mi.uordblks + mi.hblkhd);
+#else
+	return -1;
+#endif
+}
+
+static struct wgd_ip ip4_of(uint8_t net, size_t i)
+{
+	struct wgd_ip ip = { .family = AF_INET, .cidr = 32 };
+
+	ip.bytes[0] = net;
+	ip.bytes[1] = (uint8_t)(i >> 16);
+	ip.bytes[2] = (uint8_t)(i >> 8);
+	ip.bytes[3] = (uint8_t)i;
+	return ip;
+}
+
+static struct wgd_ip ip6_of(uint8_t net)
+{
+	struct wgd_ip ip = { .family = AF_INET6, .cidr = 128, .bytes = { 0xfd, net } };
+
+	randombytes_buf(&ip.bytes[8], 8);
+	return ip;
+}
+
+static void bench_wgview(size_t n, uint8_t (*keys)[WG_KEY_LEN], const uint32_t *order)
+{
+	struct wgdev dev = { .n_peers = n };
+	/* Each peer's two allowed-IPs, an address of no one, a fresh one. */
+	struct wgd_ip *ips = xcalloc(2 * n, sizeof(*ips));
+	struct wgd_ip *absent = xcalloc(n, sizeof(*absent));
+	struct wgd_ip *fresh = xcalloc(n, sizeof(*fresh));
+	struct wgview *v = wgview_new();
+	double t0, heap, ins, bytes, clash, avail, held, unheld, cov, uncov, add, del;
+	size_t wrong = 0;
+
+	if (!v)
+		fail("wgview_new");
+	dev.peers = xcalloc(n, sizeof(*dev.peers));
+	for (size_t i = 0; i < n; i++) {
+		ips[2 * i] = ip4_of(10, i);
+		ips[2 * i + 1] = ip6_of(0);
+		absent[i] = i & 1 ? ip6_of(1) : ip4_of(11, i);
+		fresh[i] = ip4_of(12, i);
+		memcpy(dev.peers[i].pubkey, keys[i], WG_KEY_LEN);
+		dev.peers[i].n_allowedips = 2;
+		dev.peers[i].allowedips = &ips[2 * i];
+	}
+	heap = heap_bytes();
+	t0 = now_ns();
+	if (wgview_rebuild(v, &dev, 0))
+		fail("wgview_rebuild");
+	ins = (now_ns() - t0) / (double)(2 * n);
+	bytes = heap < 0 ? -1 : (heap_bytes() - heap) / (double)(2 * n);
+	/* Another peer's address, of either family: a clash. */
+	t0 = now_ns();
+	for (size_t i = 0; i < n; i++) {
+		size_t p = order[i];
+
+		wrong += wgview_check(v, keys[(p + 1) % n], &ips[2 * p + (i & 1)], 1) != -EEXIST;
+	}
+	clash = (now_ns() - t0) / (double)n;
+	t0 = now_ns();
+	for (size_t i = 0; i < n; i++) {
+		size_t p = order[i];
+
+		wrong += wgview_check(v, keys[p], &absent[p], 1) != 0;
+	}
+	avail = (now_ns() - t0) / (double)n;
+	t0 = now_ns();
+	for (size_t i = 0; i < n; i++) {
+		size_t p = order[i];
+
+		wrong += !wgview_holds(v, keys[p], &ips[2 * p + (i & 1)]);
+	}
+	held = (now_ns() - t0) / (double)n;
+	t0 = now_ns();
+	for (size_t i = 0; i < n; i++) {
+		size_t p = order[i];
+
+		wrong += wgview_holds(v, keys[p], &absent[p]);
+	}
+	unheld = (now_ns() - t0) / (double)n;
+	t0 = now_ns();
+	for (size_t i = 0; i < n; i++) {
+		size_t p = order[i];
+
+		wrong += !wgview_covered(v, keys[(p + 1) % n], &ips[2 * p + (i & 1)], 0);
+	}
+	cov = (now_ns() - t0) / (double)n;
+	t0 = now_ns();
+	for (size_t i = 0; i < n; i++) {
+		size_t p = order[i];
+
+		wrong += wgview_covered(v, keys[p], &absent[p], 0);
+	}
+	uncov = (now_ns() - t0) / (double)n;
+	t0 = now_ns();
+	for (size_t i = 0; i < n; i++) {
+		size_t p = order[i];
+
+		if (wgview_apply(v, keys[p], NULL, 0, &ips[2 * p], 1))
+			fail("wgview_apply");
+	}
+	del = (now_ns() - t0) / (double)n;
+	t0 = now_ns();
+	for (size_t i = 0; i < n; i++) {
+		size_t p = order[i];
+
+		if (wgview_apply(v, keys[p], &fresh[p], 1, NULL, 0))
+			fail("wgview_apply");
+	}
+	add = (now_ns() - t0) / (double)n;
+	for (size_t i = 0; i < n; i++) {
+		wrong += wgview_holds(v, keys[i], &ips[2 * i]);
+		wrong += !wgview_holds(v, keys[i], &ips[2 * i + 1]);
+		wrong += !wgview_holds(v, keys[i], &fresh[i]);
+	}
+	if (wrong)
+		fail("a device view lookup");
+	row("view (rebuild, check)", 2 * n, ins, clash, avail, -1, bytes);
+	row("view (holds)", 2 * n, -1, held, unheld, -1, -1);
+	row("view (covered)", 2 * n, -1, cov, uncov, -1, -1);
+	row("view (apply)", 2 * n, add, -1, -1, del, -1);
+	wgview_free(v);
+	free(dev.peers);
+	free(ips);
+	free(absent);
+	free(fresh);
+}
+
 struct key_ctx {
 	const uint8_t (*keys)[WG_KEY_LEN];
 	const uint8_t *key;
@@ -368,6 +514,7 @@ int main(int argc, char *argv[])
 		bench_peer_index(n, keys, order);
 		bench_lease(n, keys, absent, order);
 		bench_sparse(n, offs, order);
+		bench_wgview(n, keys, order);
 		bench_generic(n, keys, absent, order);
 		bench_generic_offsets(n, offs, order);
 		free(keys);

@@ -223,6 +223,114 @@ START_TEST(test_covered)
 }
 END_TEST
 
+/*
+ * Random additions, removals and moves among a few peers, against a plain
+ * array of who holds what: removals move entries around inside the view,
+ * and every lookup must still see what the model sees.
+ */
+START_TEST(test_model)
+{
+	enum { PEERS = 4, IPS = 3000, STEPS = 60000 };
+	static uint8_t holder[IPS]; /* peer + 1, or 0 for no one */
+	struct wgview *v = wgview_new();
+	struct wgdev *dev = device(PEERS);
+	uint8_t keys[PEERS][WG_KEY_LEN];
+	uint32_t seed = 12345;
+
+	for (unsigned p = 0; p < PEERS; p++)
+		key_of(keys[p], p);
+	ck_assert_int_eq(wgview_rebuild(v, dev, 0), 0);
+	for (unsigned step = 0; step < STEPS; step++) {
+		unsigned r, i, p;
+		struct wgd_ip ip;
+
+		seed = seed * 1103515245 + 12345;
+		r = seed >> 8;
+		i = r % IPS;
+		p = (r / IPS) % PEERS;
+		ip = host4(100 + i);
+		if ((r >> 20) & 1) {
+			ck_assert_int_eq(wgview_apply(v, keys[p], &ip, 1, NULL, 0), 0);
+			holder[i] = (uint8_t)(p + 1);
+		} else {
+			ck_assert_int_eq(wgview_apply(v, keys[p], NULL, 0, &ip, 1), 0);
+			if (holder[i] == p + 1)
+				holder[i] = 0;
+		}
+		if (step % 997 == 0) {
+			for (i = 0; i < IPS; i++) {
+				ip = host4(100 + i);
+				for (p = 0; p < PEERS; p++)
+					ck_assert(wgview_holds(v, keys[p], &ip) == (holder[i] == p + 1));
+			}
+		}
+	}
+	/* The device's own entries were never touched. */
+	for (unsigned p = 0; p < PEERS; p++) {
+		struct wgd_ip ip = host4(p);
+
+		ck_assert(wgview_holds(v, keys[p], &ip));
+	}
+	wgdev_free(dev);
+	wgview_free(v);
+}
+END_TEST
+
+/* A device of thousands of peers, and a prefix two peers list. */
+START_TEST(test_many)
+{
+	enum { N = 20000 };
+	struct wgview *v = wgview_new();
+	struct wgdev *dev = device(N);
+	uint8_t key[WG_KEY_LEN], other[WG_KEY_LEN];
+	struct wgd_ip net = { .family = AF_INET, .cidr = 16, .bytes = { 172, 7 } };
+
+	/* 172.7.0.0/16 is peer 7's, and peer 263's too (i & 0xff == 7), and
+	 * so on: the last to list it holds it, as on the device. */
+	ck_assert_int_eq(wgview_rebuild(v, dev, 0), 0);
+	ck_assert_uint_eq(wgview_peer_count(v), N);
+	for (unsigned i = 0; i < N; i++) {
+		struct wgd_ip h = host4(i);
+
+		key_of(key, i);
+		key_of(other, (i + 1) % N);
+		ck_assert(wgview_holds(v, key, &h));
+		ck_assert(!wgview_holds(v, other, &h));
+		ck_assert_int_eq(wgview_check(v, other, &h, 1), -EEXIST);
+	}
+	key_of(key, 7 + 256 * ((N - 1 - 7) / 256));
+	ck_assert(wgview_holds(v, key, &net));
+	key_of(other, 7);
+	ck_assert(!wgview_holds(v, other, &net));
+	/* Every host address given up, then taken again by its neighbour. */
+	for (unsigned i = 0; i < N; i++) {
+		struct wgd_ip h = host4(i);
+
+		key_of(key, i);
+		ck_assert_int_eq(wgview_apply(v, key, NULL, 0, &h, 1), 0);
+	}
+	for (unsigned i = 0; i < N; i++) {
+		struct wgd_ip h = host4(i);
+
+		key_of(key, i);
+		key_of(other, (i + 1) % N);
+		ck_assert(!wgview_holds(v, key, &h));
+		ck_assert_int_eq(wgview_check(v, key, &h, 1), 0);
+		ck_assert_int_eq(wgview_apply(v, other, &h, 1, NULL, 0), 0);
+	}
+	for (unsigned i = 0; i < N; i++) {
+		struct wgd_ip h = host4(i);
+
+		key_of(key, i);
+		key_of(other, (i + 1) % N);
+		ck_assert(wgview_holds(v, other, &h));
+		ck_assert(wgview_covered(v, key, &h, 32));
+	}
+	wgdev_free(dev);
+	wgview_free(v);
+}
+END_TEST
+
 static Suite *wgview_suite(void)
 {
 	Suite *s = suite_create("wgview");
@@ -233,6 +341,8 @@ static Suite *wgview_suite(void)
 	tcase_add_test(tc, test_churn);
 	tcase_add_test(tc, test_empty_device);
 	tcase_add_test(tc, test_covered);
+	tcase_add_test(tc, test_model);
+	tcase_add_test(tc, test_many);
 	suite_add_tcase(s, tc);
 	return s;
 }
