@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+/* Copyright (C) 2026 The wg-dynamic Authors. */
 /*
  * Capabilities through the raw capset(2) and prctl(2) interfaces, so that
  * no library beyond libc is needed.

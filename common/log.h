@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+/* Copyright (C) 2026 The wg-dynamic Authors. */
 #ifndef WGD_LOG_H
 #define WGD_LOG_H
 

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+/* Copyright (C) 2026 The wg-dynamic Authors. */
 #ifndef WGD_WGCTL_OPS_H
 #define WGD_WGCTL_OPS_H
 

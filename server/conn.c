@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+/* Copyright (C) 2026 The wg-dynamic Authors. */
 /* wg-dynamic-server: connections to port 970, requests, and the commit round. */
 
 #include <arpa/inet.h>

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+/* Copyright (C) 2026 The wg-dynamic Authors. */
 /* wg-dynamic-server: the unprivileged engine: set-up, event loop, device and pools. */
 
 #include <errno.h>

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+/* Copyright (C) 2026 The wg-dynamic Authors. */
 /* wg-dynamic-server: fatal errors, each with its exit status. */
 
 #include <errno.h>

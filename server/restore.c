@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+/* Copyright (C) 2026 The wg-dynamic Authors. */
 /* wg-dynamic-server: journal replay, lease restore and reconciliation at start-up. */
 
 #include <errno.h>

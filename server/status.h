@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+/* Copyright (C) 2026 The wg-dynamic Authors. */
 #ifndef WGD_STATUS_H
 #define WGD_STATUS_H
 

@@ -1,4 +1,6 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
+# Copyright (C) 2026 The wg-dynamic Authors.
 # Installs the Debian packages that building and testing need, when missing.
 # With arguments, checks those packages instead (make fuzz and make analyze
 # ask for their tools this way, so that make check does not need them).

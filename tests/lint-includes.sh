@@ -1,5 +1,6 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
+# Copyright (C) 2026 The wg-dynamic Authors.
 # Fails on an include cycle between the program's modules. A module is a .c
 # file and its .h, so a.c including b.h while b.c includes a.h is a cycle,
 # as is a.h -> b.h -> a.h. A header without a .c of its own that only one

@@ -1,5 +1,6 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
+# Copyright (C) 2026 The wg-dynamic Authors.
 # Lints the manual pages, docs/*.8, with mandoc -T lint -W warning; any
 # message fails. mandoc is installed first when missing (tests/deps.sh).
 set -eu

@@ -1,4 +1,6 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
+# Copyright (C) 2026 The wg-dynamic Authors.
 # Runs each unit test binary; Check prints its own summary per suite.
 #
 # A test that needs what the machine may lack (root, a network namespace,

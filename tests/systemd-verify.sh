@@ -1,5 +1,6 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
+# Copyright (C) 2026 The wg-dynamic Authors.
 # systemd-analyze verify on the units, pointed at the freshly built daemons
 # (verify insists that ExecStart exists). Skipped, loudly, without systemd.
 set -eu

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+/* Copyright (C) 2026 The wg-dynamic Authors. */
 /*
  * The hash tables, each as its module uses it, at 100,000 and 1,000,000
  * entries: insertions, lookups that hit, lookups that miss and removals,

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+/* Copyright (C) 2026 The wg-dynamic Authors. */
 /*
  * Grants per second through the lease journal: with group commit, where the
  * records of 64 clients answered in one event-loop round share one write and

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+/* Copyright (C) 2026 The wg-dynamic Authors. */
 /*
  * floor: the least a server on [fe80::%IFACE]:970 can do, for
  * tests/bench/throughput.sh to measure wg-dynamic-server against.

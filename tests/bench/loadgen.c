@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+/* Copyright (C) 2026 The wg-dynamic Authors. */
 /*
  * loadgen: simulated wg-dynamic clients for tests/bench/throughput.sh.
  *

@@ -1,5 +1,6 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
+# Copyright (C) 2026 The wg-dynamic Authors.
 # Runs each benchmark under a heading; docs/performance.md shows what they
 # print. Benchmarks print figures; they pass or fail only on errors.
 #

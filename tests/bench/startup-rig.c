@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+/* Copyright (C) 2026 The wg-dynamic Authors. */
 /*
  * The start-up benchmark's rig: a lease journal and a device of N peers
  * that agree, as after a server restart on a busy hub.

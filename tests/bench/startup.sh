@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
+# Copyright (C) 2026 The wg-dynamic Authors.
 #
 # Start-up time: how long wg-dynamic-server takes from exec to READY=1 with
 # a journal of N live leases whose N peers the device already carries, as

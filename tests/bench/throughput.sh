@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
+# Copyright (C) 2026 The wg-dynamic Authors.
 #
 # End-to-end server throughput: wg-dynamic-server's real request path (peer
 # lookup, lease, journal with group commit on the disk, allowed-IPs update

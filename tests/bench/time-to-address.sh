@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
+# Copyright (C) 2026 The wg-dynamic Authors.
 #
 # Time to address: how long wg-dynamic-client takes to put a fresh lease on
 # its interface, over wireguard-go, with a hub and a client in network

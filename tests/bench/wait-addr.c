@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+/* Copyright (C) 2026 The wg-dynamic Authors. */
 /*
  * wait-addr: how long after a command starts an interface has its lease,
  * for tests/bench/time-to-address.sh.

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+/* Copyright (C) 2026 The wg-dynamic Authors. */
 /*
  * connect: one TCP exchange from a chosen source address and port, for the
  * end-to-end tests (bash's /dev/tcp cannot pick its source port).

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
+# Copyright (C) 2026 The wg-dynamic Authors.
 # make demo: a wg-dynamic hub and two clients in throwaway network
 # namespaces, over wireguard-go. Shows the leases, the hub's allowed-IPs and
 # client 1 pinging client 2 through the hub, then removes everything, also

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+/* Copyright (C) 2026 The wg-dynamic Authors. */
 /*
  * fakehub: a stand-in for wg-dynamic-server that answers the real client
  * with canned responses, for the end-to-end tests of what the client does

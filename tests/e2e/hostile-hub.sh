@@ -1,5 +1,6 @@
 # shellcheck shell=bash
 # SPDX-License-Identifier: MIT
+# Copyright (C) 2026 The wg-dynamic Authors.
 #
 # A hostile hub against the real client: what the t_94*_hostile_hub tests
 # share. Source it after lib.sh, call e2e_init, then hh_setup.

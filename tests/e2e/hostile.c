@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+/* Copyright (C) 2026 The wg-dynamic Authors. */
 /*
  * hostile: malformed and hostile input against a running wg-dynamic-server,
  * for the end-to-end tests.

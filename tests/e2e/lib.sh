@@ -1,5 +1,6 @@
 # shellcheck shell=bash
 # SPDX-License-Identifier: MIT
+# Copyright (C) 2026 The wg-dynamic Authors.
 #
 # Network namespace helpers shared by the end-to-end tests and the demo.
 # Source this file from bash, then call e2e_init.

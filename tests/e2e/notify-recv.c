@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+/* Copyright (C) 2026 The wg-dynamic Authors. */
 /*
  * notify-recv PATH SECONDS: binds a datagram socket at PATH, as a service
  * manager's $NOTIFY_SOCKET, and prints the first datagram that arrives

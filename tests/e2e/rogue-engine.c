@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+/* Copyright (C) 2026 The wg-dynamic Authors. */
 /*
  * rogue-engine: speaks to a running wg-dynamic-server's privileged parent
  * in its engine's place, as an engine an attacker had taken over would, for

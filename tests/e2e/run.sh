@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
+# Copyright (C) 2026 The wg-dynamic Authors.
 # Runs the end-to-end tests, tests/e2e/t_*.sh, in order (or those named on
 # the command line), each under a time limit. A failed test's output is
 # shown in full. The last line reads "N passed, N failed"; the exit status

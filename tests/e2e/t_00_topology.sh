@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
+# Copyright (C) 2026 The wg-dynamic Authors.
 # The test bed itself, without the daemons: the hub and two clients shake
 # hands over wireguard-go and each client reaches the hub's fe80:: from its
 # link-local /128. When this fails, the other tests cannot mean anything.

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
+# Copyright (C) 2026 The wg-dynamic Authors.
 # Two clients each lease an IPv4 and an IPv6 address from the server's
 # pools. The addresses are on the clients' interfaces and in the hub's
 # allowed-IPs for their peers, and the clients reach each other through the

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
+# Copyright (C) 2026 The wg-dynamic Authors.
 # With a 10-second lease the client renews about every 5 seconds. Over 17
 # seconds the addresses never change, on the client or on the hub, the
 # server logs renewals, and the client logs each renewal with a later

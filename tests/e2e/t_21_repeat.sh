@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
+# Copyright (C) 2026 The wg-dynamic Authors.
 # Load from one peer. Client 1 runs no daemon: the connect helper asks for
 # any IPv4 and IPv6 address from its link-local and port 970, eight times
 # in a row. The first request is a grant; the seven after it, long before

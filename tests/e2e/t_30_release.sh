@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
+# Copyright (C) 2026 The wg-dynamic Authors.
 # SIGTERM makes a client release its lease: it removes its addresses and
 # exits 0, and the hub drops the lease addresses from the client's peer
 # while keeping the peer's link-local /128. The other client's lease stays.

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
+# Copyright (C) 2026 The wg-dynamic Authors.
 # Leases that run out. Three clients are killed outright, so none can
 # release its lease; when the 10-second leases end, the hub takes every
 # leased address off the three peers (in one exchange with its parent when

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
+# Copyright (C) 2026 The wg-dynamic Authors.
 # An IPv4 pool of one address: the first client gets it and an IPv6
 # address; the second gets IPv6 only, and its log says the IPv4 address
 # was unavailable.

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
+# Copyright (C) 2026 The wg-dynamic Authors.
 # An address released by one peer and granted to another in the same
 # event-loop round. The IPv4 pool has one address; client 1 holds it.
 # Neither client runs a daemon. With the server's engine stopped, client 1

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
+# Copyright (C) 2026 The wg-dynamic Authors.
 # Pools from the hub interface's routes, followed live, and reserved
 # addresses. The server gets no --pool: the hub's 10.97.0.1/29 and
 # fd97::1/64 make the pools. Of 10.97.0.1-6, .1 is the server's own and

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
+# Copyright (C) 2026 The wg-dynamic Authors.
 # The server answers only connections from source port 970 (only root can
 # bind it). From any other port the connection is closed without an answer
 # and the server logs the refusal, once for the peer in 10 s however often

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
+# Copyright (C) 2026 The wg-dynamic Authors.
 # Deleting a client's WireGuard interface makes the client exit within a few
 # seconds; the server and the other client carry on.
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
+# Copyright (C) 2026 The wg-dynamic Authors.
 # Nobody configures a link-local address: the clients have none, not even
 # the kernel's automatic one, and the hub's peers have no allowed-IPs. With
 # --auto-ll the server gives each peer the link-local /128 derived from its

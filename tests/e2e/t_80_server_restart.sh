@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
+# Copyright (C) 2026 The wg-dynamic Authors.
 # Restarting the server between renewals costs the clients nothing. With an
 # 8-second lease two clients renew about every 4 seconds. After a first
 # renewal the server is stopped (SIGTERM) and started again with the same

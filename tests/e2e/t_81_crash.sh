@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
+# Copyright (C) 2026 The wg-dynamic Authors.
 # The server crashes (SIGKILL, to the server and its engine at once) while
 # twenty clients are asking for leases, and is started again. A lease reaches the journal before its answer is
 # sent, so whatever a client was told survives the crash: once every client

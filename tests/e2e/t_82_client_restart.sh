@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
+# Copyright (C) 2026 The wg-dynamic Authors.
 # A client remembers its lease across restarts. Stopped with SIGTERM it
 # releases the lease (the server returns the addresses to its pools) but
 # keeps the addresses as a hint: started again with the same key, it asks

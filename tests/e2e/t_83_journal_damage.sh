@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
+# Copyright (C) 2026 The wg-dynamic Authors.
 # A damaged lease journal. Three clients get leases, so the journal holds a
 # 32-byte header and three 80-byte records, then zeros written ahead for
 # commits to come; the server is stopped and the journal copied. Then, each

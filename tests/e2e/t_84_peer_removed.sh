@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
+# Copyright (C) 2026 The wg-dynamic Authors.
 # A peer removed from the hub at run time loses its lease at the server's
 # next device read, and its addresses are quarantined: not handed out again
 # until the quarantine ends. The IPv4 pool holds one address. Client 1 gets

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
+# Copyright (C) 2026 The wg-dynamic Authors.
 # The hub's interface goes away and comes back, as when its wireguard-go
 # dies, or on a reboot. Two clients hold leases (60 s). Stopping the hub's
 # wireguard-go deletes the interface: the server exits with status 71. The

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
+# Copyright (C) 2026 The wg-dynamic Authors.
 # A client and a server on one host, both with the default state
 # directory, /var/lib/wg-dynamic: neither is given --state-dir. Both run in
 # one private mount namespace that holds a fresh tmpfs at that place, so

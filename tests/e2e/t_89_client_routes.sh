@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
+# Copyright (C) 2026 The wg-dynamic Authors.
 # The client's routes beside an administrator's, and how it finds its hub
 # among other peers, against the real server pushing three routes.
 #

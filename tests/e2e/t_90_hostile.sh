@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
+# Copyright (C) 2026 The wg-dynamic Authors.
 # Hostile input against the real server. Client 1 runs no daemon: the
 # hostile helper speaks for it, from its link-local fe80::1:1 and port 970,
 # and sends some ninety malformed, odd or hostile requests, one connection

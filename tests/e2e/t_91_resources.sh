@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
+# Copyright (C) 2026 The wg-dynamic Authors.
 # Resource limits of the server against one hostile peer. The server takes
 # one connection per (source address, port 970) pair, so client 1's peer on
 # the hub gets 500 more link-local /128 allowed-IPs, fe80::5:1 to

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
+# Copyright (C) 2026 The wg-dynamic Authors.
 # Privilege separation, read from /proc/PID/status: the server's parent
 # keeps CAP_NET_ADMIN and CAP_KILL alone; its engine runs as wg-dynamic with
 # no capabilities and no_new_privs, confined to its own directory inside the

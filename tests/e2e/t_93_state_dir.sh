@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
+# Copyright (C) 2026 The wg-dynamic Authors.
 # No file operation of the server can be redirected by another user
 # (docs/security.md, "Local users and files"):
 #

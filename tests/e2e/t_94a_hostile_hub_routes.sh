@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
+# Copyright (C) 2026 The wg-dynamic Authors.
 # A hostile hub pushes routes (see hostile-hub.sh for how each case is
 # checked): default routes of both families; 0.0.0.0/1 and 128.0.0.0/1; a
 # /32 to the hub's endpoint and a /24 around it; a route around the exit

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
+# Copyright (C) 2026 The wg-dynamic Authors.
 # A hostile hub grants bad addresses, lease times and MTUs (see
 # hostile-hub.sh for how each case is checked). Addresses: loopback,
 # multicast, link-local, the client's own link-local, an address the

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
+# Copyright (C) 2026 The wg-dynamic Authors.
 # A hostile hub sends bad strings and bad messages (see hostile-hub.sh for
 # how each case is checked). Search domains that a shell would run ($(...),
 # backticks, ;, |, >, quotes) are dropped with one log line while the lease

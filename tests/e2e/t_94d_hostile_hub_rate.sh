@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
+# Copyright (C) 2026 The wg-dynamic Authors.
 # How often the client asks a hostile hub. The stand-in hub (see
 # hostile-hub.sh) answers five clients at once, each its own way, and
 # counts their requests over 10 s:

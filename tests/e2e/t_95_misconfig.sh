@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
+# Copyright (C) 2026 The wg-dynamic Authors.
 # Every start-up error of both daemons, triggered for real: each ends with
 # its own exit status and a message that names the problem and the fix
 # (docs/errors.md lists them). Nothing here may leave a daemon running.

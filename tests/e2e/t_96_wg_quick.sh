@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
+# Copyright (C) 2026 The wg-dynamic Authors.
 # wg-quick with `auto' in Address, through wg-quick.patch applied to a copy
 # of the installed wg-quick. A client namespace has only its veth to the hub;
 # wg-quick makes the WireGuard interface there (wireguard-go, as without the

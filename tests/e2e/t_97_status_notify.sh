@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
+# Copyright (C) 2026 The wg-dynamic Authors.
 # Status and readiness. Both daemons tell a service manager READY=1 over
 # $NOTIFY_SOCKET (a socket this test owns); the server answers
 # `wg-dynamic-server show IFACE` as a table, as JSON and as Prometheus text,

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
+# Copyright (C) 2026 The wg-dynamic Authors.
 # The client's script, DNS, MTU and show. The server pushes DNS servers,
 # search domains and an MTU; the client hands DNS to resolvconf (a stand-in
 # here that records what it gets), sets the MTU, and runs its --script on

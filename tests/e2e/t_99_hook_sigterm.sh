@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
+# Copyright (C) 2026 The wg-dynamic Authors.
 # A script that heeds no SIGTERM and starts a child that heeds none either.
 # The lease renews regardless; at its limit the whole process group of each
 # run of the script is killed, the child with it; hooks run one at a time;

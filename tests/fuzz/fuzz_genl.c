@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+/* Copyright (C) 2026 The wg-dynamic Authors. */
 
 /*
  * The generic netlink replies read from the kernel: a WG_CMD_GET_DEVICE

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+/* Copyright (C) 2026 The wg-dynamic Authors. */
 
 /*
  * The lease journal reader, journal_parse(), over a file image in memory.

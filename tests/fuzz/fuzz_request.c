@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+/* Copyright (C) 2026 The wg-dynamic Authors. */
 
 /*
  * The server's request parser, fed as a peer would: in reads of any size,

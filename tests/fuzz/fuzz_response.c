@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+/* Copyright (C) 2026 The wg-dynamic Authors. */
 
 /*
  * The client's response parser, which also reads the client's saved lease

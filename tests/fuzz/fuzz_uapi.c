@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+/* Copyright (C) 2026 The wg-dynamic Authors. */
 
 /*
  * The reply of a userspace WireGuard daemon (wireguard-go) to "get=1" and

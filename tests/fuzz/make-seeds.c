@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+/* Copyright (C) 2026 The wg-dynamic Authors. */
 
 /*
  * Writes the binary seed corpora of the genl, rtnl and journal fuzzers:

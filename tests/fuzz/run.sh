@@ -1,5 +1,6 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
+# Copyright (C) 2026 The wg-dynamic Authors.
 #
 # Runs each libFuzzer harness for a bounded time, on a copy of its seed
 # corpus in a temporary directory (nothing new is written to the

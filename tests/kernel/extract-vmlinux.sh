@@ -1,5 +1,6 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
+# Copyright (C) 2026 The wg-dynamic Authors.
 # Writes the uncompressed ELF kernel inside a bzImage (vmlinuz) to OUT.
 #
 #   tests/kernel/extract-vmlinux.sh VMLINUZ OUT

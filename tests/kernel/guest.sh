@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
+# Copyright (C) 2026 The wg-dynamic Authors.
 # Runs inside the test VM (see tests/kernel/init): the kernel scenarios,
 # each under a time limit, with KERNEL_WG=1 so that every WireGuard
 # interface the end-to-end library creates is a kernel one. A failed

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
+# Copyright (C) 2026 The wg-dynamic Authors.
 # Runs the kernel scenarios in a virtual machine: Debian 12's kernel (Linux
 # 6.1, WireGuard as a module) under qemu, so that the daemons meet kernel
 # WireGuard over generic netlink, which build machines do not have.

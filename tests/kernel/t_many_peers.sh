@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
+# Copyright (C) 2026 The wg-dynamic Authors.
 # The server's allowed-IPs edits on a hub with 1,000 more peers touch
 # nothing but the leases. Besides the two clients, the hub has 1,000 peers
 # with allowed-IPs of both families outside the pools, some with endpoints

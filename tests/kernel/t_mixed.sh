@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
+# Copyright (C) 2026 The wg-dynamic Authors.
 # A mixed setup: the hub and client 1 on kernel WireGuard, client 2 on
 # wireguard-go. Both clients lease, the hub's allowed-IPs carry both leases,
 # the clients reach each other through the hub, and both release on

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+/* Copyright (C) 2026 The wg-dynamic Authors. */
 /*
  * The file API both daemons keep their files with: nothing another user
  * plants (a symbolic link, a hard link, a directory of theirs) redirects a

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+/* Copyright (C) 2026 The wg-dynamic Authors. */
 /*
  * The client's hooks, run for real: /bin/sh scripts in a temporary
  * directory that write down what they see. The test process stands in for

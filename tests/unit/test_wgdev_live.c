@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+/* Copyright (C) 2026 The wg-dynamic Authors. */
 
 /*
  * The UAPI backend against a real wireguard-go, run in a network namespace
