@@ -101,6 +101,17 @@ void lease_release(struct lease_table *lt, struct lease *l, struct lease_change 
 int lease_restore(struct lease_table *lt, const struct lease *l);
 
 /*
+ * Replay of a grant straight into the live table: the peer's lease becomes
+ * src, inserted or overwritten. The addresses of the lease it replaces go
+ * back to the pools unless src keeps them, and that lease is copied to
+ * *prev (with no address when there was none). -EEXIST when a pool address
+ * of src is leased already, to another peer: src is recorded all the
+ * same, that address unmarked, and the pools no longer say which lease
+ * holds what; the caller sorts that out. On -ENOMEM nothing was changed.
+ */
+int lease_replay_grant(struct lease_table *lt, const struct lease *src, struct lease *prev);
+
+/*
  * Replay: records a lease as it is, inserting or overwriting the peer's,
  * without touching any pool. For a scratch table built from a journal.
  */

@@ -23,13 +23,20 @@
 /* ---- start-up: the journal ---- */
 
 /*
- * Replaying the journal builds, per peer, its latest lease (live) and the
- * last addresses of leases that ended or moved (gone): the latter are what
- * the device may still carry if the server stopped between a record and
- * the device change that followed it.
+ * Replaying the journal applies each record to the live lease table as it
+ * is read: a grant inserts or overwrites its peer's lease and marks its
+ * addresses in the pools, a release ends it. Beside the table, per peer:
+ * a latest grant that had already run out (expired), and the last
+ * addresses of a lease that ended or moved (gone), which the device may
+ * still carry if the server stopped between a record and the device
+ * change that followed it.
  */
 struct replay {
-	struct lease_table *live, *gone;
+	struct engine *e;
+	struct lease_table *expired, *gone;   /* no pools: scratch */
+	uint32_t now_real;
+	uint64_t now_boot;
+	bool clash;                           /* two leases claimed an address */
 	struct replay_quarantine {
 		struct wgd_ip addr;
 		uint64_t until_real;
@@ -58,25 +65,69 @@ static int replay_quarantine(struct replay *rp, const struct wgd_ip *addr, uint6
 	return 0;
 }
 
+/* Whether prev held an address that l does not: it is gone. */
+static bool moved(const struct lease *prev, const struct lease *l)
+{
+	return (prev->has_ip4 && (!l->has_ip4 || prev->ip4.s_addr != l->ip4.s_addr)) ||
+	       (prev->has_ip6 && (!l->has_ip6 || memcmp(&prev->ip6, &l->ip6, 16)));
+}
+
+/*
+ * Ends the peer's lease, live or run out, as the next record replaces it;
+ * a copy goes to *prev (no address when there was none).
+ */
+static void replay_end(struct replay *rp, const uint8_t *pubkey, struct lease *prev)
+{
+	struct lease *l = lease_find(rp->e->leases, pubkey);
+	struct lease_change c;
+
+	memset(prev, 0, sizeof(*prev));
+	if (l) {
+		*prev = *l;
+		lease_release(rp->e->leases, l, &c);
+	} else if (lease_count(rp->expired) && (l = lease_find(rp->expired, pubkey))) {
+		*prev = *l;
+		lease_forget(rp->expired, pubkey);
+	}
+}
+
 static int replay_record(const struct journal_record *r, void *ctx)
 {
 	struct replay *rp = ctx;
-	struct lease l, *prev = lease_find(rp->live, r->pubkey);
+	struct lease l, prev;
 	int ret;
 
 	record_to_lease(r, &l);
 	if (r->type == JREC_GRANT) {
-		l.expires = (uint64_t)r->start + r->leasetime;
-		if (prev && ((prev->has_ip4 && (!l.has_ip4 || prev->ip4.s_addr != l.ip4.s_addr)) ||
-			     (prev->has_ip6 && (!l.has_ip6 || memcmp(&prev->ip6, &l.ip6, 16))))) {
-			ret = lease_set(rp->gone, prev);
-			if (ret)
-				return ret;
+		uint64_t end = (uint64_t)r->start + r->leasetime;
+
+		if (end <= rp->now_real) {
+			/* Run out already: it holds no address, and stays
+			 * aside in case a later record of the peer follows. */
+			replay_end(rp, r->pubkey, &prev);
+			ret = lease_set(rp->expired, &l);
+		} else {
+			l.expires = (uint32_t)(rp->now_boot + (end - rp->now_real));
+			ret = lease_replay_grant(rp->e->leases, &l, &prev);
+			if (ret == -EEXIST) {
+				rp->clash = true;
+				ret = 0;
+			}
+			if (!ret && !prev.has_ip4 && !prev.has_ip6 && lease_count(rp->expired)) {
+				const struct lease *x = lease_find(rp->expired, r->pubkey);
+
+				if (x) {
+					prev = *x;
+					lease_forget(rp->expired, r->pubkey);
+				}
+			}
 		}
-		return lease_set(rp->live, &l);
+		if (!ret && moved(&prev, &l))
+			ret = lease_set(rp->gone, &prev);
+		return ret;
 	}
 
-	lease_forget(rp->live, r->pubkey);
+	replay_end(rp, r->pubkey, &prev);
 	if (!wgkey_is_zero(r->pubkey)) {
 		ret = lease_set(rp->gone, &l);
 		if (ret)
@@ -121,42 +172,33 @@ static int by_key_desc(const void *a, const void *b)
 }
 
 /*
- * Restores the live leases, newest first, so that if two ever claimed one
- * address the later grant keeps it. Expired leases join the gone table.
+ * When two leases claimed one address (a damaged journal), the pools no
+ * longer say who holds what: the leases are taken out and put back newest
+ * first, so that the later grant keeps the address. Rare, and so simple
+ * rather than fast.
  */
-static void restore_leases(struct engine *e, struct replay *rp)
+static void settle_clashes(struct engine *e)
 {
-	uint32_t now_real = clock_real_s();
-	uint64_t now_boot = clock_boot_ms() / 1000;
-	struct lease_list list = { .v = calloc(lease_count(rp->live) + 1, sizeof(struct lease)) };
-	size_t restored = 0, expired = 0, held = 0;
+	struct lease_list list = { .v = calloc(lease_count(e->leases) + 1, sizeof(struct lease)) };
+	uint64_t *order = calloc(lease_count(e->leases) + 1, sizeof(*order));
+	struct lease_change c;
 	char kb[WG_KEY_B64_LEN];
-
-	uint64_t *order = calloc(lease_count(rp->live) + 1, sizeof(*order));
 
 	if (!list.v || !order)
 		fatalx_status(EXIT_SYSTEM, "out of memory restoring leases");
-	/* Failing that, the table grows as it goes. */
-	lease_table_reserve(e->leases, lease_count(rp->live));
-	lease_foreach(rp->live, collect_lease, &list);
+	lease_foreach(e->leases, collect_lease, &list);
+	/* Every address back first: a clash left some unmarked. */
+	for (size_t i = 0; i < list.n; i++)
+		lease_release(e->leases, lease_find(e->leases, list.v[i].pubkey), &c);
 	/* Sorting small keys rather than whole leases. */
 	for (size_t i = 0; i < list.n; i++)
 		order[i] = (uint64_t)list.v[i].start << 32 | i;
 	qsort(order, list.n, sizeof(*order), by_key_desc);
 	for (size_t i = 0; i < list.n; i++) {
 		struct lease *l = &list.v[(uint32_t)order[i]];
-		uint64_t end = (uint64_t)l->start + l->leasetime;
 
-		if (end <= now_real) {
-			lease_set(rp->gone, l);
-			expired++;
+		if (!lease_restore(e->leases, l))
 			continue;
-		}
-		l->expires = now_boot + (end - now_real);
-		if (!lease_restore(e->leases, l)) {
-			restored++;
-			continue;
-		}
 		/* Keep whichever family does not clash. */
 		struct lease one = *l;
 		bool ok = false;
@@ -171,10 +213,37 @@ static void restore_leases(struct engine *e, struct replay *rp)
 		}
 		log_warnx("journal: peer %s: an address was leased twice; %s", fmt_key(l->pubkey, kb),
 			  ok ? "kept the other family" : "dropped the lease");
-		restored += ok;
 	}
 	free(order);
 	free(list.v);
+}
+
+static void expired_to_gone(const struct lease *l, void *ctx)
+{
+	lease_set(ctx, l);
+}
+
+/*
+ * After the replay: clashes settled, leases that ran out meanwhile joined
+ * those that had already (gone, both), and the quarantines restored.
+ */
+static void settle_leases(struct engine *e, struct replay *rp)
+{
+	uint32_t now_real = clock_real_s();
+	uint64_t now_boot = clock_boot_ms() / 1000;
+	size_t expired = lease_count(rp->expired), held = 0;
+	struct lease_change c;
+	struct lease *l;
+
+	if (rp->clash)
+		settle_clashes(e);
+	/* The replay took the time at its start. */
+	while ((l = lease_first_expiry(e->leases)) && l->expires <= now_boot) {
+		lease_set(rp->gone, l);
+		lease_release(e->leases, l, &c);
+		expired++;
+	}
+	lease_foreach(rp->expired, expired_to_gone, rp->gone);
 
 	for (size_t i = 0; i < rp->n_q; i++) {
 		if (rp->q[i].until_real <= now_real)
@@ -189,7 +258,7 @@ static void restore_leases(struct engine *e, struct replay *rp)
 			held++;
 	}
 	log_info("journal %s: restored %zu leases, dropped %zu expired, %zu addresses in "
-		 "quarantine", cfg->journal_name, restored, expired, held);
+		 "quarantine", cfg->journal_name, lease_count(e->leases), expired, held);
 }
 
 static void open_journal(struct engine *e, struct replay *rp)
@@ -201,11 +270,12 @@ static void open_journal(struct engine *e, struct replay *rp)
 	char jpath[IF_NAMESIZE + 16];
 
 	/* The engine sees its directory as its root. Room for every
-	 * record as a live lease is room enough for the replay. */
+	 * record as a live lease is room enough for the replay; failing
+	 * that, the table grows as it goes. */
 	snprintf(jpath, sizeof(jpath), "/%s.leases", cfg->ifname);
 	if (!lstat(jpath, &jst) && jst.st_size > JOURNAL_HEADER_SIZE)
-		lease_table_reserve(rp->live, (size_t)(jst.st_size - JOURNAL_HEADER_SIZE) /
-						      JOURNAL_RECORD_SIZE);
+		lease_table_reserve(e->leases, (size_t)(jst.st_size - JOURNAL_HEADER_SIZE) /
+						       JOURNAL_RECORD_SIZE);
 	ret = journal_open(&e->journal, "/", cfg->ifname, replay_record, rp, &st);
 	if (ret == -EBADMSG || ret == -EPROTONOSUPPORT) {
 		log_warnx("%s is not a lease journal this server can read (%s); it is left "
@@ -322,7 +392,7 @@ static void reconcile(struct engine *e, struct wgdev *dev, struct lease_table *g
 /* Reads the journal and the device and makes them agree. */
 void start_up_state(struct engine *e)
 {
-	struct replay rp = { 0 };
+	struct replay rp = { .e = e };
 	struct poolset *none = poolset_new();
 	struct wgdev *dev = NULL;
 	int ret;
@@ -330,14 +400,16 @@ void start_up_state(struct engine *e)
 	uint64_t t[6];
 
 	t[0] = clock_mono_us();
-	rp.live = none ? lease_table_new(none) : NULL;
+	rp.expired = none ? lease_table_new(none) : NULL;
 	rp.gone = none ? lease_table_new(none) : NULL;
-	if (!rp.live || !rp.gone)
+	if (!rp.expired || !rp.gone)
 		fatalx_status(EXIT_SYSTEM, "out of memory");
+	rp.now_real = clock_real_s();
+	rp.now_boot = clock_boot_ms() / 1000;
 	open_journal(e, &rp);
 	t[1] = clock_mono_us();
-	restore_leases(e, &rp);
-	lease_table_free(rp.live);
+	settle_leases(e, &rp);
+	lease_table_free(rp.expired);
 	free(rp.q);
 
 	t[2] = clock_mono_us();
@@ -356,9 +428,8 @@ void start_up_state(struct engine *e)
 	lease_table_free(rp.gone);
 	poolset_free(none);
 	t[5] = clock_mono_us();
-	log_debug("start-up: journal replay %llu ms, restore %llu ms, device read %llu ms, "
+	log_debug("start-up: journal replay %llu ms, settle %llu ms, device read %llu ms, "
 		  "index %llu ms, reconcile %llu ms",
 		  (t[1] - t[0]) / 1000ULL, (t[2] - t[1]) / 1000ULL, (t[3] - t[2]) / 1000ULL,
 		  (t[4] - t[3]) / 1000ULL, (t[5] - t[4]) / 1000ULL);
 }
-
