@@ -79,9 +79,12 @@ peer_log(struct engine *e, void (*out)(const char *, ...), const uint8_t *key,
 
 /*
  * Never lease the server's own addresses, nor addresses inside any peer's
- * configured allowed-IPs other than its own lease.
+ * configured allowed-IPs other than its own lease. Each peer found, with
+ * its lease or NULL, goes on to visit when there is one: one lookup of the
+ * lease serves both.
  */
-static void rebuild_reservations(struct engine *e, const struct wgdev *dev)
+static void rebuild_reservations(struct engine *e, const struct wgdev *dev,
+				 const struct peer_visit *visit)
 {
 	struct rtnl_addr *addrs = NULL;
 	size_t n = 0;
@@ -112,6 +115,8 @@ static void rebuild_reservations(struct engine *e, const struct wgdev *dev)
 				continue;
 			poolset_reserve(e->pools, ip);
 		}
+		if (visit)
+			visit->fn(peer, l, visit->ctx);
 	}
 }
 
@@ -262,8 +267,9 @@ void release_lease(struct engine *e, struct lease *l, const char *why, bool quar
 	end_on_device(pubkey, &c, 1);
 }
 
-/* Takes in a device read: derived link-locals, the peer index, reservations. */
-int index_device(struct engine *e, struct wgdev *dev)
+/* Takes in a device read: derived link-locals, the peer index, reservations;
+ * visit, when not NULL, sees each peer with its lease. */
+int index_device(struct engine *e, struct wgdev *dev, const struct peer_visit *visit)
 {
 	struct peer_index *pi;
 
@@ -274,7 +280,7 @@ int index_device(struct engine *e, struct wgdev *dev)
 		return -ENOMEM;
 	peer_index_free(e->peers);
 	e->peers = pi;
-	rebuild_reservations(e, dev);
+	rebuild_reservations(e, dev, visit);
 	log_debug("device read: %zu peers", peer_index_count(pi));
 	return 0;
 }
@@ -289,7 +295,7 @@ int refresh_device(struct engine *e)
 	ret = priv_get_device(&dev);
 	if (ret)
 		return ret;
-	ret = index_device(e, dev);
+	ret = index_device(e, dev, NULL);
 	wgdev_free(dev);
 	return ret;
 }

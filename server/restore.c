@@ -314,79 +314,55 @@ static bool peer_has_ip(const struct wgdev_peer *p, const struct wgd_ip *ip)
 	return false;
 }
 
-struct reconcile_ctx {
-	const struct peer_index *peers;
-	struct wgdev *dev;
-};
-
-static void reconcile_lease(const struct lease *l, void *ctx)
+/*
+ * Makes the device agree with the journal, both ways, one peer at a time
+ * as the device is indexed: the addresses of its live lease l missing from
+ * its allowed-IPs are added back; addresses the journal knows as this
+ * peer's ended or moved leases (gone) are taken off. Host allowed-IPs the
+ * journal never leased are configuration, and stay (and are reserved).
+ * Leases of peers no longer on the device are dropped afterwards, by
+ * drop_departed_peers().
+ */
+static void reconcile_peer(const struct wgdev_peer *peer, const struct lease *l, void *ctx)
 {
-	const struct reconcile_ctx *rc = ctx;
-	struct wgdev *dev = rc->dev;
-	struct wgdev_peer *peer;
-	struct wgd_ip want[2], add[2];
-	size_t pos;
-	size_t n_want = 0, n_add = 0;
+	const struct lease_table *gone = ctx;
+	const struct lease *g;
+	struct wgd_ip want[2], add[2], stale[2], del[2];
+	size_t n_want = 0, n_add = 0, n_stale = 0, n_del = 0;
 	char kb[WG_KEY_B64_LEN], ab[WGD_IP_STRLEN];
+	int ret;
 
-	pos = peer_index_find_key(rc->peers, l->pubkey);
-	if (pos == SIZE_MAX)
-		return; /* dropped afterwards, by drop_departed_peers(e) */
-	peer = &dev->peers[pos];
-	if (l->has_ip4)
+	if (l && l->has_ip4)
 		wgd_ip_host4(&want[n_want++], &l->ip4);
-	if (l->has_ip6)
+	if (l && l->has_ip6)
 		wgd_ip_host6(&want[n_want++], &l->ip6);
 	for (size_t i = 0; i < n_want; i++)
 		if (!peer_has_ip(peer, &want[i]))
 			add[n_add++] = want[i];
-	if (!n_add)
-		return;
-	int ret = priv_update(l->pubkey, add, n_add, NULL, 0);
-	for (size_t i = 0; i < n_add; i++)
-		log_info("reconcile: peer %s: %s %s", fmt_key(l->pubkey, kb),
-			 ret ? "cannot re-add" : "re-added", fmt_ip(&add[i], ab));
-}
-
-/*
- * Makes the device agree with the journal, both ways: live leases missing
- * from their peer's allowed-IPs are added back; addresses the journal knows
- * as this peer's ended or moved leases are taken off. Host allowed-IPs the
- * journal never leased are configuration, and stay (and are reserved).
- * Leases of peers no longer on the device are dropped by the caller. The
- * peers are found through e->peers, built from dev.
- */
-static void reconcile(struct engine *e, struct wgdev *dev, struct lease_table *gone)
-{
-	char kb[WG_KEY_B64_LEN], ab[WGD_IP_STRLEN];
-
-	struct reconcile_ctx rc = { .peers = e->peers, .dev = dev };
-
-	lease_foreach(e->leases, reconcile_lease, &rc);
-
-	for (size_t i = 0; i < dev->n_peers; i++) {
-		const struct wgdev_peer *peer = &dev->peers[i];
-		const struct lease *g = lease_find(gone, peer->pubkey);
-		const struct lease *l = lease_find(e->leases, peer->pubkey);
-		struct wgd_ip stale[2], del[2];
-		size_t n_stale = 0, n_del = 0;
-
-		if (!g)
-			continue;
-		if (g->has_ip4 && !(l && l->has_ip4 && l->ip4.s_addr == g->ip4.s_addr))
-			wgd_ip_host4(&stale[n_stale++], &g->ip4);
-		if (g->has_ip6 && !(l && l->has_ip6 && !memcmp(&l->ip6, &g->ip6, 16)))
-			wgd_ip_host6(&stale[n_stale++], &g->ip6);
-		for (size_t j = 0; j < n_stale; j++)
-			if (peer_has_ip(peer, &stale[j]))
-				del[n_del++] = stale[j];
-		if (!n_del)
-			continue;
-		int ret = priv_update(peer->pubkey, NULL, 0, del, n_del);
-		for (size_t j = 0; j < n_del; j++)
-			log_info("reconcile: peer %s: %s stale %s", fmt_key(peer->pubkey, kb),
-				 ret ? "cannot remove" : "removed", fmt_ip(&del[j], ab));
+	if (n_add) {
+		ret = priv_update(peer->pubkey, add, n_add, NULL, 0);
+		for (size_t i = 0; i < n_add; i++)
+			log_info("reconcile: peer %s: %s %s", fmt_key(peer->pubkey, kb),
+				 ret ? "cannot re-add" : "re-added", fmt_ip(&add[i], ab));
 	}
+
+	/* Most start-ups follow a clean stop, with nothing gone. */
+	g = lease_count(gone) ? lease_find(gone, peer->pubkey) : NULL;
+	if (!g)
+		return;
+	if (g->has_ip4 && !(l && l->has_ip4 && l->ip4.s_addr == g->ip4.s_addr))
+		wgd_ip_host4(&stale[n_stale++], &g->ip4);
+	if (g->has_ip6 && !(l && l->has_ip6 && !memcmp(&l->ip6, &g->ip6, 16)))
+		wgd_ip_host6(&stale[n_stale++], &g->ip6);
+	for (size_t j = 0; j < n_stale; j++)
+		if (peer_has_ip(peer, &stale[j]))
+			del[n_del++] = stale[j];
+	if (!n_del)
+		return;
+	ret = priv_update(peer->pubkey, NULL, 0, del, n_del);
+	for (size_t j = 0; j < n_del; j++)
+		log_info("reconcile: peer %s: %s stale %s", fmt_key(peer->pubkey, kb),
+			 ret ? "cannot remove" : "removed", fmt_ip(&del[j], ab));
 }
 
 /* Reads the journal and the device and makes them agree. */
@@ -397,7 +373,7 @@ void start_up_state(struct engine *e)
 	struct wgdev *dev = NULL;
 	int ret;
 
-	uint64_t t[6];
+	uint64_t t[5];
 
 	t[0] = clock_mono_us();
 	rp.expired = none ? lease_table_new(none) : NULL;
@@ -419,17 +395,15 @@ void start_up_state(struct engine *e)
 		fatalx_status(EXIT_SYSTEM, "cannot read WireGuard device %s: %s", cfg->ifname,
 			      strerror(-ret));
 	t[3] = clock_mono_us();
-	ret = index_device(e, dev);
+	ret = index_device(e, dev, &(struct peer_visit){ reconcile_peer, rp.gone });
 	if (ret)
 		fatalx_status(EXIT_SYSTEM, "cannot index the peers of %s: %s", cfg->ifname, strerror(-ret));
-	t[4] = clock_mono_us();
-	reconcile(e, dev, rp.gone);
 	wgdev_free(dev);
 	lease_table_free(rp.gone);
 	poolset_free(none);
-	t[5] = clock_mono_us();
+	t[4] = clock_mono_us();
 	log_debug("start-up: journal replay %llu ms, settle %llu ms, device read %llu ms, "
-		  "index %llu ms, reconcile %llu ms",
+		  "index and reconcile %llu ms",
 		  (t[1] - t[0]) / 1000ULL, (t[2] - t[1]) / 1000ULL, (t[3] - t[2]) / 1000ULL,
-		  (t[4] - t[3]) / 1000ULL, (t[5] - t[4]) / 1000ULL);
+		  (t[4] - t[3]) / 1000ULL);
 }

@@ -201,7 +201,13 @@ void journal_lease(struct engine *e, const struct lease *l);
 void journal_release(struct engine *e, const uint8_t *pubkey, const struct lease_change *c,
 		     uint32_t quarantine);
 void release_lease(struct engine *e, struct lease *l, const char *why, bool quarantine);
-int index_device(struct engine *e, struct wgdev *dev);
+/* What a caller of index_device() does with each peer and its lease (or
+ * NULL) as the device is indexed, sparing a second lookup of each. */
+struct peer_visit {
+	void (*fn)(const struct wgdev_peer *peer, const struct lease *l, void *ctx);
+	void *ctx;
+};
+int index_device(struct engine *e, struct wgdev *dev, const struct peer_visit *visit);
 int refresh_device(struct engine *e);
 void load_route_pools(struct engine *e);
 
