@@ -112,6 +112,20 @@ struct lease *lease_find(const struct lease_table *lt, const uint8_t pubkey[WG_K
 	return lease_lookup(lt, pubkey, key_hash(lt, pubkey));
 }
 
+uint32_t lease_prefetch(const struct lease_table *lt, const uint8_t pubkey[WG_KEY_LEN])
+{
+	uint32_t hash = key_hash(lt, pubkey);
+
+	hashtab_prefetch(&lt->index, hash);
+	return hash;
+}
+
+struct lease *lease_find_hashed(const struct lease_table *lt, const uint8_t pubkey[WG_KEY_LEN],
+				uint32_t hash)
+{
+	return lease_lookup(lt, pubkey, hash);
+}
+
 /* Puts heap entry e at pos, and tells its lease. */
 static void heap_set(struct lease_table *lt, uint32_t pos, struct heap_entry e)
 {
@@ -527,9 +541,9 @@ static bool same_ip6(const struct lease *a, const struct lease *b)
 	return a->has_ip6 == b->has_ip6 && (!a->has_ip6 || !memcmp(&a->ip6, &b->ip6, 16));
 }
 
-int lease_replay_grant(struct lease_table *lt, const struct lease *src, struct lease *prev)
+int lease_replay_grant(struct lease_table *lt, const struct lease *src, uint32_t hash,
+		       struct lease *prev)
 {
-	uint32_t hash = key_hash(lt, src->pubkey);
 	struct lease *l = lease_lookup(lt, src->pubkey, hash);
 	struct wgd_ip ip;
 	int ret = 0, taken;

@@ -31,12 +31,21 @@
  * still carry if the server stopped between a record and the device
  * change that followed it.
  */
+#define REPLAY_AHEAD 8
+
 struct replay {
 	struct engine *e;
 	struct lease_table *expired, *gone;   /* no pools: scratch */
 	uint32_t now_real;
 	uint64_t now_boot;
 	bool clash;                           /* two leases claimed an address */
+	/* Records read and not yet applied, their keys' lookups under way:
+	 * each waits for a few cache misses at once rather than in turn. */
+	struct pending {
+		struct journal_record r;
+		uint32_t hash;
+	} ahead[REPLAY_AHEAD];
+	size_t n_ahead, next;
 	struct replay_quarantine {
 		struct wgd_ip addr;
 		uint64_t until_real;
@@ -76,9 +85,10 @@ static bool moved(const struct lease *prev, const struct lease *l)
  * Ends the peer's lease, live or run out, as the next record replaces it;
  * a copy goes to *prev (no address when there was none).
  */
-static void replay_end(struct replay *rp, const uint8_t *pubkey, struct lease *prev)
+static void replay_end(struct replay *rp, const uint8_t *pubkey, uint32_t hash,
+		       struct lease *prev)
 {
-	struct lease *l = lease_find(rp->e->leases, pubkey);
+	struct lease *l = lease_find_hashed(rp->e->leases, pubkey, hash);
 	struct lease_change c;
 
 	memset(prev, 0, sizeof(*prev));
@@ -91,9 +101,8 @@ static void replay_end(struct replay *rp, const uint8_t *pubkey, struct lease *p
 	}
 }
 
-static int replay_record(const struct journal_record *r, void *ctx)
+static int apply_record(struct replay *rp, const struct journal_record *r, uint32_t hash)
 {
-	struct replay *rp = ctx;
 	struct lease l, prev;
 	int ret;
 
@@ -104,11 +113,11 @@ static int replay_record(const struct journal_record *r, void *ctx)
 		if (end <= rp->now_real) {
 			/* Run out already: it holds no address, and stays
 			 * aside in case a later record of the peer follows. */
-			replay_end(rp, r->pubkey, &prev);
+			replay_end(rp, r->pubkey, hash, &prev);
 			ret = lease_set(rp->expired, &l);
 		} else {
 			l.expires = (uint32_t)(rp->now_boot + (end - rp->now_real));
-			ret = lease_replay_grant(rp->e->leases, &l, &prev);
+			ret = lease_replay_grant(rp->e->leases, &l, hash, &prev);
 			if (ret == -EEXIST) {
 				rp->clash = true;
 				ret = 0;
@@ -127,7 +136,7 @@ static int replay_record(const struct journal_record *r, void *ctx)
 		return ret;
 	}
 
-	replay_end(rp, r->pubkey, &prev);
+	replay_end(rp, r->pubkey, hash, &prev);
 	if (!wgkey_is_zero(r->pubkey)) {
 		ret = lease_set(rp->gone, &l);
 		if (ret)
@@ -148,6 +157,38 @@ static int replay_record(const struct journal_record *r, void *ctx)
 				return ret;
 		}
 	}
+	return 0;
+}
+
+/* Applies the records read ahead, oldest first, until n are left. */
+static int replay_drain(struct replay *rp, size_t n)
+{
+	int ret;
+
+	while (rp->n_ahead > n) {
+		struct pending *p = &rp->ahead[(rp->next + REPLAY_AHEAD - rp->n_ahead) % REPLAY_AHEAD];
+
+		rp->n_ahead--;
+		ret = apply_record(rp, &p->r, p->hash);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static int replay_record(const struct journal_record *r, void *ctx)
+{
+	struct replay *rp = ctx;
+	struct pending *p;
+	int ret = replay_drain(rp, REPLAY_AHEAD - 1);
+
+	if (ret)
+		return ret;
+	p = &rp->ahead[rp->next];
+	p->r = *r;
+	p->hash = lease_prefetch(rp->e->leases, r->pubkey);
+	rp->next = (rp->next + 1) % REPLAY_AHEAD;
+	rp->n_ahead++;
 	return 0;
 }
 
@@ -299,6 +340,10 @@ static void open_journal(struct engine *e, struct replay *rp)
 		log_warnx("cannot open the lease journal %s: %s", cfg->journal_name, strerror(-ret));
 		exit(EXIT_STATE_DIR);
 	}
+	ret = replay_drain(rp, 0);
+	if (ret)
+		fatalx_status(EXIT_SYSTEM, "cannot replay the lease journal %s: %s",
+			      cfg->journal_name, strerror(-ret));
 	if (st.dropped_bytes)
 		log_warnx("journal %s: dropped %zu bytes of a torn or corrupt tail after %zu valid "
 			  "records", cfg->journal_name, st.dropped_bytes, st.records);

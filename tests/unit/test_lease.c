@@ -451,23 +451,23 @@ START_TEST(replay_grant_moves_and_reports_clashes)
 	l.has_ip4 = true;
 	l.ip4 = a50.ip4;
 	l.expires = 500;
-	ck_assert_int_eq(lease_replay_grant(lt, &l, &prev), 0);
+	ck_assert_int_eq(lease_replay_grant(lt, &l, lease_prefetch(lt, l.pubkey), &prev), 0);
 	ck_assert(!prev.has_ip4 && !prev.has_ip6);
 	ck_assert(!poolset_is_free(ps, &a50));
 	/* Renewed in place: the address stays taken. */
 	l.expires = 600;
-	ck_assert_int_eq(lease_replay_grant(lt, &l, &prev), 0);
+	ck_assert_int_eq(lease_replay_grant(lt, &l, lease_prefetch(lt, l.pubkey), &prev), 0);
 	ck_assert(prev.has_ip4 && prev.ip4.s_addr == a50.ip4.s_addr);
 	ck_assert(!poolset_is_free(ps, &a50));
 	ck_assert_uint_eq(lease_first_expiry(lt)->expires, 600);
 	/* Moved: the old address goes back. */
 	l.ip4 = a51.ip4;
-	ck_assert_int_eq(lease_replay_grant(lt, &l, &prev), 0);
+	ck_assert_int_eq(lease_replay_grant(lt, &l, lease_prefetch(lt, l.pubkey), &prev), 0);
 	ck_assert(poolset_is_free(ps, &a50));
 	ck_assert(!poolset_is_free(ps, &a51));
 	/* Another peer's grant of the same address is recorded, and said. */
 	key_of(l.pubkey, 8);
-	ck_assert_int_eq(lease_replay_grant(lt, &l, &prev), -EEXIST);
+	ck_assert_int_eq(lease_replay_grant(lt, &l, lease_prefetch(lt, l.pubkey), &prev), -EEXIST);
 	ck_assert_uint_eq(lease_count(lt), 2);
 }
 END_TEST
