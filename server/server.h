@@ -143,6 +143,7 @@ struct engine {
 	struct status_counters counters;
 	struct ratelimit logrl;       /* per-peer log lines */
 	uint64_t last_refresh_ms;
+	bool all_leases_on_device;    /* at the last device read: no lease departed */
 	struct conn *conns;
 	size_t n_conns;
 	/* Answered requests waiting for this round's commit, in order. */
