@@ -8,6 +8,7 @@
 #include "peers.h"
 
 #define NO_ENTRY UINT32_MAX
+#define BUILD_AHEAD 8
 
 /*
  * Each peer's key is stored once, in device order; hash tables of 32-bit
@@ -53,10 +54,20 @@ static uint32_t ll_find(const struct peer_index *pi, const struct in6_addr *ll, 
 	return hashtab_find(&pi->by_ll, hash, ll_match, &q);
 }
 
+/* Starts loading the buckets of ll, and returns its hash. */
+static uint32_t ll_prefetch(const struct peer_index *pi, const struct in6_addr *ll)
+{
+	uint32_t hash = hashtab_hash(&pi->by_ll, ll, sizeof(*ll));
+
+	hashtab_prefetch(&pi->by_ll, hash);
+	return hash;
+}
+
 struct peer_index *peer_index_build(const struct wgdev *dev)
 {
 	struct peer_index *pi = calloc(1, sizeof(*pi));
-	size_t n_ll = 0;
+	uint32_t ahead[BUILD_AHEAD];
+	size_t n_ll = 0, n = 0;
 
 	if (!pi)
 		return NULL;
@@ -82,17 +93,26 @@ struct peer_index *peer_index_build(const struct wgdev *dev)
 
 		for (size_t j = 0; j < peer->n_allowedips; j++) {
 			const struct wgd_ip *ip = &peer->allowedips[j];
-			uint32_t hash;
 
-			if (!is_ll_host(ip))
-				continue;
-			hash = hashtab_hash(&pi->by_ll, &ip->ip6, sizeof(ip->ip6));
-			if (ll_find(pi, &ip->ip6, hash) != NO_ENTRY)
-				continue; /* WireGuard keeps allowed-IPs unique; be safe */
-			if (hashtab_insert(&pi->by_ll, hash, (uint32_t)pi->n_ll))
-				goto fail;
-			pi->lls[pi->n_ll++] = (struct ll_entry){ .ll = ip->ip6, .peer = (uint32_t)i };
+			if (is_ll_host(ip))
+				pi->lls[n++] = (struct ll_entry){ .ll = ip->ip6, .peer = (uint32_t)i };
 		}
+	}
+	/* Then indexed, with the buckets of the next ones loading meanwhile,
+	 * as key_index_build() does. */
+	for (size_t k = 0; k < n && k < BUILD_AHEAD; k++)
+		ahead[k] = ll_prefetch(pi, &pi->lls[k].ll);
+	for (size_t k = 0; k < n; k++) {
+		uint32_t hash = ahead[k % BUILD_AHEAD];
+		struct ll_entry e = pi->lls[k];
+
+		if (k + BUILD_AHEAD < n)
+			ahead[k % BUILD_AHEAD] = ll_prefetch(pi, &pi->lls[k + BUILD_AHEAD].ll);
+		if (ll_find(pi, &e.ll, hash) != NO_ENTRY)
+			continue; /* WireGuard keeps allowed-IPs unique; be safe */
+		if (hashtab_insert(&pi->by_ll, hash, (uint32_t)pi->n_ll))
+			goto fail;
+		pi->lls[pi->n_ll++] = e;
 	}
 	return pi;
 fail:
