@@ -187,6 +187,12 @@ static int replay_record(const struct journal_record *r, void *ctx)
 	p = &rp->ahead[rp->next];
 	p->r = *r;
 	p->hash = lease_prefetch(rp->e->leases, r->pubkey);
+	if (r->type == JREC_GRANT && (r->flags & JREC_F_IP6)) {
+		struct wgd_ip a;
+
+		wgd_ip_host6(&a, &r->ip6);
+		poolset_prefetch_addr(rp->e->pools, &a);
+	}
 	rp->next = (rp->next + 1) % REPLAY_AHEAD;
 	rp->n_ahead++;
 	return 0;
