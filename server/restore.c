@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-/* wg-dynamic-server: journal replay, lease restore and reconciliation at start-up. */
+/* wg-dynamic-server: start-up: the journal replayed into the live lease table,
+ * and the device reconciled with it. */
 
 #include <errno.h>
 #include <stdio.h>
