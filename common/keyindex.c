@@ -53,8 +53,8 @@ int key_index_build(struct key_index *ki, const uint8_t (*keys)[WG_KEY_LEN], siz
 		uint32_t hash = ahead[i % BUILD_AHEAD];
 
 		if (i + BUILD_AHEAD < n) {
-			ahead[i % BUILD_AHEAD] = hashtab_hash(&ki->table, keys[i + BUILD_AHEAD],
-							      WG_KEY_LEN);
+			ahead[i % BUILD_AHEAD] =
+				hashtab_hash(&ki->table, keys[i + BUILD_AHEAD], WG_KEY_LEN);
 			hashtab_prefetch(&ki->table, ahead[i % BUILD_AHEAD]);
 		}
 		if (key_find(ki, keys[i], hash) != HASHTAB_NONE)

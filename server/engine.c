@@ -109,8 +109,8 @@ static void rebuild_reservations(struct engine *e, const struct wgdev *dev,
 		hashes[i] = lease_prefetch(e->leases, dev->peers[i].pubkey);
 	for (size_t i = 0; i < dev->n_peers; i++) {
 		const struct wgdev_peer *peer = &dev->peers[i];
-		const struct lease *l = lease_find_hashed(e->leases, peer->pubkey,
-							  hashes[i % LOOKUP_AHEAD]);
+		const struct lease *l =
+			lease_find_hashed(e->leases, peer->pubkey, hashes[i % LOOKUP_AHEAD]);
 
 		if (i + LOOKUP_AHEAD < dev->n_peers) {
 			const struct wgdev_peer *next = &dev->peers[i + LOOKUP_AHEAD];
@@ -135,8 +135,8 @@ static void rebuild_reservations(struct engine *e, const struct wgdev *dev,
 		found += l != NULL;
 	}
 	/* Keys are unique on a device: then every lease was found once. */
-	e->all_leases_on_device = found == lease_count(e->leases) &&
-				  peer_index_count(e->peers) == dev->n_peers;
+	e->all_leases_on_device =
+		found == lease_count(e->leases) && peer_index_count(e->peers) == dev->n_peers;
 }
 
 /* With --auto-ll, every peer gets its derived link-local /128. */

@@ -95,7 +95,8 @@ struct peer_index *peer_index_build(const struct wgdev *dev)
 			const struct wgd_ip *ip = &peer->allowedips[j];
 
 			if (is_ll_host(ip))
-				pi->lls[n++] = (struct ll_entry){ .ll = ip->ip6, .peer = (uint32_t)i };
+				pi->lls[n++] =
+					(struct ll_entry){ .ll = ip->ip6, .peer = (uint32_t)i };
 		}
 	}
 	/* Then indexed, with the buckets of the next ones loading meanwhile,

@@ -86,8 +86,7 @@ static bool moved(const struct lease *prev, const struct lease *l)
  * Ends the peer's lease, live or run out, as the next record replaces it;
  * a copy goes to *prev (no address when there was none).
  */
-static void replay_end(struct replay *rp, const uint8_t *pubkey, uint32_t hash,
-		       struct lease *prev)
+static void replay_end(struct replay *rp, const uint8_t *pubkey, uint32_t hash, struct lease *prev)
 {
 	struct lease *l = lease_find_hashed(rp->e->leases, pubkey, hash);
 	struct lease_change c;
@@ -167,7 +166,8 @@ static int replay_drain(struct replay *rp, size_t n)
 	int ret;
 
 	while (rp->n_ahead > n) {
-		struct pending *p = &rp->ahead[(rp->next + REPLAY_AHEAD - rp->n_ahead) % REPLAY_AHEAD];
+		struct pending *p =
+			&rp->ahead[(rp->next + REPLAY_AHEAD - rp->n_ahead) % REPLAY_AHEAD];
 
 		rp->n_ahead--;
 		ret = apply_record(rp, &p->r, p->hash);
@@ -449,7 +449,8 @@ void start_up_state(struct engine *e)
 	t[3] = clock_mono_us();
 	ret = index_device(e, dev, &(struct peer_visit){ reconcile_peer, rp.gone });
 	if (ret)
-		fatalx_status(EXIT_SYSTEM, "cannot index the peers of %s: %s", cfg->ifname, strerror(-ret));
+		fatalx_status(EXIT_SYSTEM, "cannot index the peers of %s: %s", cfg->ifname,
+			      strerror(-ret));
 	wgdev_free(dev);
 	lease_table_free(rp.gone);
 	poolset_free(none);
