@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/array.h"
 #include "../common/hashtab.h"
 #include "../common/keyindex.h"
 #include "peers.h"
@@ -67,21 +68,17 @@ struct peer_index *peer_index_build(const struct wgdev *dev)
 {
 	struct peer_index *pi = calloc(1, sizeof(*pi));
 	uint32_t ahead[BUILD_AHEAD];
-	size_t n_ll = 0, n = 0;
+	size_t cap_ll, n = 0;
 
 	if (!pi)
 		return NULL;
 	if (dev->n_peers >= NO_ENTRY || hashtab_init(&pi->by_ll))
 		goto fail;
-	for (size_t i = 0; i < dev->n_peers; i++)
-		for (size_t j = 0; j < dev->peers[i].n_allowedips; j++)
-			n_ll += is_ll_host(&dev->peers[i].allowedips[j]);
-	if (n_ll >= NO_ENTRY)
-		goto fail;
-
 	pi->keys = malloc((dev->n_peers + 1) * WG_KEY_LEN);
-	pi->lls = malloc((n_ll + 1) * sizeof(*pi->lls));
-	if (!pi->keys || !pi->lls || hashtab_reserve(&pi->by_ll, n_ll))
+	/* A peer has one link-local as a rule: room for as many at once. */
+	cap_ll = dev->n_peers + 1;
+	pi->lls = malloc(cap_ll * sizeof(*pi->lls));
+	if (!pi->keys || !pi->lls)
 		goto fail;
 	for (size_t i = 0; i < dev->n_peers; i++)
 		memcpy(pi->keys[i], dev->peers[i].pubkey, WG_KEY_LEN);
@@ -94,11 +91,16 @@ struct peer_index *peer_index_build(const struct wgdev *dev)
 		for (size_t j = 0; j < peer->n_allowedips; j++) {
 			const struct wgd_ip *ip = &peer->allowedips[j];
 
-			if (is_ll_host(ip))
-				pi->lls[n++] =
-					(struct ll_entry){ .ll = ip->ip6, .peer = (uint32_t)i };
+			if (!is_ll_host(ip))
+				continue;
+			if (n >= NO_ENTRY - 1 ||
+			    array_reserve(&pi->lls, &cap_ll, n, sizeof(*pi->lls), 16))
+				goto fail;
+			pi->lls[n++] = (struct ll_entry){ .ll = ip->ip6, .peer = (uint32_t)i };
 		}
 	}
+	if (hashtab_reserve(&pi->by_ll, n))
+		goto fail;
 	/* Then indexed, with the buckets of the next ones loading meanwhile,
 	 * as key_index_build() does. */
 	for (size_t k = 0; k < n && k < BUILD_AHEAD; k++)
