@@ -6,6 +6,8 @@
 
 #include "keyindex.h"
 
+#define BUILD_AHEAD 8
+
 struct key_query {
 	const uint8_t (*keys)[WG_KEY_LEN];
 	const uint8_t *pubkey;
@@ -27,6 +29,7 @@ static uint32_t key_find(const struct key_index *ki, const uint8_t *pubkey, uint
 
 int key_index_build(struct key_index *ki, const uint8_t (*keys)[WG_KEY_LEN], size_t n)
 {
+	uint32_t ahead[BUILD_AHEAD];
 	int ret;
 
 	memset(ki, 0, sizeof(*ki));
@@ -40,9 +43,21 @@ int key_index_build(struct key_index *ki, const uint8_t (*keys)[WG_KEY_LEN], siz
 		return ret;
 	}
 	ki->keys = keys;
+	/* The buckets of the next keys load meanwhile: a table of a
+	 * million keys misses the cache on each, and can wait for several
+	 * misses at once. */
+	for (size_t i = 0; i < n && i < BUILD_AHEAD; i++) {
+		ahead[i] = hashtab_hash(&ki->table, keys[i], WG_KEY_LEN);
+		hashtab_prefetch(&ki->table, ahead[i]);
+	}
 	for (size_t i = 0; i < n; i++) {
-		uint32_t hash = hashtab_hash(&ki->table, keys[i], WG_KEY_LEN);
+		uint32_t hash = ahead[i % BUILD_AHEAD];
 
+		if (i + BUILD_AHEAD < n) {
+			ahead[i % BUILD_AHEAD] =
+				hashtab_hash(&ki->table, keys[i + BUILD_AHEAD], WG_KEY_LEN);
+			hashtab_prefetch(&ki->table, ahead[i % BUILD_AHEAD]);
+		}
 		if (key_find(ki, keys[i], hash) != HASHTAB_NONE)
 			continue;
 		ret = hashtab_insert(&ki->table, hash, (uint32_t)i);

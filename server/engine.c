@@ -78,14 +78,20 @@ peer_log(struct engine *e, void (*out)(const char *, ...), const uint8_t *key,
 
 /* ---- device state ---- */
 
+#define LOOKUP_AHEAD 8
+
 /*
  * Never lease the server's own addresses, nor addresses inside any peer's
- * configured allowed-IPs other than its own lease.
+ * configured allowed-IPs other than its own lease. Each peer found, with
+ * its lease or NULL, goes on to visit when there is one: one lookup of the
+ * lease serves both.
  */
-static void rebuild_reservations(struct engine *e, const struct wgdev *dev)
+static void rebuild_reservations(struct engine *e, const struct wgdev *dev,
+				 const struct peer_visit *visit)
 {
 	struct rtnl_addr *addrs = NULL;
-	size_t n = 0;
+	uint32_t hashes[LOOKUP_AHEAD];
+	size_t n = 0, found = 0;
 
 	poolset_reserve_clear(e->pools);
 	if (!rtnl_addr_list(e->rt, cfg->ifindex, AF_UNSPEC, &addrs, &n)) {
@@ -98,9 +104,21 @@ static void rebuild_reservations(struct engine *e, const struct wgdev *dev)
 		free(addrs);
 	}
 
+	/* The lookups of the next peers under way meanwhile: a lookup in a
+	 * big table waits on cache misses, and so can wait for several. */
+	for (size_t i = 0; i < dev->n_peers && i < LOOKUP_AHEAD; i++)
+		hashes[i] = lease_prefetch(e->leases, dev->peers[i].pubkey);
 	for (size_t i = 0; i < dev->n_peers; i++) {
 		const struct wgdev_peer *peer = &dev->peers[i];
-		const struct lease *l = lease_find(e->leases, peer->pubkey);
+		const struct lease *l =
+			lease_find_hashed(e->leases, peer->pubkey, hashes[i % LOOKUP_AHEAD]);
+
+		if (i + LOOKUP_AHEAD < dev->n_peers) {
+			const struct wgdev_peer *next = &dev->peers[i + LOOKUP_AHEAD];
+
+			hashes[i % LOOKUP_AHEAD] = lease_prefetch(e->leases, next->pubkey);
+			__builtin_prefetch(next->allowedips);
+		}
 
 		for (size_t j = 0; j < peer->n_allowedips; j++) {
 			const struct wgd_ip *ip = &peer->allowedips[j];
@@ -113,7 +131,13 @@ static void rebuild_reservations(struct engine *e, const struct wgdev *dev)
 				continue;
 			poolset_reserve(e->pools, ip);
 		}
+		if (visit)
+			visit->fn(peer, l, visit->ctx);
+		found += l != NULL;
 	}
+	/* Keys are unique on a device: then every lease was found once. */
+	e->all_leases_on_device =
+		found == lease_count(e->leases) && peer_index_count(e->peers) == dev->n_peers;
 }
 
 /* With --auto-ll, every peer gets its derived link-local /128. */
@@ -258,8 +282,9 @@ void release_lease(struct engine *e, struct lease *l, const char *why, bool quar
 	end_on_device(&c, 1);
 }
 
-/* Takes in a device read: derived link-locals, the peer index, reservations. */
-int index_device(struct engine *e, struct wgdev *dev)
+/* Takes in a device read: derived link-locals, the peer index, reservations;
+ * visit, when not NULL, sees each peer with its lease. */
+int index_device(struct engine *e, struct wgdev *dev, const struct peer_visit *visit)
 {
 	struct peer_index *pi;
 
@@ -270,7 +295,7 @@ int index_device(struct engine *e, struct wgdev *dev)
 		return -ENOMEM;
 	peer_index_free(e->peers);
 	e->peers = pi;
-	rebuild_reservations(e, dev);
+	rebuild_reservations(e, dev, visit);
 	log_debug("device read: %zu peers", peer_index_count(pi));
 	return 0;
 }
@@ -285,7 +310,7 @@ int refresh_device(struct engine *e)
 	ret = priv_get_device(&dev);
 	if (ret)
 		return ret;
-	ret = index_device(e, dev);
+	ret = index_device(e, dev, NULL);
 	wgdev_free(dev);
 	return ret;
 }
@@ -394,7 +419,8 @@ static void drop_departed_peers(struct engine *e)
 {
 	struct departed d = { .peers = e->peers, .cap = lease_count(e->leases) };
 
-	if (!d.cap)
+	/* The device was just indexed, and each lease looked up then. */
+	if (!d.cap || e->all_leases_on_device)
 		return;
 	d.keys = calloc(d.cap, WG_KEY_LEN);
 	if (!d.keys)

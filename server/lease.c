@@ -113,6 +113,20 @@ struct lease *lease_find(const struct lease_table *lt, const uint8_t pubkey[WG_K
 	return lease_lookup(lt, pubkey, key_hash(lt, pubkey));
 }
 
+uint32_t lease_prefetch(const struct lease_table *lt, const uint8_t pubkey[WG_KEY_LEN])
+{
+	uint32_t hash = key_hash(lt, pubkey);
+
+	hashtab_prefetch(&lt->index, hash);
+	return hash;
+}
+
+struct lease *lease_find_hashed(const struct lease_table *lt, const uint8_t pubkey[WG_KEY_LEN],
+				uint32_t hash)
+{
+	return lease_lookup(lt, pubkey, hash);
+}
+
 /* Puts heap entry e at pos, and tells its lease. */
 static void heap_set(struct lease_table *lt, uint32_t pos, struct heap_entry e)
 {
@@ -522,6 +536,56 @@ int lease_restore(struct lease_table *lt, const struct lease *src)
 	}
 	lease_assign(lt, l, src);
 	return 0;
+}
+
+/* Whether both hold the same address of a family, or neither holds one. */
+static bool same_ip4(const struct lease *a, const struct lease *b)
+{
+	return a->has_ip4 == b->has_ip4 && (!a->has_ip4 || a->ip4.s_addr == b->ip4.s_addr);
+}
+
+static bool same_ip6(const struct lease *a, const struct lease *b)
+{
+	return a->has_ip6 == b->has_ip6 && (!a->has_ip6 || !memcmp(&a->ip6, &b->ip6, 16));
+}
+
+int lease_replay_grant(struct lease_table *lt, const struct lease *src, uint32_t hash,
+		       struct lease *prev)
+{
+	struct lease *l = lease_lookup(lt, src->pubkey, hash);
+	struct wgd_ip ip;
+	int ret = 0, taken;
+
+	if (l) {
+		*prev = *l;
+	} else {
+		l = lease_insert(lt, src->pubkey, hash);
+		if (!l)
+			return -ENOMEM;
+		memset(prev, 0, sizeof(*prev));
+	}
+	if (prev->has_ip4 && !same_ip4(prev, src)) {
+		wgd_ip_host4(&ip, &prev->ip4);
+		poolset_put(lt->pools, &ip);
+	}
+	if (prev->has_ip6 && !same_ip6(prev, src)) {
+		wgd_ip_host6(&ip, &prev->ip6);
+		poolset_put(lt->pools, &ip);
+	}
+	if (src->has_ip4 && !same_ip4(prev, src)) {
+		wgd_ip_host4(&ip, &src->ip4);
+		taken = poolset_take(lt->pools, &ip);
+		if (taken && taken != -ERANGE)
+			ret = -EEXIST;
+	}
+	if (src->has_ip6 && !same_ip6(prev, src)) {
+		wgd_ip_host6(&ip, &src->ip6);
+		taken = poolset_take(lt->pools, &ip);
+		if (taken && taken != -ERANGE)
+			ret = -EEXIST;
+	}
+	lease_assign(lt, l, src);
+	return ret;
 }
 
 int lease_set(struct lease_table *lt, const struct lease *src)

@@ -49,6 +49,14 @@ int lease_table_reserve(struct lease_table *lt, size_t n);
 /* Bytes the table holds, quarantine included, for benchmarks. */
 size_t lease_table_memory(const struct lease_table *lt);
 struct lease *lease_find(const struct lease_table *lt, const uint8_t pubkey[WG_KEY_LEN]);
+/*
+ * For a caller with many lookups at hand, to wait for their cache misses
+ * at once: lease_prefetch() starts loading what finding pubkey reads and
+ * returns its hash, and lease_find_hashed() finds it, a few lookups later.
+ */
+uint32_t lease_prefetch(const struct lease_table *lt, const uint8_t pubkey[WG_KEY_LEN]);
+struct lease *lease_find_hashed(const struct lease_table *lt, const uint8_t pubkey[WG_KEY_LEN],
+				uint32_t hash);
 /* The lease that expires first, or NULL. */
 struct lease *lease_first_expiry(const struct lease_table *lt);
 
@@ -96,6 +104,18 @@ void lease_release(struct lease_table *lt, struct lease *l, struct wgdev_change 
  * lease holds one of them.
  */
 int lease_restore(struct lease_table *lt, const struct lease *l);
+
+/*
+ * Replay of a grant straight into the live table: the peer's lease becomes
+ * src, inserted or overwritten; hash is lease_prefetch()'s for its key. The addresses of the lease it replaces go
+ * back to the pools unless src keeps them, and that lease is copied to
+ * *prev (with no address when there was none). -EEXIST when a pool address
+ * of src is leased already, to another peer: src is recorded all the
+ * same, that address unmarked, and the pools no longer say which lease
+ * holds what; the caller sorts that out. On -ENOMEM nothing was changed.
+ */
+int lease_replay_grant(struct lease_table *lt, const struct lease *src, uint32_t hash,
+		       struct lease *prev);
 
 /*
  * Replay: records a lease as it is, inserting or overwriting the peer's,

@@ -4,11 +4,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/array.h"
 #include "../common/hashtab.h"
 #include "../common/keyindex.h"
 #include "peers.h"
 
 #define NO_ENTRY UINT32_MAX
+#define BUILD_AHEAD 8
 
 /*
  * Each peer's key is stored once, in device order; hash tables of 32-bit
@@ -54,24 +56,30 @@ static uint32_t ll_find(const struct peer_index *pi, const struct in6_addr *ll, 
 	return hashtab_find(&pi->by_ll, hash, ll_match, &q);
 }
 
+/* Starts loading the buckets of ll, and returns its hash. */
+static uint32_t ll_prefetch(const struct peer_index *pi, const struct in6_addr *ll)
+{
+	uint32_t hash = hashtab_hash(&pi->by_ll, ll, sizeof(*ll));
+
+	hashtab_prefetch(&pi->by_ll, hash);
+	return hash;
+}
+
 struct peer_index *peer_index_build(const struct wgdev *dev)
 {
 	struct peer_index *pi = calloc(1, sizeof(*pi));
-	size_t n_ll = 0;
+	uint32_t ahead[BUILD_AHEAD];
+	size_t cap_ll, n = 0;
 
 	if (!pi)
 		return NULL;
 	if (dev->n_peers >= NO_ENTRY || hashtab_init(&pi->by_ll))
 		goto fail;
-	for (size_t i = 0; i < dev->n_peers; i++)
-		for (size_t j = 0; j < dev->peers[i].n_allowedips; j++)
-			n_ll += is_ll_host(&dev->peers[i].allowedips[j]);
-	if (n_ll >= NO_ENTRY)
-		goto fail;
-
 	pi->keys = malloc((dev->n_peers + 1) * WG_KEY_LEN);
-	pi->lls = malloc((n_ll + 1) * sizeof(*pi->lls));
-	if (!pi->keys || !pi->lls || hashtab_reserve(&pi->by_ll, n_ll))
+	/* A peer has one link-local as a rule: room for as many at once. */
+	cap_ll = dev->n_peers + 1;
+	pi->lls = malloc(cap_ll * sizeof(*pi->lls));
+	if (!pi->keys || !pi->lls)
 		goto fail;
 	for (size_t i = 0; i < dev->n_peers; i++)
 		memcpy(pi->keys[i], dev->peers[i].pubkey, WG_KEY_LEN);
@@ -83,17 +91,32 @@ struct peer_index *peer_index_build(const struct wgdev *dev)
 
 		for (size_t j = 0; j < peer->n_allowedips; j++) {
 			const struct wgd_ip *ip = &peer->allowedips[j];
-			uint32_t hash;
 
 			if (!is_ll_host(ip))
 				continue;
-			hash = hashtab_hash(&pi->by_ll, &ip->ip6, sizeof(ip->ip6));
-			if (ll_find(pi, &ip->ip6, hash) != NO_ENTRY)
-				continue; /* WireGuard keeps allowed-IPs unique; be safe */
-			if (hashtab_insert(&pi->by_ll, hash, (uint32_t)pi->n_ll))
+			if (n >= NO_ENTRY - 1 ||
+			    array_reserve(&pi->lls, &cap_ll, n, sizeof(*pi->lls), 16))
 				goto fail;
-			pi->lls[pi->n_ll++] = (struct ll_entry){ .ll = ip->ip6, .peer = (uint32_t)i };
+			pi->lls[n++] = (struct ll_entry){ .ll = ip->ip6, .peer = (uint32_t)i };
 		}
+	}
+	if (hashtab_reserve(&pi->by_ll, n))
+		goto fail;
+	/* Then indexed, with the buckets of the next ones loading meanwhile,
+	 * as key_index_build() does. */
+	for (size_t k = 0; k < n && k < BUILD_AHEAD; k++)
+		ahead[k] = ll_prefetch(pi, &pi->lls[k].ll);
+	for (size_t k = 0; k < n; k++) {
+		uint32_t hash = ahead[k % BUILD_AHEAD];
+		struct ll_entry e = pi->lls[k];
+
+		if (k + BUILD_AHEAD < n)
+			ahead[k % BUILD_AHEAD] = ll_prefetch(pi, &pi->lls[k + BUILD_AHEAD].ll);
+		if (ll_find(pi, &e.ll, hash) != NO_ENTRY)
+			continue; /* WireGuard keeps allowed-IPs unique; be safe */
+		if (hashtab_insert(&pi->by_ll, hash, (uint32_t)pi->n_ll))
+			goto fail;
+		pi->lls[pi->n_ll++] = e;
 	}
 	return pi;
 fail:

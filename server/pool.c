@@ -560,6 +560,21 @@ void poolset_prefetch(struct poolset *ps, int family)
 	}
 }
 
+void poolset_prefetch_addr(const struct poolset *ps, const struct wgd_ip *addr)
+{
+	struct u128 off;
+	const struct pool *p = poolset_find(ps, addr, &off);
+	size_t b1, b2;
+
+	/* A bitmap pool's words for neighbouring addresses share lines;
+	 * a sparse pool scatters them. */
+	if (!p || !p->sparse || !p->sp.nbuckets)
+		return;
+	sp_buckets(&p->sp, off, &b1, &b2);
+	__builtin_prefetch(&p->sp.lo[b1 * SPARSE_BUCKET_SLOTS]);
+	__builtin_prefetch(&p->sp.lo[b2 * SPARSE_BUCKET_SLOTS]);
+}
+
 int poolset_take_random(struct poolset *ps, int family, struct wgd_ip *out)
 {
 	int tries, ret;

@@ -75,6 +75,9 @@ int poolset_take_random(struct poolset *ps, int family, struct wgd_ip *out);
  * the next random take of family, unless the family's pools change first.
  */
 void poolset_prefetch(struct poolset *ps, int family);
+/* The same before taking or putting back a given address, as a journal's
+ * replay does for one record while it handles another. */
+void poolset_prefetch_addr(const struct poolset *ps, const struct wgd_ip *addr);
 /* Marks a given address leased: -ERANGE outside every pool, -EEXIST when
  * leased or reserved. */
 int poolset_take(struct poolset *ps, const struct wgd_ip *addr);

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* Copyright (C) 2026 The wg-dynamic Authors. */
-/* wg-dynamic-server: journal replay, lease restore and reconciliation at start-up. */
+/* wg-dynamic-server: start-up: the journal replayed into the live lease table,
+ * and the device reconciled with it. */
 
 #include <errno.h>
 #include <stdio.h>
@@ -24,13 +25,29 @@
 /* ---- start-up: the journal ---- */
 
 /*
- * Replaying the journal builds, per peer, its latest lease (live) and the
- * last addresses of leases that ended or moved (gone): the latter are what
- * the device may still carry if the server stopped between a record and
- * the device change that followed it.
+ * Replaying the journal applies each record to the live lease table as it
+ * is read: a grant inserts or overwrites its peer's lease and marks its
+ * addresses in the pools, a release ends it. Beside the table, per peer:
+ * a latest grant that had already run out (expired), and the last
+ * addresses of a lease that ended or moved (gone), which the device may
+ * still carry if the server stopped between a record and the device
+ * change that followed it.
  */
+#define REPLAY_AHEAD 8
+
 struct replay {
-	struct lease_table *live, *gone;
+	struct engine *e;
+	struct lease_table *expired, *gone;   /* no pools: scratch */
+	uint32_t now_real;
+	uint64_t now_boot;
+	bool clash;                           /* two leases claimed an address */
+	/* Records read and not yet applied, their keys' lookups under way:
+	 * each waits for a few cache misses at once rather than in turn. */
+	struct pending {
+		struct journal_record r;
+		uint32_t hash;
+	} ahead[REPLAY_AHEAD];
+	size_t n_ahead, next;
 	struct replay_quarantine {
 		struct wgd_ip addr;
 		uint64_t until_real;
@@ -59,25 +76,68 @@ static int replay_quarantine(struct replay *rp, const struct wgd_ip *addr, uint6
 	return 0;
 }
 
-static int replay_record(const struct journal_record *r, void *ctx)
+/* Whether prev held an address that l does not: it is gone. */
+static bool moved(const struct lease *prev, const struct lease *l)
 {
-	struct replay *rp = ctx;
-	struct lease l, *prev = lease_find(rp->live, r->pubkey);
+	return (prev->has_ip4 && (!l->has_ip4 || prev->ip4.s_addr != l->ip4.s_addr)) ||
+	       (prev->has_ip6 && (!l->has_ip6 || memcmp(&prev->ip6, &l->ip6, 16)));
+}
+
+/*
+ * Ends the peer's lease, live or run out, as the next record replaces it;
+ * a copy goes to *prev (no address when there was none).
+ */
+static void replay_end(struct replay *rp, const uint8_t *pubkey, uint32_t hash, struct lease *prev)
+{
+	struct lease *l = lease_find_hashed(rp->e->leases, pubkey, hash);
+	struct wgdev_change c;
+
+	memset(prev, 0, sizeof(*prev));
+	if (l) {
+		*prev = *l;
+		lease_release(rp->e->leases, l, &c);
+	} else if (lease_count(rp->expired) && (l = lease_find(rp->expired, pubkey))) {
+		*prev = *l;
+		lease_forget(rp->expired, pubkey);
+	}
+}
+
+static int apply_record(struct replay *rp, const struct journal_record *r, uint32_t hash)
+{
+	struct lease l, prev;
 	int ret;
 
 	record_to_lease(r, &l);
 	if (r->type == JREC_GRANT) {
-		l.expires = (uint64_t)r->start + r->leasetime;
-		if (prev && ((prev->has_ip4 && (!l.has_ip4 || prev->ip4.s_addr != l.ip4.s_addr)) ||
-			     (prev->has_ip6 && (!l.has_ip6 || memcmp(&prev->ip6, &l.ip6, 16))))) {
-			ret = lease_set(rp->gone, prev);
-			if (ret)
-				return ret;
+		uint64_t end = (uint64_t)r->start + r->leasetime;
+
+		if (end <= rp->now_real) {
+			/* Run out already: it holds no address, and stays
+			 * aside in case a later record of the peer follows. */
+			replay_end(rp, r->pubkey, hash, &prev);
+			ret = lease_set(rp->expired, &l);
+		} else {
+			l.expires = (uint32_t)(rp->now_boot + (end - rp->now_real));
+			ret = lease_replay_grant(rp->e->leases, &l, hash, &prev);
+			if (ret == -EEXIST) {
+				rp->clash = true;
+				ret = 0;
+			}
+			if (!ret && !prev.has_ip4 && !prev.has_ip6 && lease_count(rp->expired)) {
+				const struct lease *x = lease_find(rp->expired, r->pubkey);
+
+				if (x) {
+					prev = *x;
+					lease_forget(rp->expired, r->pubkey);
+				}
+			}
 		}
-		return lease_set(rp->live, &l);
+		if (!ret && moved(&prev, &l))
+			ret = lease_set(rp->gone, &prev);
+		return ret;
 	}
 
-	lease_forget(rp->live, r->pubkey);
+	replay_end(rp, r->pubkey, hash, &prev);
 	if (!wgkey_is_zero(r->pubkey)) {
 		ret = lease_set(rp->gone, &l);
 		if (ret)
@@ -98,6 +158,45 @@ static int replay_record(const struct journal_record *r, void *ctx)
 				return ret;
 		}
 	}
+	return 0;
+}
+
+/* Applies the records read ahead, oldest first, until n are left. */
+static int replay_drain(struct replay *rp, size_t n)
+{
+	int ret;
+
+	while (rp->n_ahead > n) {
+		struct pending *p =
+			&rp->ahead[(rp->next + REPLAY_AHEAD - rp->n_ahead) % REPLAY_AHEAD];
+
+		rp->n_ahead--;
+		ret = apply_record(rp, &p->r, p->hash);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static int replay_record(const struct journal_record *r, void *ctx)
+{
+	struct replay *rp = ctx;
+	struct pending *p;
+	int ret = replay_drain(rp, REPLAY_AHEAD - 1);
+
+	if (ret)
+		return ret;
+	p = &rp->ahead[rp->next];
+	p->r = *r;
+	p->hash = lease_prefetch(rp->e->leases, r->pubkey);
+	if (r->type == JREC_GRANT && (r->flags & JREC_F_IP6)) {
+		struct wgd_ip a;
+
+		wgd_ip_host6(&a, &r->ip6);
+		poolset_prefetch_addr(rp->e->pools, &a);
+	}
+	rp->next = (rp->next + 1) % REPLAY_AHEAD;
+	rp->n_ahead++;
 	return 0;
 }
 
@@ -122,42 +221,33 @@ static int by_key_desc(const void *a, const void *b)
 }
 
 /*
- * Restores the live leases, newest first, so that if two ever claimed one
- * address the later grant keeps it. Expired leases join the gone table.
+ * When two leases claimed one address (a damaged journal), the pools no
+ * longer say who holds what: the leases are taken out and put back newest
+ * first, so that the later grant keeps the address. Rare, and so simple
+ * rather than fast.
  */
-static void restore_leases(struct engine *e, struct replay *rp)
+static void settle_clashes(struct engine *e)
 {
-	uint32_t now_real = clock_real_s();
-	uint64_t now_boot = clock_boot_ms() / 1000;
-	struct lease_list list = { .v = calloc(lease_count(rp->live) + 1, sizeof(struct lease)) };
-	size_t restored = 0, expired = 0, held = 0;
+	struct lease_list list = { .v = calloc(lease_count(e->leases) + 1, sizeof(struct lease)) };
+	uint64_t *order = calloc(lease_count(e->leases) + 1, sizeof(*order));
+	struct wgdev_change c;
 	char kb[WG_KEY_B64_LEN];
-
-	uint64_t *order = calloc(lease_count(rp->live) + 1, sizeof(*order));
 
 	if (!list.v || !order)
 		fatalx_status(EXIT_SYSTEM, "out of memory restoring leases");
-	/* Failing that, the table grows as it goes. */
-	lease_table_reserve(e->leases, lease_count(rp->live));
-	lease_foreach(rp->live, collect_lease, &list);
+	lease_foreach(e->leases, collect_lease, &list);
+	/* Every address back first: a clash left some unmarked. */
+	for (size_t i = 0; i < list.n; i++)
+		lease_release(e->leases, lease_find(e->leases, list.v[i].pubkey), &c);
 	/* Sorting small keys rather than whole leases. */
 	for (size_t i = 0; i < list.n; i++)
 		order[i] = (uint64_t)list.v[i].start << 32 | i;
 	qsort(order, list.n, sizeof(*order), by_key_desc);
 	for (size_t i = 0; i < list.n; i++) {
 		struct lease *l = &list.v[(uint32_t)order[i]];
-		uint64_t end = (uint64_t)l->start + l->leasetime;
 
-		if (end <= now_real) {
-			lease_set(rp->gone, l);
-			expired++;
+		if (!lease_restore(e->leases, l))
 			continue;
-		}
-		l->expires = now_boot + (end - now_real);
-		if (!lease_restore(e->leases, l)) {
-			restored++;
-			continue;
-		}
 		/* Keep whichever family does not clash. */
 		struct lease one = *l;
 		bool ok = false;
@@ -172,10 +262,37 @@ static void restore_leases(struct engine *e, struct replay *rp)
 		}
 		log_warnx("journal: peer %s: an address was leased twice; %s", fmt_key(l->pubkey, kb),
 			  ok ? "kept the other family" : "dropped the lease");
-		restored += ok;
 	}
 	free(order);
 	free(list.v);
+}
+
+static void expired_to_gone(const struct lease *l, void *ctx)
+{
+	lease_set(ctx, l);
+}
+
+/*
+ * After the replay: clashes settled, leases that ran out meanwhile joined
+ * those that had already (gone, both), and the quarantines restored.
+ */
+static void settle_leases(struct engine *e, struct replay *rp)
+{
+	uint32_t now_real = clock_real_s();
+	uint64_t now_boot = clock_boot_ms() / 1000;
+	size_t expired = lease_count(rp->expired), held = 0;
+	struct wgdev_change c;
+	struct lease *l;
+
+	if (rp->clash)
+		settle_clashes(e);
+	/* The replay took the time at its start. */
+	while ((l = lease_first_expiry(e->leases)) && l->expires <= now_boot) {
+		lease_set(rp->gone, l);
+		lease_release(e->leases, l, &c);
+		expired++;
+	}
+	lease_foreach(rp->expired, expired_to_gone, rp->gone);
 
 	for (size_t i = 0; i < rp->n_q; i++) {
 		if (rp->q[i].until_real <= now_real)
@@ -190,7 +307,7 @@ static void restore_leases(struct engine *e, struct replay *rp)
 			held++;
 	}
 	log_info("journal %s: restored %zu leases, dropped %zu expired, %zu addresses in "
-		 "quarantine", cfg->journal_name, restored, expired, held);
+		 "quarantine", cfg->journal_name, lease_count(e->leases), expired, held);
 }
 
 static void open_journal(struct engine *e, struct replay *rp)
@@ -202,11 +319,12 @@ static void open_journal(struct engine *e, struct replay *rp)
 	char jpath[IF_NAMESIZE + 16];
 
 	/* The engine sees its directory as its root. Room for every
-	 * record as a live lease is room enough for the replay. */
+	 * record as a live lease is room enough for the replay; failing
+	 * that, the table grows as it goes. */
 	snprintf(jpath, sizeof(jpath), "/%s.leases", cfg->ifname);
 	if (!lstat(jpath, &jst) && jst.st_size > JOURNAL_HEADER_SIZE)
-		lease_table_reserve(rp->live, (size_t)(jst.st_size - JOURNAL_HEADER_SIZE) /
-						      JOURNAL_RECORD_SIZE);
+		lease_table_reserve(e->leases, (size_t)(jst.st_size - JOURNAL_HEADER_SIZE) /
+						       JOURNAL_RECORD_SIZE);
 	ret = journal_open(&e->journal, "/", cfg->ifname, replay_record, rp, &st);
 	if (ret == -EBADMSG || ret == -EPROTONOSUPPORT) {
 		log_warnx("%s is not a lease journal this server can read (%s); it is left "
@@ -230,6 +348,10 @@ static void open_journal(struct engine *e, struct replay *rp)
 		log_warnx("cannot open the lease journal %s: %s", cfg->journal_name, strerror(-ret));
 		exit(EXIT_STATE_DIR);
 	}
+	ret = replay_drain(rp, 0);
+	if (ret)
+		fatalx_status(EXIT_SYSTEM, "cannot replay the lease journal %s: %s",
+			      cfg->journal_name, strerror(-ret));
 	if (st.dropped_bytes)
 		log_warnx("journal %s: dropped %zu bytes of a torn or corrupt tail after %zu valid "
 			  "records", cfg->journal_name, st.dropped_bytes, st.records);
@@ -245,106 +367,81 @@ static bool peer_has_ip(const struct wgdev_peer *p, const struct wgd_ip *ip)
 	return false;
 }
 
-struct reconcile_ctx {
-	const struct peer_index *peers;
-	struct wgdev *dev;
-};
-
-static void reconcile_lease(const struct lease *l, void *ctx)
+/*
+ * Makes the device agree with the journal, both ways, one peer at a time
+ * as the device is indexed: the addresses of its live lease l missing from
+ * its allowed-IPs are added back; addresses the journal knows as this
+ * peer's ended or moved leases (gone) are taken off. Host allowed-IPs the
+ * journal never leased are configuration, and stay (and are reserved).
+ * Leases of peers no longer on the device are dropped afterwards, by
+ * drop_departed_peers().
+ */
+static void reconcile_peer(const struct wgdev_peer *peer, const struct lease *l, void *ctx)
 {
-	const struct reconcile_ctx *rc = ctx;
-	struct wgdev *dev = rc->dev;
-	struct wgdev_peer *peer;
-	struct wgd_ip want[2];
+	const struct lease_table *gone = ctx;
+	const struct lease *g;
+	struct wgd_ip want[2], stale[2];
 	struct wgdev_change c = { 0 };
-	size_t pos;
-	size_t n_want = 0;
+	size_t n_want = 0, n_stale = 0;
 	char kb[WG_KEY_B64_LEN], ab[WGD_IP_STRLEN];
 	int ret;
 
-	pos = peer_index_find_key(rc->peers, l->pubkey);
-	if (pos == SIZE_MAX)
-		return; /* dropped afterwards, by drop_departed_peers(e) */
-	peer = &dev->peers[pos];
-	if (l->has_ip4)
+	if (l && l->has_ip4)
 		wgd_ip_host4(&want[n_want++], &l->ip4);
-	if (l->has_ip6)
+	if (l && l->has_ip6)
 		wgd_ip_host6(&want[n_want++], &l->ip6);
 	for (size_t i = 0; i < n_want; i++)
 		if (!peer_has_ip(peer, &want[i]))
 			c.add[c.n_add++] = want[i];
-	if (!c.n_add)
-		return;
-	memcpy(c.pubkey, l->pubkey, WG_KEY_LEN);
-	priv_update_batch(&c, 1, &ret);
-	for (size_t i = 0; i < c.n_add; i++)
-		log_info("reconcile: peer %s: %s %s", fmt_key(l->pubkey, kb),
-			 ret ? "cannot re-add" : "re-added", fmt_ip(&c.add[i], ab));
-}
-
-/*
- * Makes the device agree with the journal, both ways: live leases missing
- * from their peer's allowed-IPs are added back; addresses the journal knows
- * as this peer's ended or moved leases are taken off. Host allowed-IPs the
- * journal never leased are configuration, and stay (and are reserved).
- * Leases of peers no longer on the device are dropped by the caller. The
- * peers are found through e->peers, built from dev.
- */
-static void reconcile(struct engine *e, struct wgdev *dev, struct lease_table *gone)
-{
-	char kb[WG_KEY_B64_LEN], ab[WGD_IP_STRLEN];
-
-	struct reconcile_ctx rc = { .peers = e->peers, .dev = dev };
-
-	lease_foreach(e->leases, reconcile_lease, &rc);
-
-	for (size_t i = 0; i < dev->n_peers; i++) {
-		const struct wgdev_peer *peer = &dev->peers[i];
-		const struct lease *g = lease_find(gone, peer->pubkey);
-		const struct lease *l = lease_find(e->leases, peer->pubkey);
-		struct wgd_ip stale[2];
-		struct wgdev_change c = { 0 };
-		size_t n_stale = 0;
-		int ret;
-
-		if (!g)
-			continue;
-		if (g->has_ip4 && !(l && l->has_ip4 && l->ip4.s_addr == g->ip4.s_addr))
-			wgd_ip_host4(&stale[n_stale++], &g->ip4);
-		if (g->has_ip6 && !(l && l->has_ip6 && !memcmp(&l->ip6, &g->ip6, 16)))
-			wgd_ip_host6(&stale[n_stale++], &g->ip6);
-		for (size_t j = 0; j < n_stale; j++)
-			if (peer_has_ip(peer, &stale[j]))
-				c.del[c.n_del++] = stale[j];
-		if (!c.n_del)
-			continue;
-		memcpy(c.pubkey, peer->pubkey, WG_KEY_LEN);
+	memcpy(c.pubkey, peer->pubkey, WG_KEY_LEN);
+	if (c.n_add) {
 		priv_update_batch(&c, 1, &ret);
-		for (size_t j = 0; j < c.n_del; j++)
-			log_info("reconcile: peer %s: %s stale %s", fmt_key(peer->pubkey, kb),
-				 ret ? "cannot remove" : "removed", fmt_ip(&c.del[j], ab));
+		for (size_t i = 0; i < c.n_add; i++)
+			log_info("reconcile: peer %s: %s %s", fmt_key(peer->pubkey, kb),
+				 ret ? "cannot re-add" : "re-added", fmt_ip(&c.add[i], ab));
 	}
+
+	/* Most start-ups follow a clean stop, with nothing gone. */
+	g = lease_count(gone) ? lease_find(gone, peer->pubkey) : NULL;
+	if (!g)
+		return;
+	if (g->has_ip4 && !(l && l->has_ip4 && l->ip4.s_addr == g->ip4.s_addr))
+		wgd_ip_host4(&stale[n_stale++], &g->ip4);
+	if (g->has_ip6 && !(l && l->has_ip6 && !memcmp(&l->ip6, &g->ip6, 16)))
+		wgd_ip_host6(&stale[n_stale++], &g->ip6);
+	c.n_add = 0;
+	for (size_t j = 0; j < n_stale; j++)
+		if (peer_has_ip(peer, &stale[j]))
+			c.del[c.n_del++] = stale[j];
+	if (!c.n_del)
+		return;
+	priv_update_batch(&c, 1, &ret);
+	for (size_t j = 0; j < c.n_del; j++)
+		log_info("reconcile: peer %s: %s stale %s", fmt_key(peer->pubkey, kb),
+			 ret ? "cannot remove" : "removed", fmt_ip(&c.del[j], ab));
 }
 
 /* Reads the journal and the device and makes them agree. */
 void start_up_state(struct engine *e)
 {
-	struct replay rp = { 0 };
+	struct replay rp = { .e = e };
 	struct poolset *none = poolset_new();
 	struct wgdev *dev = NULL;
 	int ret;
 
-	uint64_t t[6];
+	uint64_t t[5];
 
 	t[0] = clock_mono_us();
-	rp.live = none ? lease_table_new(none) : NULL;
+	rp.expired = none ? lease_table_new(none) : NULL;
 	rp.gone = none ? lease_table_new(none) : NULL;
-	if (!rp.live || !rp.gone)
+	if (!rp.expired || !rp.gone)
 		fatalx_status(EXIT_SYSTEM, "out of memory");
+	rp.now_real = clock_real_s();
+	rp.now_boot = clock_boot_ms() / 1000;
 	open_journal(e, &rp);
 	t[1] = clock_mono_us();
-	restore_leases(e, &rp);
-	lease_table_free(rp.live);
+	settle_leases(e, &rp);
+	lease_table_free(rp.expired);
 	free(rp.q);
 
 	t[2] = clock_mono_us();
@@ -354,18 +451,16 @@ void start_up_state(struct engine *e)
 		fatalx_status(EXIT_SYSTEM, "cannot read WireGuard device %s: %s", cfg->ifname,
 			      strerror(-ret));
 	t[3] = clock_mono_us();
-	ret = index_device(e, dev);
+	ret = index_device(e, dev, &(struct peer_visit){ reconcile_peer, rp.gone });
 	if (ret)
-		fatalx_status(EXIT_SYSTEM, "cannot index the peers of %s: %s", cfg->ifname, strerror(-ret));
-	t[4] = clock_mono_us();
-	reconcile(e, dev, rp.gone);
+		fatalx_status(EXIT_SYSTEM, "cannot index the peers of %s: %s", cfg->ifname,
+			      strerror(-ret));
 	wgdev_free(dev);
 	lease_table_free(rp.gone);
 	poolset_free(none);
-	t[5] = clock_mono_us();
-	log_debug("start-up: journal replay %llu ms, restore %llu ms, device read %llu ms, "
-		  "index %llu ms, reconcile %llu ms",
+	t[4] = clock_mono_us();
+	log_debug("start-up: journal replay %llu ms, settle %llu ms, device read %llu ms, "
+		  "index and reconcile %llu ms",
 		  (t[1] - t[0]) / 1000ULL, (t[2] - t[1]) / 1000ULL, (t[3] - t[2]) / 1000ULL,
-		  (t[4] - t[3]) / 1000ULL, (t[5] - t[4]) / 1000ULL);
+		  (t[4] - t[3]) / 1000ULL);
 }
-

@@ -145,6 +145,7 @@ struct engine {
 	struct status_counters counters;
 	struct ratelimit logrl;       /* per-peer log lines */
 	uint64_t last_refresh_ms;
+	bool all_leases_on_device;    /* at the last device read: no lease departed */
 	struct conn *conns;
 	size_t n_conns;
 	/* Answered requests waiting for this round's commit, in order. */
@@ -202,7 +203,13 @@ peer_log(struct engine *e, void (*out)(const char *, ...), const uint8_t *key,
 void journal_lease(struct engine *e, const struct lease *l);
 void journal_release(struct engine *e, const struct wgdev_change *c, uint32_t quarantine);
 void release_lease(struct engine *e, struct lease *l, const char *why, bool quarantine);
-int index_device(struct engine *e, struct wgdev *dev);
+/* What a caller of index_device() does with each peer and its lease (or
+ * NULL) as the device is indexed, sparing a second lookup of each. */
+struct peer_visit {
+	void (*fn)(const struct wgdev_peer *peer, const struct lease *l, void *ctx);
+	void *ctx;
+};
+int index_device(struct engine *e, struct wgdev *dev, const struct peer_visit *visit);
 int refresh_device(struct engine *e);
 void load_route_pools(struct engine *e);
 

@@ -65,8 +65,9 @@ ms_since() { echo $((($(date +%s%N) - $1) / 1000000)); }
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(nproc) CPUs; Linux $(uname -r)"
 echo "journal on $(findmnt -n -o FSTYPE -T "$scratch" 2>/dev/null || stat -f -c %T "$scratch"); each lease: one IPv4 and one IPv6 address; target: ready under 2 s at 1,000,000"
 echo
-printf '%9s %4s %9s %8s %8s %8s %8s %8s %10s\n' leases run "ready ms" journal restore device index reconcile "engine RSS"
-printf '%9s %4s %9s %8s %8s %8s %8s %8s %10s\n' "" "" "" ms ms ms ms ms MiB
+printf '%9s %4s %9s %8s %8s %8s %10s %10s\n' leases run "ready ms" journal settle device "index and" "engine RSS"
+printf '%9s %4s %9s %8s %8s %8s %10s %10s\n' "" "" "" ms ms ms "reconcile" MiB
+printf '%9s %4s %9s %8s %8s %8s %10s %10s\n' "" "" "" "" "" "" ms ""
 failed=0
 for n in $SIZES; do
 	rm -f "$sock"
@@ -99,10 +100,10 @@ for n in $SIZES; do
 		ready=$(ms_since "$t0")
 		engine=$(pgrep -P "$srv_pid" -f wg-dynamic-server | head -n 1)
 		rss=$(awk '/^VmRSS/ { printf "%.0f", $2 / 1024 }' "/proc/$engine/status" 2>/dev/null)
-		phases=$(sed -n 's/.*start-up: journal replay \([0-9]*\) ms, restore \([0-9]*\) ms, device read \([0-9]*\) ms, index \([0-9]*\) ms, reconcile \([0-9]*\) ms.*/\1 \2 \3 \4 \5/p' "$scratch/server.log")
+		phases=$(sed -n 's/.*start-up: journal replay \([0-9]*\) ms, settle \([0-9]*\) ms, device read \([0-9]*\) ms, index and reconcile \([0-9]*\) ms.*/\1 \2 \3 \4/p' "$scratch/server.log")
 		grep -q "restored $n leases" "$scratch/server.log" || { echo "startup: not every lease was restored" >&2; failed=1; }
 		# shellcheck disable=SC2086
-		printf '%9s %4s %9s %8s %8s %8s %8s %8s %10s\n' "$n" "$run" "$ready" $phases "${rss:-?}"
+		printf '%9s %4s %9s %8s %8s %8s %10s %10s\n' "$n" "$run" "$ready" $phases "${rss:-?}"
 		kill "$srv_pid"
 		wait "$srv_pid" 2>/dev/null
 		srv_pid=

@@ -451,6 +451,37 @@ START_TEST(restore_refuses_conflicts)
 }
 END_TEST
 
+START_TEST(replay_grant_moves_and_reports_clashes)
+{
+	struct wgd_ip a50 = prefix("10.0.0.50/32"), a51 = prefix("10.0.0.51/32");
+	struct lease l, prev;
+
+	memset(&l, 0, sizeof(l));
+	key_of(l.pubkey, 7);
+	l.has_ip4 = true;
+	l.ip4 = a50.ip4;
+	l.expires = 500;
+	ck_assert_int_eq(lease_replay_grant(lt, &l, lease_prefetch(lt, l.pubkey), &prev), 0);
+	ck_assert(!prev.has_ip4 && !prev.has_ip6);
+	ck_assert(!poolset_is_free(ps, &a50));
+	/* Renewed in place: the address stays taken. */
+	l.expires = 600;
+	ck_assert_int_eq(lease_replay_grant(lt, &l, lease_prefetch(lt, l.pubkey), &prev), 0);
+	ck_assert(prev.has_ip4 && prev.ip4.s_addr == a50.ip4.s_addr);
+	ck_assert(!poolset_is_free(ps, &a50));
+	ck_assert_uint_eq(lease_first_expiry(lt)->expires, 600);
+	/* Moved: the old address goes back. */
+	l.ip4 = a51.ip4;
+	ck_assert_int_eq(lease_replay_grant(lt, &l, lease_prefetch(lt, l.pubkey), &prev), 0);
+	ck_assert(poolset_is_free(ps, &a50));
+	ck_assert(!poolset_is_free(ps, &a51));
+	/* Another peer's grant of the same address is recorded, and said. */
+	key_of(l.pubkey, 8);
+	ck_assert_int_eq(lease_replay_grant(lt, &l, lease_prefetch(lt, l.pubkey), &prev), -EEXIST);
+	ck_assert_uint_eq(lease_count(lt), 2);
+}
+END_TEST
+
 static void random_key(uint8_t key[WG_KEY_LEN])
 {
 	randombytes_buf(key, WG_KEY_LEN);
@@ -632,6 +663,7 @@ int main(void)
 	tcase_add_test(tc, many_peers_unique_and_expiry_order);
 	tcase_add_test(tc, reserve_ahead);
 	tcase_add_test(tc, restore_refuses_conflicts);
+	tcase_add_test(tc, replay_grant_moves_and_reports_clashes);
 	tcase_add_test(tc, many_peers_growth_and_churn);
 	tcase_add_test(tc, small_indexes_lose_nothing);
 	tcase_add_test(tc, flags_take_any_true_value);
