@@ -510,15 +510,21 @@ static int serve_raw(const void *msg, size_t len)
  */
 START_TEST(serve_malformed_updates_end)
 {
-	static struct priv_updates m;
-	const size_t one = offsetof(struct priv_updates, u) + sizeof(m.u[0]);
+	/* Room for a change past the last a message holds, for a count
+	 * past PRIV_BATCH whose size matches it. */
+	static struct {
+		struct priv_updates m;
+		struct wgdev_change past;
+	} room;
+	struct priv_updates *const m = &room.m;
+	const size_t one = offsetof(struct priv_updates, u) + sizeof(m->u[0]);
 	struct wgdev_change good = update(PEER_A, 1, 0);
 	int err;
 
 	good.add[0] = ip("10.1.2.4/32");
-	m.type = PRIV_UPDATES;
-	m.n = 1;
-	m.u[0] = good;
+	m->type = PRIV_UPDATES;
+	m->n = 1;
+	m->u[0] = good;
 	/* Well formed, it is answered: with no device, -ENODEV. */
 	{
 		struct parent_side ps = { 0 };
@@ -537,35 +543,35 @@ START_TEST(serve_malformed_updates_end)
 		close(sp[0]);
 	}
 
-	ck_assert_int_eq(serve_raw(&m, one - 1), -EPROTO);
-	ck_assert_int_eq(serve_raw(&m, one + 1), -EPROTO);
-	ck_assert_int_eq(serve_raw(&m, offsetof(struct priv_updates, u)), -EPROTO);
-	m.n = 0;
-	ck_assert_int_eq(serve_raw(&m, offsetof(struct priv_updates, u)), -EPROTO);
-	m.n = 2;
-	m.u[1] = good;
-	ck_assert_int_eq(serve_raw(&m, one), -EPROTO);
-	m.n = PRIV_BATCH + 1;
-	ck_assert_int_eq(serve_raw(&m, offsetof(struct priv_updates, u) +
-				   (PRIV_BATCH + 1) * sizeof(m.u[0])), -EPROTO);
-	m.n = 1;
-	m.type = PRIV_RESULT;
-	ck_assert_int_eq(serve_raw(&m, one), -EPROTO);
-	m.type = PRIV_UPDATES;
+	ck_assert_int_eq(serve_raw(m, one - 1), -EPROTO);
+	ck_assert_int_eq(serve_raw(m, one + 1), -EPROTO);
+	ck_assert_int_eq(serve_raw(m, offsetof(struct priv_updates, u)), -EPROTO);
+	m->n = 0;
+	ck_assert_int_eq(serve_raw(m, offsetof(struct priv_updates, u)), -EPROTO);
+	m->n = 2;
+	m->u[1] = good;
+	ck_assert_int_eq(serve_raw(m, one), -EPROTO);
+	m->n = PRIV_BATCH + 1;
+	ck_assert_int_eq(serve_raw(m, offsetof(struct priv_updates, u) +
+				   (PRIV_BATCH + 1) * sizeof(m->u[0])), -EPROTO);
+	m->n = 1;
+	m->type = PRIV_RESULT;
+	ck_assert_int_eq(serve_raw(m, one), -EPROTO);
+	m->type = PRIV_UPDATES;
 
 	/* One bad change of a batch spoils it whole. */
-	m.n = 2;
-	m.u[1].n_add = WGDEV_CHANGE_MAX + 1;
-	ck_assert_int_eq(serve_raw(&m, one + sizeof(m.u[0])), -EPROTO);
-	m.u[1] = good;
-	m.u[1].pad[1] = 1;
-	ck_assert_int_eq(serve_raw(&m, one + sizeof(m.u[0])), -EPROTO);
-	m.u[1] = good;
-	m.u[1].add[0] = ip("10.1.2.0/24");
-	ck_assert_int_eq(serve_raw(&m, one + sizeof(m.u[0])), -EPROTO);
-	m.u[1] = good;
-	memset(m.u[1].pubkey, 0, WG_KEY_LEN);
-	ck_assert_int_eq(serve_raw(&m, one + sizeof(m.u[0])), -EPROTO);
+	m->n = 2;
+	m->u[1].n_add = WGDEV_CHANGE_MAX + 1;
+	ck_assert_int_eq(serve_raw(m, one + sizeof(m->u[0])), -EPROTO);
+	m->u[1] = good;
+	m->u[1].pad[1] = 1;
+	ck_assert_int_eq(serve_raw(m, one + sizeof(m->u[0])), -EPROTO);
+	m->u[1] = good;
+	m->u[1].add[0] = ip("10.1.2.0/24");
+	ck_assert_int_eq(serve_raw(m, one + sizeof(m->u[0])), -EPROTO);
+	m->u[1] = good;
+	memset(m->u[1].pubkey, 0, WG_KEY_LEN);
+	ck_assert_int_eq(serve_raw(m, one + sizeof(m->u[0])), -EPROTO);
 }
 END_TEST
 
