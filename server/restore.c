@@ -28,16 +28,33 @@
  * Replaying the journal applies each record to the live lease table as it
  * is read: a grant inserts or overwrites its peer's lease and marks its
  * addresses in the pools, a release ends it. Beside the table, per peer:
- * a latest grant that had already run out (expired), and the last
- * addresses of a lease that ended or moved (gone), which the device may
- * still carry if the server stopped between a record and the device
- * change that followed it.
+ * a latest grant that had already run out (expired), and every address of
+ * a lease that ended or moved, or that a clash took away (gone), which the
+ * device may still carry if the server stopped between a record and the
+ * device change that followed it.
  */
 #define REPLAY_AHEAD 8
 
+/*
+ * The gone addresses: a list of (peer, address), at most two a record or
+ * a lease, so bounded by the journal; sorted by peer once the replay is
+ * done, for the device pass to find a peer's by bisection. Most start-ups
+ * follow a clean stop and find it empty.
+ */
+struct gone_addr {
+	uint8_t pubkey[WG_KEY_LEN];
+	struct wgd_ip addr;
+};
+
+struct gone {
+	struct gone_addr *v;
+	size_t n, cap;
+};
+
 struct replay {
 	struct engine *e;
-	struct lease_table *expired, *gone;   /* no pools: scratch */
+	struct lease_table *expired;          /* no pools: scratch */
+	struct gone gone;
 	uint32_t now_real;
 	uint64_t now_boot;
 	bool clash;                           /* two leases claimed an address */
@@ -74,6 +91,72 @@ static int replay_quarantine(struct replay *rp, const struct wgd_ip *addr, uint6
 	rp->q[rp->n_q].addr = *addr;
 	rp->q[rp->n_q++].until_real = until;
 	return 0;
+}
+
+static int gone_add(struct gone *g, const uint8_t *pubkey, const struct wgd_ip *addr)
+{
+	if (array_reserve(&g->v, &g->cap, g->n, sizeof(*g->v), 16))
+		return -ENOMEM;
+	memcpy(g->v[g->n].pubkey, pubkey, WG_KEY_LEN);
+	g->v[g->n++].addr = *addr;
+	return 0;
+}
+
+/* The addresses of l, which the device may still carry on its peer. */
+static int gone_add_lease(struct gone *g, const struct lease *l)
+{
+	struct wgd_ip a;
+	int ret = 0;
+
+	if (l->has_ip4) {
+		wgd_ip_host4(&a, &l->ip4);
+		ret = gone_add(g, l->pubkey, &a);
+	}
+	if (!ret && l->has_ip6) {
+		wgd_ip_host6(&a, &l->ip6);
+		ret = gone_add(g, l->pubkey, &a);
+	}
+	return ret;
+}
+
+static int gone_cmp(const void *a, const void *b)
+{
+	const struct gone_addr *x = a, *y = b;
+	int d = memcmp(x->pubkey, y->pubkey, WG_KEY_LEN);
+
+	if (!d)
+		d = (int)x->addr.family - (int)y->addr.family;
+	return d ? d : memcmp(x->addr.bytes, y->addr.bytes, sizeof(x->addr.bytes));
+}
+
+/* Sorted by peer, each (peer, address) once. */
+static void gone_sort(struct gone *g)
+{
+	size_t n = 0;
+
+	if (!g->n)
+		return;
+	qsort(g->v, g->n, sizeof(*g->v), gone_cmp);
+	for (size_t i = 1; i < g->n; i++)
+		if (gone_cmp(&g->v[n], &g->v[i]))
+			g->v[++n] = g->v[i];
+	g->n = n + 1;
+}
+
+/* The first of the peer's gone addresses in the sorted list, or g->n. */
+static size_t gone_first(const struct gone *g, const uint8_t *pubkey)
+{
+	size_t lo = 0, hi = g->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (memcmp(g->v[mid].pubkey, pubkey, WG_KEY_LEN) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
 }
 
 /* Whether prev held an address that l does not: it is gone. */
@@ -133,13 +216,13 @@ static int apply_record(struct replay *rp, const struct journal_record *r, uint3
 			}
 		}
 		if (!ret && moved(&prev, &l))
-			ret = lease_set(rp->gone, &prev);
+			ret = gone_add_lease(&rp->gone, &prev);
 		return ret;
 	}
 
 	replay_end(rp, r->pubkey, hash, &prev);
 	if (!wgkey_is_zero(r->pubkey)) {
-		ret = lease_set(rp->gone, &l);
+		ret = gone_add_lease(&rp->gone, &l);
 		if (ret)
 			return ret;
 	}
@@ -223,10 +306,11 @@ static int by_key_desc(const void *a, const void *b)
 /*
  * When two leases claimed one address (a damaged journal), the pools no
  * longer say who holds what: the leases are taken out and put back newest
- * first, so that the later grant keeps the address. Rare, and so simple
- * rather than fast.
+ * first, so that the later grant keeps the address; what a lease gives up
+ * is gone, so that its peer lets go of it on the device. Rare, and so
+ * simple rather than fast.
  */
-static void settle_clashes(struct engine *e)
+static void settle_clashes(struct engine *e, struct gone *gone)
 {
 	struct lease_list list = { .v = calloc(lease_count(e->leases) + 1, sizeof(struct lease)) };
 	uint64_t *order = calloc(lease_count(e->leases) + 1, sizeof(*order));
@@ -260,6 +344,11 @@ static void settle_clashes(struct engine *e)
 			one.has_ip4 = false;
 			ok = one.has_ip6 && !lease_restore(e->leases, &one);
 		}
+		/* Gone: l's addresses, less the family it kept. */
+		one.has_ip4 = l->has_ip4 && !(ok && one.has_ip4);
+		one.has_ip6 = l->has_ip6 && !(ok && one.has_ip6);
+		if (gone_add_lease(gone, &one))
+			fatalx_status(EXIT_SYSTEM, "out of memory restoring leases");
 		log_warnx("journal: peer %s: an address was leased twice; %s", fmt_key(l->pubkey, kb),
 			  ok ? "kept the other family" : "dropped the lease");
 	}
@@ -269,7 +358,8 @@ static void settle_clashes(struct engine *e)
 
 static void expired_to_gone(const struct lease *l, void *ctx)
 {
-	lease_set(ctx, l);
+	if (gone_add_lease(ctx, l))
+		fatalx_status(EXIT_SYSTEM, "out of memory restoring leases");
 }
 
 /*
@@ -285,14 +375,16 @@ static void settle_leases(struct engine *e, struct replay *rp)
 	struct lease *l;
 
 	if (rp->clash)
-		settle_clashes(e);
+		settle_clashes(e, &rp->gone);
 	/* The replay took the time at its start. */
 	while ((l = lease_first_expiry(e->leases)) && l->expires <= now_boot) {
-		lease_set(rp->gone, l);
+		if (gone_add_lease(&rp->gone, l))
+			fatalx_status(EXIT_SYSTEM, "out of memory restoring leases");
 		lease_release(e->leases, l, &c);
 		expired++;
 	}
-	lease_foreach(rp->expired, expired_to_gone, rp->gone);
+	lease_foreach(rp->expired, expired_to_gone, &rp->gone);
+	gone_sort(&rp->gone);
 
 	for (size_t i = 0; i < rp->n_q; i++) {
 		if (rp->q[i].until_real <= now_real)
@@ -367,24 +459,70 @@ static bool peer_has_ip(const struct wgdev_peer *p, const struct wgd_ip *ip)
 	return false;
 }
 
+struct reconcile {
+	const struct gone *gone;
+	struct wgdev_change *add;             /* additions, made after the pass */
+	size_t n_add, cap_add;
+};
+
+static void log_change(const struct wgdev_change *c, int ret)
+{
+	char kb[WG_KEY_B64_LEN], ab[WGD_IP_STRLEN];
+
+	for (size_t i = 0; i < c->n_add; i++)
+		log_info("reconcile: peer %s: %s %s", fmt_key(c->pubkey, kb),
+			 ret ? "cannot re-add" : "re-added", fmt_ip(&c->add[i], ab));
+	for (size_t i = 0; i < c->n_del; i++)
+		log_info("reconcile: peer %s: %s stale %s", fmt_key(c->pubkey, kb),
+			 ret ? "cannot remove" : "removed", fmt_ip(&c->del[i], ab));
+}
+
+static void remove_stale(struct wgdev_change *c)
+{
+	int ret;
+
+	priv_update_batch(c, 1, &ret);
+	log_change(c, ret);
+	c->n_del = 0;
+}
+
 /*
  * Makes the device agree with the journal, both ways, one peer at a time
- * as the device is indexed: the addresses of its live lease l missing from
- * its allowed-IPs are added back; addresses the journal knows as this
- * peer's ended or moved leases (gone) are taken off. Host allowed-IPs the
- * journal never leased are configuration, and stay (and are reserved).
- * Leases of peers no longer on the device are dropped afterwards, by
- * drop_departed_peers().
+ * as the device is indexed: addresses the journal knows as this peer's
+ * ended or moved leases, or as lost in a clash (gone), are taken off at
+ * once; the addresses of its live lease l missing from its allowed-IPs
+ * are noted, and added back after the pass, when every peer has let go of
+ * what it no longer holds: the parent refuses an address another peer
+ * holds. Host allowed-IPs the journal never leased are configuration, and
+ * stay (and are reserved). Leases of peers no longer on the device are
+ * dropped afterwards, by drop_departed_peers().
  */
 static void reconcile_peer(const struct wgdev_peer *peer, const struct lease *l, void *ctx)
 {
-	const struct lease_table *gone = ctx;
-	const struct lease *g;
-	struct wgd_ip want[2], stale[2];
+	struct reconcile *rc = ctx;
+	const struct gone *gone = rc->gone;
+	struct wgd_ip want[2];
 	struct wgdev_change c = { 0 };
-	size_t n_want = 0, n_stale = 0;
-	char kb[WG_KEY_B64_LEN], ab[WGD_IP_STRLEN];
-	int ret;
+	size_t n_want = 0;
+
+	memcpy(c.pubkey, peer->pubkey, WG_KEY_LEN);
+	/* Most start-ups follow a clean stop, with nothing gone. */
+	for (size_t i = gone_first(gone, peer->pubkey);
+	     i < gone->n && !memcmp(gone->v[i].pubkey, peer->pubkey, WG_KEY_LEN); i++) {
+		const struct wgd_ip *g = &gone->v[i].addr;
+
+		if (l && g->family == AF_INET && l->has_ip4 && l->ip4.s_addr == g->ip4.s_addr)
+			continue;
+		if (l && g->family == AF_INET6 && l->has_ip6 && !memcmp(&l->ip6, &g->ip6, 16))
+			continue;
+		if (!peer_has_ip(peer, g))
+			continue;
+		c.del[c.n_del++] = *g;
+		if (c.n_del == WGDEV_CHANGE_MAX)
+			remove_stale(&c);
+	}
+	if (c.n_del)
+		remove_stale(&c);
 
 	if (l && l->has_ip4)
 		wgd_ip_host4(&want[n_want++], &l->ip4);
@@ -393,38 +531,32 @@ static void reconcile_peer(const struct wgdev_peer *peer, const struct lease *l,
 	for (size_t i = 0; i < n_want; i++)
 		if (!peer_has_ip(peer, &want[i]))
 			c.add[c.n_add++] = want[i];
-	memcpy(c.pubkey, peer->pubkey, WG_KEY_LEN);
-	if (c.n_add) {
-		priv_update_batch(&c, 1, &ret);
-		for (size_t i = 0; i < c.n_add; i++)
-			log_info("reconcile: peer %s: %s %s", fmt_key(peer->pubkey, kb),
-				 ret ? "cannot re-add" : "re-added", fmt_ip(&c.add[i], ab));
-	}
+	if (!c.n_add)
+		return;
+	if (array_reserve(&rc->add, &rc->cap_add, rc->n_add, sizeof(*rc->add), 16))
+		fatalx_status(EXIT_SYSTEM, "out of memory reconciling %s", cfg->ifname);
+	rc->add[rc->n_add++] = c;
+}
 
-	/* Most start-ups follow a clean stop, with nothing gone. */
-	g = lease_count(gone) ? lease_find(gone, peer->pubkey) : NULL;
-	if (!g)
-		return;
-	if (g->has_ip4 && !(l && l->has_ip4 && l->ip4.s_addr == g->ip4.s_addr))
-		wgd_ip_host4(&stale[n_stale++], &g->ip4);
-	if (g->has_ip6 && !(l && l->has_ip6 && !memcmp(&l->ip6, &g->ip6, 16)))
-		wgd_ip_host6(&stale[n_stale++], &g->ip6);
-	c.n_add = 0;
-	for (size_t j = 0; j < n_stale; j++)
-		if (peer_has_ip(peer, &stale[j]))
-			c.del[c.n_del++] = stale[j];
-	if (!c.n_del)
-		return;
-	priv_update_batch(&c, 1, &ret);
-	for (size_t j = 0; j < c.n_del; j++)
-		log_info("reconcile: peer %s: %s stale %s", fmt_key(peer->pubkey, kb),
-			 ret ? "cannot remove" : "removed", fmt_ip(&c.del[j], ab));
+/* The additions reconcile_peer() noted, a batch at a time. */
+static void readd_leased(const struct reconcile *rc)
+{
+	int err[PRIV_BATCH];
+
+	for (size_t i = 0; i < rc->n_add; i += PRIV_BATCH) {
+		size_t n = rc->n_add - i < PRIV_BATCH ? rc->n_add - i : PRIV_BATCH;
+
+		priv_update_batch(&rc->add[i], n, err);
+		for (size_t j = 0; j < n; j++)
+			log_change(&rc->add[i + j], err[j]);
+	}
 }
 
 /* Reads the journal and the device and makes them agree. */
 void start_up_state(struct engine *e)
 {
 	struct replay rp = { .e = e };
+	struct reconcile rc = { .gone = &rp.gone };
 	struct poolset *none = poolset_new();
 	struct wgdev *dev = NULL;
 	int ret;
@@ -433,8 +565,7 @@ void start_up_state(struct engine *e)
 
 	t[0] = clock_mono_us();
 	rp.expired = none ? lease_table_new(none) : NULL;
-	rp.gone = none ? lease_table_new(none) : NULL;
-	if (!rp.expired || !rp.gone)
+	if (!rp.expired)
 		fatalx_status(EXIT_SYSTEM, "out of memory");
 	rp.now_real = clock_real_s();
 	rp.now_boot = clock_boot_ms() / 1000;
@@ -451,12 +582,14 @@ void start_up_state(struct engine *e)
 		fatalx_status(EXIT_SYSTEM, "cannot read WireGuard device %s: %s", cfg->ifname,
 			      strerror(-ret));
 	t[3] = clock_mono_us();
-	ret = index_device(e, dev, &(struct peer_visit){ reconcile_peer, rp.gone });
+	ret = index_device(e, dev, &(struct peer_visit){ reconcile_peer, &rc });
 	if (ret)
 		fatalx_status(EXIT_SYSTEM, "cannot index the peers of %s: %s", cfg->ifname,
 			      strerror(-ret));
+	readd_leased(&rc);
+	free(rc.add);
 	wgdev_free(dev);
-	lease_table_free(rp.gone);
+	free(rp.gone.v);
 	poolset_free(none);
 	t[4] = clock_mono_us();
 	log_debug("start-up: journal replay %llu ms, settle %llu ms, device read %llu ms, "

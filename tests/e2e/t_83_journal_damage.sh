@@ -20,11 +20,14 @@
 #   (f) a later grant of client 1's IPv4 to client 3 (with client 3's own
 #       IPv6): two live leases claim one address. The server restores newest
 #       first: client 3 keeps the IPv4 and client 1 only its IPv6, with a
-#       warning naming client 1;
+#       warning naming client 1; on the hub's device the IPv4 moves from
+#       client 1's peer to client 3's;
 #   (g) a grant of a free IPv4 to client 1 that had run out long before the
 #       start, then a live grant of that address to client 2: the run-out
 #       grant holds no address, so there is no warning, client 1 counts as
-#       expired and client 2 holds the address, on the hub's device too.
+#       expired and client 2 holds the address, on the hub's device too,
+#       while client 1's peer there loses its old addresses: those of the
+#       lease the run-out grant replaced are gone as well as that grant's.
 # Leases are read from `wg-dynamic-server show IFACE`.
 #
 # Log lines this test reads (server/restore.c):
@@ -199,6 +202,8 @@ check_eq "(f) client 3 holds client 1's IPv4 and its own IPv6" "${A4[1]} ${A6[3]
 	"$(shown_lease "${CLIENT_PUB[3]}")"
 check_eq "(f) client 1 holds its IPv6 alone" "- ${A6[1]}" "$(shown_lease "${CLIENT_PUB[1]}")"
 check_eq "(f) client 2 keeps its lease" "${A4[2]} ${A6[2]}" "$(shown_lease "${CLIENT_PUB[2]}")"
+check "(f) the hub routes ${A4[1]} to client 3" hub_peer_has 3 "${A4[1]}/32"
+check "(f) and no longer to client 1" not hub_peer_has 1 "${A4[1]}/32"
 check "(f) server serves" server_listening
 server_stop 5
 check_eq "(f) server exits 0 on SIGTERM" 0 "$?"
@@ -229,6 +234,9 @@ check_eq "(g) client 2 holds $free4 and its IPv6" "$free4 ${A6[2]}" \
 check_eq "(g) client 1 holds no lease" "" "$(shown_lease "${CLIENT_PUB[1]}")"
 check_eq "(g) client 3 keeps its lease" "${A4[3]} ${A6[3]}" "$(shown_lease "${CLIENT_PUB[3]}")"
 check "(g) the hub routes $free4 to client 2" hub_peer_has 2 "$free4/32"
+check "(g) and not to client 1" not hub_peer_has 1 "$free4/32"
+check "(g) the hub no longer routes ${A6[1]} to client 1" not hub_peer_has 1 "${A6[1]}/128"
+check "(g) nor ${A4[1]}" not hub_peer_has 1 "${A4[1]}/32"
 check "(g) server serves" server_listening
 server_stop 5
 check_eq "(g) server exits 0 on SIGTERM" 0 "$?"
