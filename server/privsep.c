@@ -9,6 +9,8 @@
 
 #include <linux/rtnetlink.h>
 
+#include <sodium.h>
+
 #include "../common/clock.h"
 #include "../common/key.h"
 #include "../common/log.h"
@@ -196,23 +198,13 @@ int priv_update_batch(const struct wgdev_change *c, size_t n, int *err)
 
 /* ---- the parent's side ---- */
 
-static bool is_zero(const void *p, size_t len)
-{
-	const uint8_t *b = p;
-
-	for (size_t i = 0; i < len; i++)
-		if (b[i])
-			return false;
-	return true;
-}
-
 /* A host address in canonical form: what a lease holds. */
 static bool is_canonical_host(const struct wgd_ip *ip)
 {
-	if (!is_zero(ip->pad, sizeof(ip->pad)))
+	if (!sodium_is_zero(ip->pad, sizeof(ip->pad)))
 		return false;
 	if (ip->family == AF_INET)
-		return ip->cidr == 32 && is_zero(ip->bytes + 4, 12);
+		return ip->cidr == 32 && sodium_is_zero(ip->bytes + 4, 12);
 	return ip->family == AF_INET6 && ip->cidr == 128;
 }
 
@@ -246,7 +238,7 @@ _Static_assert(offsetof(struct priv_updates, u) == 8, "struct priv_updates has i
 static bool change_well_formed(const struct wgdev_change *u)
 {
 	if (u->n_add > WGDEV_CHANGE_MAX || u->n_del > WGDEV_CHANGE_MAX ||
-	    !is_zero(u->pad, sizeof(u->pad)) || wgkey_is_zero(u->pubkey))
+	    !sodium_is_zero(u->pad, sizeof(u->pad)) || wgkey_is_zero(u->pubkey))
 		return false;
 	for (size_t i = 0; i < u->n_add; i++)
 		if (!is_canonical_host(&u->add[i]))
