@@ -17,6 +17,7 @@
 #include "../../common/wgctl.h"
 #include "../../common/wgdev-genl.h"
 #include "../../common/wgdev.h"
+#include "test-addrs.h"
 
 #define FAMILY 0x1a
 #define PORTID 4242
@@ -37,30 +38,6 @@ static const uint8_t key_dev[WG_KEY_LEN] = { [0] = 0xdd, [31] = 0xd1 };
 	0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f, \
 	0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, \
 	0x18, 0x19, 0x1a, 0x1b, 0x1c, 0x1d, 0x1e, 0x1f
-
-static void ip4(struct wgd_ip *ip, uint8_t a, uint8_t b, uint8_t c, uint8_t d, uint8_t cidr)
-{
-	memset(ip, 0, sizeof(*ip));
-	ip->family = AF_INET;
-	ip->cidr = cidr;
-	ip->bytes[0] = a;
-	ip->bytes[1] = b;
-	ip->bytes[2] = c;
-	ip->bytes[3] = d;
-}
-
-static void ip6(struct wgd_ip *ip, uint16_t first, uint16_t last, uint8_t cidr)
-{
-	memset(ip, 0, sizeof(*ip));
-	ip->family = AF_INET6;
-	ip->cidr = cidr;
-	ip->bytes[0] = first >> 8;
-	ip->bytes[1] = first & 0xff;
-	ip->bytes[2] = 0x0d;
-	ip->bytes[3] = 0xb8;
-	ip->bytes[14] = last >> 8;
-	ip->bytes[15] = last & 0xff;
-}
 
 static void assert_bytes(const void *got, size_t got_len, const uint8_t *want, size_t want_len)
 {
