@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "../protocol/ipaddr.h"
+#include "../protocol/proto.h"
 #include "key.h"
 #include "wgdev.h"
 
@@ -21,10 +22,6 @@
  * Every change leaves a peer that is not on the device absent: the device
  * then reports success. Lists are canonical (wgdev_allowedip_canon()).
  * Each returns 0 or -errno.
- *
- * The peer operations a mesh needs (add a peer with its endpoint and
- * keepalive, remove one, set an endpoint) go here next to these, and the
- * per-peer counters a read reports go into the model's struct wgdev_peer.
  */
 struct wgctl_ops {
 	const char *name;       /* "kernel" or "userspace", for logs */
@@ -50,6 +47,11 @@ struct wgctl_ops {
 	/* Replaces the peer's whole list with ips[0..n). */
 	int (*replace_allowedips)(void *conn, const uint8_t pubkey[WG_KEY_LEN],
 				  const struct wgd_ip *ips, size_t n);
+	/* The mesh: the peer removed if present and added again, with the
+	 * endpoint, the keepalive and no allowed-IPs, in one request. */
+	int (*add_peer)(void *conn, const uint8_t pubkey[WG_KEY_LEN],
+			const struct wgd_endpoint *endpoint, uint16_t keepalive_s);
+	int (*remove_peer)(void *conn, const uint8_t pubkey[WG_KEY_LEN]);
 };
 
 struct wgctl;

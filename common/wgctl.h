@@ -99,4 +99,16 @@ int wgctl_allowedips_update(struct wgctl *ctl, const uint8_t pubkey[WG_KEY_LEN],
 void wgctl_allowedips_update_batch(struct wgctl *ctl, const struct wgdev_change *c, size_t n,
 				   int *err);
 
+/*
+ * The mesh's peer operations (common/mesh.h). wgctl_peer_add() adds a peer
+ * afresh: it is removed first when present, then added with this endpoint
+ * and persistent keepalive and no allowed-IPs, in one request, so that
+ * WireGuard sends a handshake initiation now. wgctl_peer_remove() removes
+ * it; one that is absent is not an error. Both keep the view up.
+ */
+struct wgd_endpoint;
+int wgctl_peer_add(struct wgctl *ctl, const uint8_t pubkey[WG_KEY_LEN],
+		   const struct wgd_endpoint *endpoint, uint16_t keepalive_s);
+int wgctl_peer_remove(struct wgctl *ctl, const uint8_t pubkey[WG_KEY_LEN]);
+
 #endif

@@ -29,6 +29,9 @@ struct wgdev_peer {
 		struct sockaddr_in6 sin6;
 	} endpoint;                        /* sa_family 0 when none */
 	int64_t last_handshake_sec;        /* CLOCK_REALTIME seconds, 0 never */
+	uint32_t last_handshake_nsec;      /* and nanoseconds */
+	uint16_t keepalive_s;              /* persistent keepalive, 0 off */
+	uint64_t rx_bytes, tx_bytes;
 	size_t n_allowedips;
 	struct wgd_ip *allowedips;         /* owned by the peer */
 };

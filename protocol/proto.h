@@ -30,6 +30,11 @@
  * shorter one as this long, so that no hub can make it ask without pause. */
 #define WGD_LEASE_MIN_S 10
 
+/* The mesh extension (docs/protocol.md, "Mesh"). */
+#define WGD_MAX_CANDIDATES 4  /* candidate= lines in a request; per peer= line */
+#define WGD_MAX_PEERS 48      /* peer= and gone= lines in one response */
+#define WGD_KEY_B64 44        /* a public key in base64, as wg(8) writes it */
+
 /* Each key once: its enum name and its wire spelling. */
 #define WGD_KEYS(X)                    \
 	X(WGD_KEY_REQUEST_IP, "request_ip") \
@@ -41,7 +46,18 @@
 	X(WGD_KEY_ROUTE, "route")           \
 	X(WGD_KEY_DNS, "dns")               \
 	X(WGD_KEY_DNS_SEARCH, "dns_search") \
-	X(WGD_KEY_MTU, "mtu")
+	X(WGD_KEY_MTU, "mtu")                      \
+	X(WGD_KEY_MESH, "mesh")                    \
+	X(WGD_KEY_REQUEST_PEERS, "request_peers")  \
+	X(WGD_KEY_EPOCH, "epoch")                  \
+	X(WGD_KEY_SINCE, "since")                  \
+	X(WGD_KEY_PORT, "port")                    \
+	X(WGD_KEY_CANDIDATE, "candidate")          \
+	X(WGD_KEY_VERSION, "version")              \
+	X(WGD_KEY_RESET, "reset")                  \
+	X(WGD_KEY_MORE, "more")                    \
+	X(WGD_KEY_PEER, "peer")                    \
+	X(WGD_KEY_GONE, "gone")
 
 #define X(e, s) e,
 enum wgd_key { WGD_KEY_UNKNOWN, WGD_KEYS(X) WGD_KEY_COUNT };
@@ -67,6 +83,30 @@ const char *wgd_error_text(uint32_t err);
 enum wgd_cmd {
 	WGD_CMD_NONE = 0,      /* a response */
 	WGD_CMD_REQUEST_IP,
+	WGD_CMD_REQUEST_PEERS, /* the mesh directory: only after mesh=1 */
+};
+
+/* A UDP endpoint: a host address (/32 or /128) and a port, 0 when none. */
+struct wgd_endpoint {
+	struct wgd_ip addr;   /* family 0: none */
+	uint16_t port;
+};
+
+/*
+ * One line of the mesh directory in a response: a peer= line, or a gone=
+ * line (gone set, only the key filled in). Everything in it is the hub's
+ * word, and the addresses in cand[] the peer's own claims: the client
+ * checks all of it before it acts (common/mesh.c).
+ */
+struct wgd_peer_entry {
+	uint8_t key[32];
+	bool gone;
+	bool has_ip4, has_ip6;
+	struct wgd_ip ip4, ip6;          /* the peer's lease, /32 and /128 */
+	struct wgd_endpoint endpoint;    /* as the hub's WireGuard sees it */
+	uint16_t port;                   /* the peer's listen port, 0 unknown */
+	uint8_t n_cand;
+	struct wgd_ip cand[WGD_MAX_CANDIDATES]; /* host addresses, at port */
 };
 
 struct wgd_msg {
@@ -97,6 +137,22 @@ struct wgd_msg {
 	 * for the log). The rest of the message stands. */
 	bool dns_search_bad;
 	uint32_t mtu;                         /* 0 when absent */
+
+	/* The mesh. A request_ip response: mesh=1, the hub offers it. */
+	bool mesh;
+	/* request_peers: the directory the client holds (epoch 0: none) and
+	 * its own listen port and LAN addresses. A response: the directory's
+	 * epoch and version (dir_version), reset (forget the peers known so far: the lines
+	 * start the directory over), more (ask again at once, since=version),
+	 * and the lines, in order. */
+	bool has_epoch, has_since, has_dir_version;
+	uint32_t epoch, since, dir_version; /* dir_version: the wire's version= */
+	uint16_t port;
+	size_t n_cand;
+	struct wgd_ip cand[WGD_MAX_CANDIDATES];
+	bool reset, more;
+	size_t n_peers;
+	struct wgd_peer_entry peers[WGD_MAX_PEERS];
 };
 
 enum wgd_parse_kind {
@@ -156,5 +212,25 @@ ssize_t wgd_parse(struct wgd_parser *p, const void *buf, size_t len);
  */
 ssize_t wgd_serialize_request(const struct wgd_msg *m, char *buf, size_t len);
 ssize_t wgd_serialize_response(const struct wgd_msg *m, char *buf, size_t len);
+
+/*
+ * The mesh extension. A request with m->cmd WGD_CMD_REQUEST_PEERS is
+ * written by wgd_serialize_request() as "request_peers=1", then epoch=,
+ * since=, port= and a candidate= line per address. A response carries
+ * mesh=1 when m->mesh is set; epoch=, version=, reset=1, more=1 when set;
+ * then the peer= and gone= lines of peers[0..n_peers), before errno=.
+ *
+ * wgd_format_peer_line() writes one directory line, without its newline,
+ * into buf (WGD_MAX_LINE bytes suffice) and returns its length, or -EINVAL
+ * for an entry the parser would refuse. The server uses it to size and
+ * cache lines; the serializer uses it too.
+ */
+ssize_t wgd_format_peer_line(const struct wgd_peer_entry *e, char *buf, size_t len);
+/* "ADDR:PORT" or "[ADDR]:PORT"; returns buf (WGD_ENDPOINT_STRLEN bytes). */
+#define WGD_ENDPOINT_STRLEN (INET6_ADDRSTRLEN + 8)
+char *wgd_endpoint_format(const struct wgd_endpoint *ep, char *buf, size_t len);
+/* Parses "ADDR:PORT" or "[ADDR]:PORT" from exactly len bytes; the port is
+ * 1-65535 and the address a host address. 0 or -EINVAL. */
+int wgd_endpoint_parse(struct wgd_endpoint *out, const char *s, size_t len);
 
 #endif
