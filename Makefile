@@ -77,6 +77,8 @@ BENCH_BINS := $(BENCH_SRC:.c=)
 BENCH_HELPER_BINS := tests/bench/loadgen tests/bench/floor tests/bench/startup-rig
 # The time-to-address benchmark's timer, woken by address notifications.
 BENCH_HELPER_BINS += tests/bench/wait-addr
+# The mesh fan-out benchmark's pollers and joiners.
+BENCH_HELPER_BINS += tests/bench/meshgen
 # The fuzzers link their own build of the parsers and what they call,
 # instrumented as the fuzzers are.
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
@@ -185,6 +187,9 @@ bench-startup: $(BINS) tests/bench/startup-rig tests/e2e/notify-recv
 bench-time-to-address: $(BINS) tests/bench/wait-addr
 	@tests/bench/time-to-address.sh
 
+bench-mesh-fanout: $(BINS) tests/bench/loadgen tests/bench/meshgen
+	@tests/bench/mesh-fanout.sh
+
 fuzz-build:
 	@tests/deps.sh $(FUZZ_PKGS)
 	@$(MAKE) --no-print-directory fuzz-bins
@@ -278,7 +283,7 @@ clean:
 	$(RM) common/version.h
 
 .PHONY: analyze-cppcheck all deps unit lint-man lint-includes e2e bench bench-smoke bench-throughput \
-	bench-startup bench-time-to-address check check-kernel demo install uninstall clean fuzz \
+	bench-startup bench-time-to-address bench-mesh-fanout check check-kernel demo install uninstall clean fuzz \
 	fuzz-build fuzz-bins fuzz-run fuzz-seeds analyze analyze-clang FORCE
 .SECONDARY:
 

@@ -10,8 +10,9 @@
 # bench_journal runs on tmpfs and on the disk that holds the repository, in
 # a temporary directory removed afterwards. Then, as root with wireguard-go
 # and wg installed, the end-to-end ones: server throughput against a bare
-# floor (throughput.sh), start-up with a large journal (startup.sh) and a
-# client's time to its addresses (time-to-address.sh), their files on that
+# floor (throughput.sh), start-up with a large journal (startup.sh), a
+# client's time to its addresses (time-to-address.sh) and a mesh join's
+# fan-out to a thousand long polls (mesh-fanout.sh), their files on that
 # disk too.
 #
 # BENCH_SMOKE=1 runs everything at small sizes, once: a check that the
@@ -30,6 +31,7 @@ if [ "${BENCH_SMOKE:-0}" = 1 ]; then
 	export THROUGHPUT_SIZES=200 THROUGHPUT_CONC=16 THROUGHPUT_REPEAT=1
 	export STARTUP_SIZES=20000 STARTUP_RUNS=1
 	export TTA_RUNS=2 TTA_LATE_RUNS=1
+	export MESH_PEERS=100 MESH_JOINS=3
 else
 	pool_rounds=20
 	hashtab_max=1000000
@@ -86,5 +88,6 @@ end_to_end() {
 end_to_end throughput tests/bench/throughput.sh
 end_to_end startup tests/bench/startup.sh
 end_to_end time-to-address tests/bench/time-to-address.sh
+end_to_end mesh-fanout tests/bench/mesh-fanout.sh
 
 [ "$failed" -eq 0 ] || { echo "bench: $failed benchmark(s) failed" >&2; exit 1; }
