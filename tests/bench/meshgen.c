@@ -22,23 +22,27 @@
  *
  * Then the joins, one at a time: a joiner gets a lease, sends its
  * request_peers, and follows more=1 to the end of the directory as a
- * client does. The hub knows the join when the joiner's request has
- * reached it: the clients share the hub's host, so from the joiner's last
- * byte sent, for each poller, until the poller has read an answer with the
- * joiner's peer= line. (Not from the joiner's own answer: the server may
- * tell the pollers first.) The answers read in one wake-up share its time,
- * when they had all come. Every poller asks again as soon as it has an
- * answer (the answers of one wake-up first, then their next polls), and
- * the next join starts when all the polls are held again, as above.
+ * client does, but holds no poll after, so that the pollers stay N (the
+ * hub drops it 60 s later; its gone= line then reaches the pollers as any
+ * change does, and the next join waits for that fan-out to end).
+ *
+ * The hub knows the join once the joiner's request has reached it, and the
+ * clients share the hub's host: so from the send() of the request's last
+ * bytes, for each poller, until it has read an answer with the joiner's
+ * peer= line. (Not from the joiner's own answer: the server may answer the
+ * pollers first.) The answers read in one wake-up share its time: they had
+ * all come by then. Every poller asks again as soon as it has an answer
+ * (the answers of one wake-up first, then their next polls), and the next
+ * join starts when every poll is held again, as above.
  *
  * The CPU time of the processes in HUBPIDS (the server's parent and engine)
  * and in WGPIDS (wireguard-go), comma-separated or "-", runs from the start
  * of the first join to the end of the last: utime + stime from
  * /proc/PID/stat, in clock ticks, and the run time the scheduler keeps in
  * /proc/PID/task/TID/schedstat, in nanoseconds, where the kernel has it.
- * Between set-up and the first join, the hub's CPU over IDLE_US of nothing
- * happening says what a join's figure holds that is not the join's (the
- * settle time: the server re-reads the device every second with --mesh).
+ * Before the first join, the hub's run time over IDLE_US with the polls
+ * held and nothing happening says how much of a join's figure is not the
+ * join's (with --mesh the server reads the device every second).
  *
  * One line per join, then one of figures, key=value separated by spaces:
  *   join=K request_us=R first_us=F median_us=M last_us=L early=E missing=X
@@ -46,18 +50,20 @@
  *   median_p50_us= request_p50_us= line_bytes= answer_bytes= hub_cpu_us=
  *   hub_run_us= hub_net_us= grant_run_us= wg_cpu_us= idle_hub_run_us_per_s=
  *   joins_s= missing= poll_failures= resets= unknown_lines= first_error=
- * request_us runs from the joiner's last byte sent to its whole first
- * answer; first, median and last are the pollers' times from the same
- * start; early counts the pollers that had the line before the joiner had
- * its answer, missing those that had no such answer within
- * JOIN_TIMEOUT_US. line_bytes is the mean length of the peer= lines the
- * pollers read during the joins, newline included, answer_bytes that of
- * their whole answers. The CPU figures are per join; hub_cpu_us from the
- * ticks, the others from the run time (0 without schedstat); hub_net_us is
- * hub_run_us less the idle rate over the joins' time (joins_s), and
- * grant_run_us the part before the joiner's request_peers (its lease,
- * written to the journal and the device). poll_failures counts requests that got no
- * answer (refused, reset, closed); each is asked again after RETRY_US.
+ * request_us runs from the joiner's request to its whole first answer;
+ * first, median and last are the pollers' times from the same start; early
+ * counts the pollers that had the line before the joiner had its answer,
+ * missing those that had no such answer within JOIN_TIMEOUT_US. line_bytes
+ * is the mean length of the peer= lines the pollers read during the joins,
+ * newline included, answer_bytes that of their whole answers. The CPU
+ * figures are per join: hub_cpu_us from the ticks, the others from the run
+ * time (0 without schedstat); hub_net_us is hub_run_us less the idle rate
+ * over the joins' time (joins_s), grant_run_us the part spent before the
+ * joiner's request_peers (its lease: the journal and the device).
+ * poll_failures counts the pollers' requests that got no answer (refused,
+ * reset, closed), each asked again after RETRY_US; resets the answers
+ * with reset=1 to a poller that held a directory; unknown_lines the lines
+ * of keys that are none of the clients'.
  *
  * The exit status is 1 when the set-up failed or a poller missed a join,
  * else 0, whatever the figures.
@@ -283,7 +289,7 @@ static int keys_read(struct gen *g, const char *path)
 /* The client with this key, or -1. */
 static int64_t key_client(const struct gen *g, const uint8_t *key)
 {
-	struct keyidx k;
+	struct keyidx k = { .idx = 0 };
 	const struct keyidx *hit;
 
 	memcpy(k.key, key, WG_KEY_LEN);
@@ -524,12 +530,16 @@ static void conn_start(struct gen *g, struct mclient *c, bool peers)
 	conn_writable(g, c);
 }
 
+/* The queue is a ring of g->total: a client is in it once at most. */
 static void queue_push(struct gen *g, struct mclient *c)
 {
+	uint32_t at = g->q_head + g->q_len;
+
 	if (c->queued)
 		return;
 	c->queued = true;
-	g->queue[(g->q_head + g->q_len++) % g->total] = c->idx;
+	g->queue[at < g->total ? at : at - g->total] = c->idx;
+	g->q_len++;
 }
 
 /* Starts queued clients while the concurrency allows. */
@@ -538,7 +548,8 @@ static void queue_run(struct gen *g)
 	while (g->q_len && g->active < g->conc) {
 		struct mclient *c = &g->c[g->queue[g->q_head]];
 
-		g->q_head = (g->q_head + 1) % g->total;
+		if (++g->q_head == g->total)
+			g->q_head = 0;
 		g->q_len--;
 		c->queued = false;
 		conn_start(g, c, c->has_lease);
