@@ -30,8 +30,11 @@
  * clients share the hub's host: so from the send() of the request's last
  * bytes, for each poller, until it has read an answer with the joiner's
  * peer= line. (Not from the joiner's own answer: the server may answer the
- * pollers first.) The answers read in one wake-up share its time: they had
- * all come by then. Every poller asks again as soon as it has an answer
+ * pollers first.) An answer's time is the kernel's receive stamp
+ * (SO_TIMESTAMPNS), taken as it entered this host's stack, so that the
+ * time this one process takes to read a thousand answers and open a
+ * thousand connections does not count; without a stamp, the time of the
+ * wake-up that read it. Every poller asks again as soon as it has an answer
  * (the answers of one wake-up first, then their next polls), and the next
  * join starts when every poll is held again, as above.
  *
@@ -121,6 +124,7 @@ struct mclient {
 	uint64_t retry_us;  /* 0, or when to ask again after a failure */
 	uint64_t got_us;    /* when it had the current joiner's line, 0 not yet */
 	uint64_t sent_us, answer_us; /* its last request's last byte, and answer */
+	uint64_t arrived_us; /* the kernel's stamp of the last data read, 0 none */
 	size_t req_len, sent, rlen;
 	uint8_t *members;   /* a bit per client: its directory */
 	struct wgd_parser parser;
@@ -176,6 +180,18 @@ static uint64_t now_us(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* CLOCK_MONOTONIC less CLOCK_REALTIME, in microseconds: the kernel stamps
+ * received data with the real time. */
+static int64_t mono_minus_real_us(void)
+{
+	struct timespec m, r;
+
+	clock_gettime(CLOCK_MONOTONIC, &m);
+	clock_gettime(CLOCK_REALTIME, &r);
+	return ((int64_t)m.tv_sec - (int64_t)r.tv_sec) * 1000000 +
+	       ((int64_t)m.tv_nsec - (int64_t)r.tv_nsec) / 1000;
 }
 
 static void client_ll(struct in6_addr *a, uint32_t i)
@@ -498,6 +514,7 @@ static void conn_start(struct gen *g, struct mclient *c, bool peers)
 	c->req_len = (size_t)len;
 	c->sent = 0;
 	c->rlen = 0;
+	c->arrived_us = 0;
 	wgd_parser_init(&c->parser, WGD_PARSE_RESPONSE);
 	c->state = MC_CONNECTING;
 	g->active++;
@@ -509,6 +526,7 @@ static void conn_start(struct gen *g, struct mclient *c, bool peers)
 	}
 	setsockopt(c->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &abortive, sizeof(abortive));
+	setsockopt(c->fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one));
 	if (bind(c->fd, (struct sockaddr *)&src, sizeof(src))) {
 		conn_fail(g, c, "bind", errno);
 		return;
@@ -661,16 +679,50 @@ static void conn_answered(struct gen *g, struct mclient *c, uint64_t now)
 	}
 }
 
-static void conn_readable(struct gen *g, struct mclient *c, uint64_t now)
+/*
+ * When the data of the last recvmsg() came: the kernel's stamp, taken as
+ * the answer entered this host's stack, whatever this process was doing
+ * then (it reads a thousand answers and opens a thousand connections).
+ */
+static void note_arrival(struct mclient *c, struct msghdr *mh, int64_t mono_minus_real)
+{
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm; cm = CMSG_NXTHDR(mh, cm)) {
+		struct timespec ts;
+		int64_t us;
+
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_TIMESTAMPNS ||
+		    cm->cmsg_len < CMSG_LEN(sizeof(ts)))
+			continue;
+		memcpy(&ts, CMSG_DATA(cm), sizeof(ts));
+		us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000 + mono_minus_real;
+		if (us > 0)
+			c->arrived_us = (uint64_t)us;
+	}
+}
+
+static void conn_readable(struct gen *g, struct mclient *c, uint64_t now, int64_t mono_minus_real)
 {
 	for (;;) {
+		union {
+			struct cmsghdr align;
+			char buf[CMSG_SPACE(sizeof(struct timespec)) * 2];
+		} ctl;
+		struct iovec iov;
+		struct msghdr mh = {
+			.msg_iov = &iov,
+			.msg_iovlen = 1,
+			.msg_control = ctl.buf,
+			.msg_controllen = sizeof(ctl.buf),
+		};
 		ssize_t n, p;
 
 		if (c->rlen >= sizeof(c->rbuf)) {
 			conn_fail(g, c, "answer_too_long", 0);
 			return;
 		}
-		n = recv(c->fd, c->rbuf + c->rlen, sizeof(c->rbuf) - c->rlen, 0);
+		iov.iov_base = c->rbuf + c->rlen;
+		iov.iov_len = sizeof(c->rbuf) - c->rlen;
+		n = recvmsg(c->fd, &mh, 0);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -682,6 +734,7 @@ static void conn_readable(struct gen *g, struct mclient *c, uint64_t now)
 			conn_fail(g, c, "closed_without_an_answer", 0);
 			return;
 		}
+		note_arrival(c, &mh, mono_minus_real);
 		p = wgd_parse(&c->parser, c->rbuf + c->rlen, (size_t)n);
 		if (p < 0) {
 			conn_fail(g, c, c->parser.error ? c->parser.error : "bad_answer", 0);
@@ -690,7 +743,9 @@ static void conn_readable(struct gen *g, struct mclient *c, uint64_t now)
 		c->rlen += (size_t)n;
 		if (p > 0) {
 			c->rlen -= (size_t)n - (size_t)p;
-			conn_answered(g, c, now);
+			/* A stamp from before the request is not this answer's. */
+			conn_answered(g, c, c->arrived_us >= c->sent_us && c->arrived_us <= now ?
+						    c->arrived_us : now);
 			return;
 		}
 	}
@@ -705,6 +760,7 @@ static int pump(struct gen *g, int timeout_ms)
 	static struct epoll_event evs[EVENTS];
 	int n = epoll_wait(g->epfd, evs, EVENTS, timeout_ms);
 	uint64_t now = now_us();
+	int64_t mono_minus_real = mono_minus_real_us();
 
 	if (n < 0 && errno != EINTR) {
 		perror("meshgen: epoll_wait");
@@ -716,7 +772,7 @@ static int pump(struct gen *g, int timeout_ms)
 		if (c->fd < 0)
 			continue;
 		if (c->state == MC_WAITING)
-			conn_readable(g, c, now);
+			conn_readable(g, c, now, mono_minus_real);
 		else
 			conn_writable(g, c);
 	}
