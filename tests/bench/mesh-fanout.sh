@@ -200,6 +200,11 @@ say "poll requests without an answer, asked again: $(fig poll_failures);" \
 if [ "$(fig missing)" != 0 ] || [ "$(fig first_error)" != - ]; then
 	say "missed: $(fig missing) poller answers; first error: $(fig first_error)"
 fi
+# The server's own count of what it refused and sent, from show.
+counters=$(ip netns exec "$HUB_NS" "$SERVER_BIN" show "$HUB_IF" 2>/dev/null |
+	awk '$1 == "counters:" { for (i = 2; i < NF; i += 2)
+		if ($i ~ /^(refused_busy|mesh_answers|mesh_bytes)$/) printf " %s %s", $i, $(i + 1); exit }')
+[ -z "$counters" ] || say "server counters, set-up included:$counters"
 server_stop 10 || die "wg-dynamic-server did not stop"
 other=$(server_other_lines)
 [ -z "$other" ] || say "the server logged $other"
