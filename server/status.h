@@ -33,7 +33,9 @@
 	X(unavailable, "unavailable", "Requests answered errno 3: no address free") \
 	X(idle_timeouts, "idle_timeouts", "Connections closed at the idle timeout") \
 	X(errors, "errors", "Device updates that failed")                      \
-	X(journal_records, "journal_records", "Records appended to the lease journal")
+	X(journal_records, "journal_records", "Records appended to the lease journal") \
+	X(mesh_answers, "mesh_answers", "Mesh directory answers sent")           \
+	X(mesh_bytes, "mesh_bytes", "Bytes of mesh directory answers sent")
 
 #define X(field, name, help) uint64_t field;
 struct status_counters {
