@@ -216,8 +216,8 @@ static void handle_request(struct conn *c, const struct wgd_msg *req)
 	}
 
 queue:
-	/* Offered to every client that holds a lease; the others ignore it. */
-	resp.mesh = cfg->mesh && (resp.has_ip4 || resp.has_ip6);
+	/* Offered in every answer: upstream clients ignore it. */
+	resp.mesh = cfg->mesh;
 	len = wgd_serialize_response(&resp, c->out, sizeof(c->out));
 	if (len < 0)
 		fatalx_status(EXIT_SYSTEM, "a response does not fit: %s", strerror((int)-len));

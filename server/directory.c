@@ -2,7 +2,6 @@
 /* Copyright (C) 2026 The wg-dynamic Authors. */
 /* The mesh directory: members by key, changes by version. See directory.h. */
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -179,44 +178,14 @@ static void drop_oldest_tombstone(struct directory *d)
 
 /* ---- lines ---- */
 
-static size_t addr_len(const struct wgd_ip *ip)
-{
-	char b[INET6_ADDRSTRLEN];
-
-	if (!inet_ntop(ip->family, ip->bytes, b, sizeof(b)))
-		return 1;
-	return strlen(b);
-}
-
-static size_t num_len(uint32_t n)
-{
-	size_t len = 1;
-
-	while (n >= 10) {
-		n /= 10;
-		len++;
-	}
-	return len;
-}
-
-/* "peer=KEY IP4|- IP6|- ENDPOINT|- PORT [CAND ...]\n" or "gone=KEY\n". */
+/* Sized by the serializer's own formatter, so that the budget of an
+ * answer is what it writes, to the byte. */
 size_t dir_line_len(const struct wgd_peer_entry *pe)
 {
-	size_t len = 5 + WGD_KEY_B64 + 1;
+	char buf[WGD_MAX_LINE];
+	ssize_t n = wgd_format_peer_line(pe, buf, sizeof(buf));
 
-	if (pe->gone)
-		return len;
-	len += 1 + (pe->has_ip4 ? addr_len(&pe->ip4) : 1);
-	len += 1 + (pe->has_ip6 ? addr_len(&pe->ip6) : 1);
-	if (pe->endpoint.addr.family)
-		len += 1 + addr_len(&pe->endpoint.addr) + 1 + num_len(pe->endpoint.port) +
-		       (pe->endpoint.addr.family == AF_INET6 ? 2 : 0);
-	else
-		len += 2;
-	len += 1 + num_len(pe->port);
-	for (size_t i = 0; i < pe->n_cand; i++)
-		len += 1 + addr_len(&pe->cand[i]);
-	return len;
+	return n < 0 ? WGD_MAX_LINE : (size_t)n + 1;
 }
 
 /* ---- changes ---- */

@@ -302,12 +302,16 @@ START_TEST(paging_by_bytes)
 		dir_set(&d, &pe);
 	}
 	do {
+		static char out[WGD_MAX_MESSAGE];
 		size_t used = 0;
 
 		m = answer(&d, NULL, epoch, since);
 		for (size_t i = 0; i < m->n_peers; i++)
 			used += dir_line_len(&m->peers[i]);
 		ck_assert_uint_le(used, budget);
+		/* And the whole answer fits a message. */
+		m->has_errno = true;
+		ck_assert_int_gt(wgd_serialize_response(m, out, sizeof(out)), (ssize_t)used);
 		if (m->more)
 			ck_assert_uint_lt(m->n_peers, WGD_MAX_PEERS);
 		seen += (unsigned)m->n_peers;
