@@ -179,7 +179,7 @@ void mesh_request(struct conn *c, const struct wgd_msg *req)
 	}
 	d = dir_find(&e->dir, c->pubkey);
 	if ((!d || !d->poll) && e->n_polls >= cfg->max_polls) {
-		peer_log(e, log_warnx, c->pubkey, LC_MESH,
+		peer_log(e, log_warnx, c->pubkey, LC_REFUSED_BUSY,
 			 "peer %s: refused a long poll: %zu held already (--mesh-max-polls)",
 			 fmt_key(c->pubkey, kb), e->n_polls);
 		mesh_refuse(c, "The hub holds too many long polls: try again later");
@@ -208,10 +208,14 @@ void mesh_request(struct conn *c, const struct wgd_msg *req)
 	}
 	d = dir_find(&e->dir, c->pubkey);
 	dir_touch(&e->dir, d, clock_boot_ms());
+	/* A new member's first answer waits for a device read, at most
+	 * REFRESH_PERIOD_MESH_MS away, and so carries its endpoint. */
+	c->poll_read_ms = 0;
 	if (joined) {
 		peer_log(e, log_info, c->pubkey, LC_MESH, "peer %s: joined the mesh",
 			 fmt_key(c->pubkey, kb));
 		e->mesh_refresh = true;
+		c->poll_read_ms = clock_boot_ms();
 	}
 
 	/* One poll a peer: the older one is of a client that moved on. */
@@ -250,7 +254,7 @@ void mesh_lease_changed(struct engine *e, const uint8_t *pubkey)
 	l = lease_find(e->leases, pubkey);
 	if (!l || (!l->has_ip4 && !l->has_ip6)) {
 		dir_gone(&e->dir, pubkey, clock_boot_ms());
-		peer_log(e, log_info, pubkey, LC_MESH, "peer %s: left the mesh: its lease ended",
+		peer_log(e, log_info, pubkey, LC_MESH_LEAVE, "peer %s: left the mesh: its lease ended",
 			 fmt_key(pubkey, kb));
 		return;
 	}
@@ -347,7 +351,7 @@ static void member_left(struct dir_entry *d, void *ctx)
 	struct engine *e = ctx;
 	char kb[WG_KEY_B64_LEN];
 
-	peer_log(e, log_info, d->pe.key, LC_MESH,
+	peer_log(e, log_info, d->pe.key, LC_MESH_LEAVE,
 		 "peer %s: left the mesh: no request for %us", fmt_key(d->pe.key, kb),
 		 (unsigned)(DIR_JOIN_TIMEOUT_MS / 1000));
 }
@@ -367,19 +371,27 @@ void mesh_round(struct engine *e)
 	dir_expire(&e->dir, now, member_left, e);
 	cache.valid = false;
 	if (e->polls_pending || e->polls_version != e->dir.version ||
-	    e->polls_epoch != e->dir.epoch) {
+	    e->polls_epoch != e->dir.epoch ||
+	    (e->polls_wait_read && e->polls_read_ms != e->last_refresh_ms)) {
+		e->polls_pending = e->polls_wait_read = false;
+		e->polls_read_ms = e->last_refresh_ms;
 		for (c = e->polls; c; c = next) {
 			next = c->next;
-			if (!dir_is_current(&e->dir, c->poll_epoch, c->poll_since))
-				answer_poll(c, &cache);
+			if (dir_is_current(&e->dir, c->poll_epoch, c->poll_since))
+				continue;
+			if (c->poll_read_ms > e->last_refresh_ms) {
+				e->polls_wait_read = true; /* until the next read */
+				continue;
+			}
+			answer_poll(c, &cache);
 		}
-		e->polls_pending = false;
 		e->polls_version = e->dir.version;
 		e->polls_epoch = e->dir.epoch;
 	}
 	while (e->polls && e->polls->deadline_ms <= now)
 		answer_poll(e->polls, &cache);
 }
+
 
 uint64_t mesh_next_timeout(const struct engine *e)
 {

@@ -95,6 +95,7 @@ struct conn {
 	char out[WGD_MAX_MESSAGE];
 	struct wgd_parser parser;
 	uint32_t poll_epoch, poll_since; /* what a request_peers holds */
+	uint64_t poll_read_ms;        /* answered after a device read past this */
 	/* In the engine's conns, or in its polls while CONN_POLLING. */
 	struct conn *prev, *next;
 };
@@ -167,6 +168,8 @@ struct engine {
 	size_t n_polls;
 	bool polls_pending;           /* a poll came that may be answered now */
 	bool mesh_refresh;            /* a peer joined: read its endpoint soon */
+	bool polls_wait_read;         /* a poll waits for the next device read */
+	uint64_t polls_read_ms;       /* the device read the polls last saw */
 	uint32_t polls_epoch, polls_version; /* what the polls held last saw */
 };
 
@@ -192,6 +195,7 @@ enum log_cause {
 	LC_RECORD,
 	LC_DEVICE,
 	LC_MESH,
+	LC_MESH_LEAVE,
 };
 
 
