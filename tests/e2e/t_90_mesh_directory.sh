@@ -80,7 +80,9 @@ lease 1 || die "client 1 got no lease"
 check "the lease answer says mesh=1" grep -qx "mesh=1" "$E2E_TMP/lease-1.out"
 a4=$(bare "$(sed -n 's/^ip=\(.*\.[0-9]*\/32\)$/\1/p' "$E2E_TMP/lease-1.out")")
 a6=$(bare "$(sed -n 's/^ip=\(.*:.*\/128\)$/\1/p' "$E2E_TMP/lease-1.out")")
-[ -n "$a4" ] && [ -n "$a6" ] || die "client 1 got no IPv4 and IPv6 lease: $(cat "$E2E_TMP/lease-1.out")"
+if [ -z "$a4" ] || [ -z "$a6" ]; then
+	die "client 1 got no IPv4 and IPv6 lease: $(tr '\n' ' ' <"$E2E_TMP/lease-1.out")"
+fi
 say "client 1: $a4 $a6"
 
 # ---- joining: the directory lists the asker itself ----
