@@ -120,6 +120,20 @@ static void append_age(struct directory *d, struct dir_entry *e)
 	*tail = idx;
 }
 
+/* Members only: a new one, as if it had asked at time 0. */
+static void prepend_age(struct directory *d, struct dir_entry *e)
+{
+	uint32_t idx = IDX(d, e);
+
+	e->age_prev = DIR_NONE;
+	e->age_next = d->live_head;
+	if (d->live_head != DIR_NONE)
+		d->entries[d->live_head].age_prev = idx;
+	else
+		d->live_tail = idx;
+	d->live_head = idx;
+}
+
 /*
  * Four billion changes in, the versions start over under a new epoch:
  * every client resets, and the members are numbered again in order. The
@@ -270,17 +284,20 @@ int dir_set(struct directory *d, const struct wgd_peer_entry *pe)
 		e = insert(d, pe->key);
 		if (!e)
 			return -ENOMEM;
-		/* Linked at the tail by bump(); a new member is at the
-		 * head of the age list until it is touched. */
+		/* Linked somewhere for bump() to move to the tail. */
 		append_version(d, e);
 		d->n_live++;
+		e->stamp_ms = 0;
+		prepend_age(d, e);
 	} else if (e->pe.gone) {
 		unlink_age(d, e);
 		d->n_gone--;
 		d->n_live++;
+		/* Never asked, as far as the age list goes: at its head,
+		 * until dir_touch() moves it to the tail. */
 		e->pe.gone = false;
-	} else {
-		unlink_age(d, e);
+		e->stamp_ms = 0;
+		prepend_age(d, e);
 	}
 	/* The entry holds the fields the wire carries, the rest zeroed. */
 	memset(&copy, 0, sizeof(copy));
@@ -298,7 +315,6 @@ int dir_set(struct directory *d, const struct wgd_peer_entry *pe)
 	memcpy(copy.cand, pe->cand, pe->n_cand * sizeof(copy.cand[0]));
 	e->pe = copy;
 	e->line_len = (uint16_t)dir_line_len(&e->pe);
-	append_age(d, e);
 	bump(d, e);
 	return 1;
 }

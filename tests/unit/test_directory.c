@@ -244,6 +244,16 @@ START_TEST(members_leave_when_silent)
 	ck_assert(dir_find(&d, b.key)->pe.gone);
 	ck_assert(!dir_find(&d, a.key)->pe.gone);
 	ck_assert_uint_eq(dir_next_expiry(&d), 30000 + DIR_JOIN_TIMEOUT_MS);
+	/* A change that is no request keeps a's place: b, back and asking
+	 * later, still goes after it. */
+	dir_set(&d, &b);
+	dir_touch(&d, dir_find(&d, b.key), 40000);
+	a.endpoint.port = 9;
+	ck_assert_int_eq(dir_set(&d, &a), 1);
+	ck_assert_uint_eq(dir_next_expiry(&d), 30000 + DIR_JOIN_TIMEOUT_MS);
+	ck_assert_uint_eq(dir_expire(&d, 30000 + DIR_JOIN_TIMEOUT_MS, NULL, NULL), 1);
+	ck_assert(dir_find(&d, a.key)->pe.gone);
+	ck_assert(!dir_find(&d, b.key)->pe.gone);
 	dir_free(&d);
 }
 END_TEST
@@ -361,6 +371,33 @@ START_TEST(reset_paging_resumes)
 }
 END_TEST
 
+/* Four billion changes in: a new epoch, the members numbered again. */
+START_TEST(versions_run_out)
+{
+	struct directory d;
+	struct wgd_peer_entry a = peer_of(1), b = peer_of(2), c = peer_of(3);
+	struct wgd_msg *m;
+
+	ck_assert_int_eq(dir_init(&d, 9), 0);
+	dir_set(&d, &a);
+	dir_set(&d, &b);
+	dir_set(&d, &c);
+	dir_gone(&d, c.key, 0);
+	d.version = UINT32_MAX - 1;
+	b.port = 1;
+	ck_assert_int_eq(dir_set(&d, &b), 1);
+	ck_assert_uint_ne(d.epoch, 9);
+	ck_assert_uint_eq(d.version, 3);
+	ck_assert_uint_eq(d.n_gone, 0);
+	ck_assert_uint_eq(dir_find(&d, a.key)->version, 1);
+	ck_assert_uint_eq(dir_find(&d, b.key)->version, 3);
+	m = answer(&d, NULL, 9, UINT32_MAX - 1);
+	ck_assert(m->reset);
+	ck_assert_uint_eq(m->n_peers, 2);
+	dir_free(&d);
+}
+END_TEST
+
 START_TEST(line_length)
 {
 	struct wgd_peer_entry pe;
@@ -401,6 +438,7 @@ int main(void)
 	tcase_add_test(tc, paging);
 	tcase_add_test(tc, paging_by_bytes);
 	tcase_add_test(tc, reset_paging_resumes);
+	tcase_add_test(tc, versions_run_out);
 	tcase_add_test(tc, line_length);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
