@@ -377,16 +377,15 @@ uint64_t dir_next_expiry(const struct directory *d)
 
 	if (d->live_head != DIR_NONE)
 		next = d->entries[d->live_head].stamp_ms + DIR_JOIN_TIMEOUT_MS;
-	if (d->gone_head != DIR_NONE &&
-	    d->entries[d->gone_head].stamp_ms + DIR_TOMBSTONE_MS < next)
+	if (d->gone_head != DIR_NONE && d->entries[d->gone_head].stamp_ms + DIR_TOMBSTONE_MS < next)
 		next = d->entries[d->gone_head].stamp_ms + DIR_TOMBSTONE_MS;
 	return next;
 }
 
 /* ---- answers ---- */
 
-void dir_answer(const struct directory *d, struct dir_entry *asker, uint32_t epoch,
-		uint32_t since, size_t budget, struct wgd_msg *resp)
+void dir_answer(const struct directory *d, struct dir_entry *asker, uint32_t epoch, uint32_t since,
+		size_t budget, struct wgd_msg *resp)
 {
 	bool resuming = asker && asker->resume && since == asker->resume && epoch == d->epoch;
 	uint32_t i;

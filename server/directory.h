@@ -105,8 +105,8 @@ static inline bool dir_is_current(const struct directory *d, uint32_t epoch, uin
  * a fresh start was cut, for the tombstones dropped meanwhile would
  * otherwise start it over again and again.
  */
-void dir_answer(const struct directory *d, struct dir_entry *asker, uint32_t epoch,
-		uint32_t since, size_t budget, struct wgd_msg *resp);
+void dir_answer(const struct directory *d, struct dir_entry *asker, uint32_t epoch, uint32_t since,
+		size_t budget, struct wgd_msg *resp);
 
 /* The bytes of e's line on the wire, newline included. */
 size_t dir_line_len(const struct wgd_peer_entry *pe);

@@ -692,7 +692,8 @@ void __attribute__((noreturn)) engine_main(const struct engine_start *start)
 		/* A peer that joined the mesh learns its endpoint in its
 		 * first answer, at a read a quarter second apart at most. */
 		if (clock_boot_ms() - e->last_refresh_ms >= cfg->refresh_ms ||
-		    (e->mesh_refresh && clock_boot_ms() - e->last_refresh_ms >= REFRESH_MIN_MS / 4)) {
+		    (e->mesh_refresh &&
+		     clock_boot_ms() - e->last_refresh_ms >= REFRESH_MIN_MS / 4)) {
 			e->mesh_refresh = false;
 			ret = refresh_device(e);
 			if (ret)

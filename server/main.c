@@ -652,7 +652,8 @@ int main(int argc, char *argv[])
 			config.mesh = true;
 			break;
 		case 'O':
-			config.max_polls = (size_t)count_arg("--mesh-max-polls", optarg, 1, 1000000);
+			config.max_polls =
+				(size_t)count_arg("--mesh-max-polls", optarg, 1, 1000000);
 			break;
 		case 'v':
 			verbose++;

@@ -254,8 +254,8 @@ void mesh_lease_changed(struct engine *e, const uint8_t *pubkey)
 	l = lease_find(e->leases, pubkey);
 	if (!l || (!l->has_ip4 && !l->has_ip6)) {
 		dir_gone(&e->dir, pubkey, clock_boot_ms());
-		peer_log(e, log_info, pubkey, LC_MESH_LEAVE, "peer %s: left the mesh: its lease ended",
-			 fmt_key(pubkey, kb));
+		peer_log(e, log_info, pubkey, LC_MESH_LEAVE,
+			 "peer %s: left the mesh: its lease ended", fmt_key(pubkey, kb));
 		return;
 	}
 	pe = d->pe;
@@ -391,7 +391,6 @@ void mesh_round(struct engine *e)
 	while (e->polls && e->polls->deadline_ms <= now)
 		answer_poll(e->polls, &cache);
 }
-
 
 uint64_t mesh_next_timeout(const struct engine *e)
 {
