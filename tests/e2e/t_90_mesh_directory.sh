@@ -6,7 +6,8 @@
 # with their leased addresses, the endpoint the hub sees and what they
 # reported. A request at the current version is held until the directory
 # moves (another peer joins, one releases its lease) or 25 seconds pass. A
-# peer without a lease is refused with errno=1. No client daemon runs:
+# peer without a lease is refused with errno=1, and so are a poll past
+# --mesh-max-polls and any request_peers to a hub without --mesh. No client daemon runs:
 # connect takes the leases, meshpoll asks for the directory, hostile
 # releases, each from a client's namespace.
 #
@@ -189,4 +190,26 @@ check "a poll with nothing new is answered after 25 s" \
 check_eq "at the same version" "$v" "$(field idle version)"
 check "with no lines" not grep -q "^peer=\|^gone=" "$E2E_TMP/idle.out"
 check "server still runs" pid_alive "$SERVER_PID"
+
+# ---- a limit of one poll; then a hub without --mesh ----
+
+server_stop 5 || die "the server did not stop on SIGTERM"
+server_start --mesh --mesh-max-polls 1 --pool "$POOL4" --pool "$POOL6"
+ask 1 restart 0 0 || die "client 1 got no directory after the restart"
+check "a restarted server has another epoch" test "$(field restart epoch)" != "$epoch"
+ask 1 held "$(field restart epoch)" "$(field restart version)" &
+held_pid=$!
+E2E_PIDS+=("$held_pid")
+sleep 0.5
+ask 2 busy 0 0 || die "client 2 got no answer"
+check_eq "past --mesh-max-polls, errno=1" 1 "$(field busy errno)"
+check "saying why" grep -q "too many long polls" <<<"$(field busy errmsg)"
+server_stop 5 || die "the server did not stop on SIGTERM"
+wait "$held_pid"
+server_start --pool "$POOL4" --pool "$POOL6"
+lease 1 || die "client 1 got no lease"
+check "without --mesh, no mesh=1" not grep -q "^mesh=" "$E2E_TMP/lease-1.out"
+ask 1 nomesh 0 0 || die "client 1 got no answer"
+check_eq "without --mesh, request_peers gets errno=1" 1 "$(field nomesh errno)"
+check "saying why" grep -q -- "--mesh" <<<"$(field nomesh errmsg)"
 e2e_finish
