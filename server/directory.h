@@ -41,6 +41,7 @@ struct dir_entry {
 	uint32_t age_prev, age_next;
 	uint64_t stamp_ms;             /* that request, or that going */
 	void *poll;                    /* the caller's: the member's held long poll */
+	uint64_t claimed_ms;           /* the caller's: its port or candidates last changed */
 	uint32_t resume;               /* where its paging through a fresh start is */
 };
 

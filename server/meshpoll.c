@@ -82,6 +82,16 @@ static void lease_addrs(struct wgd_peer_entry *pe, const struct lease *l)
 		wgd_ip_host6(&pe->ip6, &l->ip6);
 }
 
+static bool claims_differ(const struct wgd_peer_entry *a, const struct wgd_peer_entry *b)
+{
+	if (a->port != b->port || a->n_cand != b->n_cand)
+		return true;
+	for (size_t i = 0; i < a->n_cand; i++)
+		if (!wgd_ip_equal(&a->cand[i], &b->cand[i]))
+			return true;
+	return false;
+}
+
 /* Moves c from the engine's conns to the tail of its polls. */
 static void poll_link(struct conn *c)
 {
@@ -164,6 +174,7 @@ void mesh_request(struct conn *c, const struct wgd_msg *req)
 	const struct lease *l;
 	struct wgd_peer_entry pe;
 	struct dir_entry *d;
+	uint64_t now = clock_boot_ms();
 	char kb[WG_KEY_B64_LEN];
 	bool joined;
 	int ret;
@@ -199,6 +210,21 @@ void mesh_request(struct conn *c, const struct wgd_msg *req)
 		if ((req->cand[i].family == AF_INET || req->cand[i].family == AF_INET6) &&
 		    req->cand[i].cidr == wgd_ip_bits(req->cand[i].family))
 			pe.cand[pe.n_cand++] = req->cand[i];
+	/*
+	 * Each change of a peer's own claims goes to every member: a peer
+	 * changing them at every request would have the hub answer every
+	 * poll for each. Changes closer than MESH_CLAIM_MIN_MS wait for a
+	 * later request.
+	 */
+	if (!joined && claims_differ(&pe, &d->pe)) {
+		if (now - d->claimed_ms < MESH_CLAIM_MIN_MS) {
+			pe.port = d->pe.port;
+			pe.n_cand = d->pe.n_cand;
+			memcpy(pe.cand, d->pe.cand, sizeof(pe.cand));
+		} else {
+			d->claimed_ms = now;
+		}
+	}
 	ret = dir_set(&e->dir, &pe);
 	if (ret < 0) {
 		peer_log(e, log_warnx, c->pubkey, LC_MESH, "peer %s: cannot join the mesh: %s",
@@ -207,7 +233,9 @@ void mesh_request(struct conn *c, const struct wgd_msg *req)
 		return;
 	}
 	d = dir_find(&e->dir, c->pubkey);
-	dir_touch(&e->dir, d, clock_boot_ms());
+	dir_touch(&e->dir, d, now);
+	if (joined)
+		d->claimed_ms = now;
 	/* A new member's first answer waits for a device read, at most
 	 * REFRESH_PERIOD_MESH_MS away, and so carries its endpoint. */
 	c->poll_read_ms = 0;
@@ -215,7 +243,7 @@ void mesh_request(struct conn *c, const struct wgd_msg *req)
 		peer_log(e, log_info, c->pubkey, LC_MESH, "peer %s: joined the mesh",
 			 fmt_key(c->pubkey, kb));
 		e->mesh_refresh = true;
-		c->poll_read_ms = clock_boot_ms();
+		c->poll_read_ms = now;
 	}
 
 	/* One poll a peer: the older one is of a client that moved on. */
@@ -224,7 +252,7 @@ void mesh_request(struct conn *c, const struct wgd_msg *req)
 	d->poll = c;
 	c->poll_epoch = req->has_epoch ? req->epoch : 0;
 	c->poll_since = req->has_since ? req->since : 0;
-	c->deadline_ms = clock_boot_ms() + MESH_POLL_HOLD_MS;
+	c->deadline_ms = now + MESH_POLL_HOLD_MS;
 	poll_link(c);
 	if (!dir_is_current(&e->dir, c->poll_epoch, c->poll_since))
 		e->polls_pending = true;

@@ -36,6 +36,7 @@
 #define REFRESH_PERIOD_MESH_MS 1000 /* endpoints move when NATs do */
 #define MESH_POLL_HOLD_MS 25000  /* a long poll with nothing new is answered then */
 #define MESH_MAX_POLLS 4096      /* long polls held at once, one per peer */
+#define MESH_CLAIM_MIN_MS 1000   /* a peer's port and candidates change no faster */
 #define CONTROL_DIR "/run/wg-dynamic"
 #define STATE_DIR "/var/lib/wg-dynamic"
 #define ENGINE_USER "wg-dynamic"
