@@ -371,8 +371,17 @@ static int peer_cb(const struct nlattr *attr, void *data)
 
 		memcpy(&ts, mnl_attr_get_payload(p.tb[WGPEER_A_LAST_HANDSHAKE_TIME]),
 		       sizeof(ts));
+		if (ts.tv_nsec < 0 || ts.tv_nsec > 999999999)
+			return -EPROTO;
 		peer->last_handshake_sec = ts.tv_sec;
+		peer->last_handshake_nsec = (uint32_t)ts.tv_nsec;
 	}
+	if (p.tb[WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL])
+		peer->keepalive_s = mnl_attr_get_u16(p.tb[WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL]);
+	if (p.tb[WGPEER_A_RX_BYTES])
+		peer->rx_bytes = mnl_attr_get_u64(p.tb[WGPEER_A_RX_BYTES]);
+	if (p.tb[WGPEER_A_TX_BYTES])
+		peer->tx_bytes = mnl_attr_get_u64(p.tb[WGPEER_A_TX_BYTES]);
 	if (p.tb[WGPEER_A_ALLOWEDIPS])
 		return nest_walk(p.tb[WGPEER_A_ALLOWEDIPS], allowedip_cb, peer);
 	return 0;

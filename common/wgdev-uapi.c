@@ -235,8 +235,12 @@ static int parse_peer_line(struct get_state *st, const char *k, size_t klen,
 			peer->last_handshake_sec = (int64_t)num;
 		return ret;
 	}
-	if (key_is(k, klen, "last_handshake_time_nsec"))
-		return parse_num(v, vlen, 999999999, &num);
+	if (key_is(k, klen, "last_handshake_time_nsec")) {
+		ret = parse_num(v, vlen, 999999999, &num);
+		if (!ret)
+			peer->last_handshake_nsec = (uint32_t)num;
+		return ret;
+	}
 	if (key_is(k, klen, "preshared_key")) {
 		ret = parse_key(v, vlen, key);
 		sodium_memzero(key, sizeof(key));
@@ -244,10 +248,16 @@ static int parse_peer_line(struct get_state *st, const char *k, size_t klen,
 	}
 	if (key_is(k, klen, "protocol_version"))
 		return parse_num(v, vlen, UINT32_MAX, &num);
-	if (key_is(k, klen, "persistent_keepalive_interval"))
-		return parse_num(v, vlen, UINT16_MAX, &num);
-	if (key_is(k, klen, "tx_bytes") || key_is(k, klen, "rx_bytes"))
-		return parse_num(v, vlen, UINT64_MAX, &num);
+	if (key_is(k, klen, "persistent_keepalive_interval")) {
+		ret = parse_num(v, vlen, UINT16_MAX, &num);
+		if (!ret)
+			peer->keepalive_s = (uint16_t)num;
+		return ret;
+	}
+	if (key_is(k, klen, "rx_bytes"))
+		return parse_num(v, vlen, UINT64_MAX, &peer->rx_bytes);
+	if (key_is(k, klen, "tx_bytes"))
+		return parse_num(v, vlen, UINT64_MAX, &peer->tx_bytes);
 	/* A device key after the first peer is out of place. */
 	if (key_is(k, klen, "private_key") || key_is(k, klen, "listen_port") ||
 	    key_is(k, klen, "fwmark"))

@@ -419,6 +419,10 @@ static void check_device(const struct wgdev *dev)
 	ck_assert_uint_eq(ntohl(a->endpoint.sin.sin_addr.s_addr), 0xc0000201);
 	ck_assert_uint_eq(ntohs(a->endpoint.sin.sin_port), 51820);
 	ck_assert_int_eq(a->last_handshake_sec, 1700000000);
+	ck_assert_uint_eq(a->last_handshake_nsec, 5);
+	ck_assert_uint_eq(a->keepalive_s, 25);
+	ck_assert_uint_eq(a->tx_bytes, 1000);
+	ck_assert_uint_eq(a->rx_bytes, 2000);
 	ck_assert_uint_eq(a->n_allowedips, 2);
 	ip4(&ip, 10, 0, 0, 1, 32);
 	ck_assert_mem_eq(&a->allowedips[0], &ip, sizeof(ip));
@@ -437,6 +441,12 @@ static void check_device(const struct wgdev *dev)
 
 	ck_assert_int_eq(c->endpoint.sa.sa_family, 0);
 	ck_assert_uint_eq(c->n_allowedips, 0);
+	/* Without the attributes, never and nothing. */
+	ck_assert_int_eq(c->last_handshake_sec, 0);
+	ck_assert_uint_eq(c->last_handshake_nsec, 0);
+	ck_assert_uint_eq(c->keepalive_s, 0);
+	ck_assert_uint_eq(c->tx_bytes, 0);
+	ck_assert_uint_eq(c->rx_bytes, 0);
 }
 
 START_TEST(parse_dump_one_buffer)
@@ -572,6 +582,15 @@ static int parse_bad(int which)
 	}
 	if (which == 8) /* handshake time of 8 bytes */
 		mnl_attr_put_u64(nlh, WGPEER_A_LAST_HANDSHAKE_TIME, 1);
+	if (which == 15 || which == 16) { /* nanoseconds past a second, or negative */
+		struct __kernel_timespec ts = { .tv_sec = 1, .tv_nsec = which == 15 ? 1000000000 : -1 };
+
+		mnl_attr_put(nlh, WGPEER_A_LAST_HANDSHAKE_TIME, sizeof(ts), &ts);
+	}
+	if (which == 17) /* keepalive as u32 */
+		mnl_attr_put_u32(nlh, WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL, 25);
+	if (which == 18) /* a counter as u32 */
+		mnl_attr_put_u32(nlh, WGPEER_A_RX_BYTES, 1);
 	aips = mnl_attr_nest_start(nlh, WGPEER_A_ALLOWEDIPS);
 	aip = mnl_attr_nest_start(nlh, 0);
 	mnl_attr_put_u16(nlh, WGALLOWEDIP_A_FAMILY, which == 11 ? 99 : AF_INET);
@@ -1267,7 +1286,7 @@ static Suite *wgdev_genl_suite(void)
 	tcase_add_test(tc, parse_dump_per_message);
 	tcase_add_test(tc, parse_dump_interrupted);
 	tcase_add_test(tc, parse_dump_errors);
-	tcase_add_loop_test(tc, parse_malformed, 0, 15);
+	tcase_add_loop_test(tc, parse_malformed, 0, 19);
 	tcase_add_test(tc, parse_unknown_attrs_skipped);
 	tcase_add_test(tc, parse_family);
 	tcase_add_test(tc, parse_ack);

@@ -114,6 +114,10 @@ START_TEST(parse_realistic)
 			 "192.0.2.1");
 	ck_assert_uint_eq(ntohs(p->endpoint.sin.sin_port), 51821);
 	ck_assert_int_eq(p->last_handshake_sec, 1700000000);
+	ck_assert_uint_eq(p->last_handshake_nsec, 123456789);
+	ck_assert_uint_eq(p->keepalive_s, 25);
+	ck_assert_uint_eq(p->rx_bytes, 200);
+	ck_assert_uint_eq(p->tx_bytes, UINT64_MAX);
 	ck_assert_uint_eq(p->n_allowedips, 2);
 	assert_ip(&p->allowedips[0], "10.0.0.2/32");
 	assert_ip(&p->allowedips[1], "fd00::2/128");
@@ -126,6 +130,10 @@ START_TEST(parse_realistic)
 			 "2001:db8::1");
 	ck_assert_uint_eq(ntohs(p->endpoint.sin6.sin6_port), 443);
 	ck_assert_int_eq(p->last_handshake_sec, 0);
+	ck_assert_uint_eq(p->last_handshake_nsec, 0);
+	ck_assert_uint_eq(p->keepalive_s, 0);
+	ck_assert_uint_eq(p->rx_bytes, 0);
+	ck_assert_uint_eq(p->tx_bytes, 0);
 	ck_assert_uint_eq(p->n_allowedips, 1);
 	assert_ip(&p->allowedips[0], "10.0.1.0/24");
 
@@ -163,6 +171,9 @@ static const struct {
 	{ "tx_bytes=18446744073709551615", "tx_bytes=18446744073709551616", -EPROTO },
 	{ "last_handshake_time_nsec=123456789", "last_handshake_time_nsec=1000000000", -EPROTO },
 	{ "persistent_keepalive_interval=25", "persistent_keepalive_interval=-1", -EPROTO },
+	{ "persistent_keepalive_interval=25", "persistent_keepalive_interval=65536", -EPROTO },
+	{ "rx_bytes=200", "rx_bytes=18446744073709551616", -EPROTO },
+	{ "rx_bytes=200", "rx_bytes=2x", -EPROTO },
 	{ "endpoint=192.0.2.1:51821", "endpoint=192.0.2.1", -EPROTO },
 	{ "endpoint=192.0.2.1:51821", "endpoint=192.0.2.1:65536", -EPROTO },
 	{ "endpoint=192.0.2.1:51821", "endpoint=192.0.2:51821", -EPROTO },
