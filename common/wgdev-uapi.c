@@ -522,6 +522,60 @@ int uapi_build_set_batch(char **out, size_t *out_len, const struct wgdev_change 
 	return 0;
 }
 
+/* "[" address "]:" port, without a zone: mesh endpoints are never link-local. */
+static int format_endpoint(char *buf, size_t len, const struct wgd_endpoint *ep)
+{
+	char host[INET6_ADDRSTRLEN];
+	int n;
+
+	if ((ep->addr.family != AF_INET && ep->addr.family != AF_INET6) || !ep->port ||
+	    !inet_ntop(ep->addr.family, ep->addr.bytes, host, sizeof(host)))
+		return -EINVAL;
+	n = snprintf(buf, len, ep->addr.family == AF_INET6 ? "[%s]:%u" : "%s:%u", host,
+		     (unsigned)ep->port);
+	return n < 0 || (size_t)n >= len ? -EINVAL : 0;
+}
+
+/*
+ * wireguard-go runs a set operation line by line: public_key selects the
+ * peer, creating it when absent, and remove=true drops it again, so that
+ * removing an absent peer succeeds and the second public_key creates it
+ * afresh, with new handshake state and counters. Setting a keepalive on a
+ * fresh peer of an up device sends a keepalive, and with it a handshake
+ * initiation, at once. The peer has no allowed-IPs after the removal;
+ * replace_allowed_ips says so again for the reader of the log.
+ */
+ssize_t uapi_build_add_peer(char *buf, size_t len, const uint8_t pubkey[WG_KEY_LEN],
+			    const struct wgd_endpoint *endpoint, uint16_t keepalive_s)
+{
+	char hex[WG_KEY_LEN * 2 + 1], ep[WGD_ENDPOINT_STRLEN] = "";
+	int n;
+
+	if (endpoint && endpoint->addr.family && format_endpoint(ep, sizeof(ep), endpoint))
+		return -EINVAL;
+	sodium_bin2hex(hex, sizeof(hex), pubkey, WG_KEY_LEN);
+	n = snprintf(buf, len,
+		     "set=1\npublic_key=%s\nremove=true\npublic_key=%s\n%s%s%s"
+		     "persistent_keepalive_interval=%u\nreplace_allowed_ips=true\n\n",
+		     hex, hex, *ep ? "endpoint=" : "", ep, *ep ? "\n" : "",
+		     (unsigned)keepalive_s);
+	if (n < 0 || (size_t)n >= len)
+		return -ENOSPC;
+	return n;
+}
+
+ssize_t uapi_build_remove_peer(char *buf, size_t len, const uint8_t pubkey[WG_KEY_LEN])
+{
+	char hex[WG_KEY_LEN * 2 + 1];
+	int n;
+
+	sodium_bin2hex(hex, sizeof(hex), pubkey, WG_KEY_LEN);
+	n = snprintf(buf, len, "set=1\npublic_key=%s\nremove=true\n\n", hex);
+	if (n < 0 || (size_t)n >= len)
+		return -ENOSPC;
+	return n;
+}
+
 int uapi_socket_path(char *buf, size_t len, const char *dir, const char *ifname)
 {
 	int n = snprintf(buf, len, "%s/%s.sock", dir, ifname);
@@ -794,11 +848,30 @@ int uapi_conn_get_device(struct uapi_conn *uc, struct wgdev **out)
 	}
 }
 
+/*
+ * One set operation built whole beforehand. wireguard-go stops reading a
+ * failed set at the bad line and takes the rest of the operation for the
+ * next one, so after an error the connection is out of step: start a
+ * fresh one next time.
+ */
+static int send_op(struct uapi_conn *uc, const char *req, size_t req_len)
+{
+	size_t len;
+	int ret;
+
+	ret = transact(uc, req, req_len, &len);
+	if (!ret)
+		ret = uapi_parse_set(uc->buf, len);
+	if (ret)
+		conn_drop(uc);
+	return ret;
+}
+
 static int send_set(struct uapi_conn *uc, const uint8_t pubkey[WG_KEY_LEN], bool replace,
 		    const struct wgd_ip *add, size_t n_add,
 		    const struct wgd_ip *del, size_t n_del)
 {
-	size_t req_len, len;
+	size_t req_len;
 	char *req;
 	int ret;
 
@@ -806,16 +879,7 @@ static int send_set(struct uapi_conn *uc, const uint8_t pubkey[WG_KEY_LEN], bool
 					add, n_add, del, n_del);
 	if (ret)
 		return ret;
-	ret = transact(uc, req, req_len, &len);
-	if (!ret)
-		ret = uapi_parse_set(uc->buf, len);
-	/*
-	 * wireguard-go stops reading a failed set at the bad line and takes
-	 * the rest of the operation for the next one, so after an error the
-	 * connection is out of step: start a fresh one next time.
-	 */
-	if (ret)
-		conn_drop(uc);
+	ret = send_op(uc, req, req_len);
 	free(req);
 	return ret;
 }
@@ -843,20 +907,33 @@ int uapi_conn_replace_allowedips(struct uapi_conn *uc, const uint8_t pubkey[WG_K
 
 int uapi_conn_change_batch(struct uapi_conn *uc, const struct wgdev_change *c, size_t n)
 {
-	size_t req_len, len;
+	size_t req_len;
 	char *req;
 	int ret;
 
 	ret = uapi_build_set_batch(&req, &req_len, c, n);
 	if (ret)
 		return ret;
-	ret = transact(uc, req, req_len, &len);
-	if (!ret)
-		ret = uapi_parse_set(uc->buf, len);
-	if (ret)
-		conn_drop(uc); /* out of step after a failed set */
+	ret = send_op(uc, req, req_len);
 	free(req);
 	return ret;
+}
+
+int uapi_conn_add_peer(struct uapi_conn *uc, const uint8_t pubkey[WG_KEY_LEN],
+		       const struct wgd_endpoint *endpoint, uint16_t keepalive_s)
+{
+	char req[UAPI_PEER_OP_MAX];
+	ssize_t n = uapi_build_add_peer(req, sizeof(req), pubkey, endpoint, keepalive_s);
+
+	return n < 0 ? (int)n : send_op(uc, req, (size_t)n);
+}
+
+int uapi_conn_remove_peer(struct uapi_conn *uc, const uint8_t pubkey[WG_KEY_LEN])
+{
+	char req[UAPI_PEER_OP_MAX];
+	ssize_t n = uapi_build_remove_peer(req, sizeof(req), pubkey);
+
+	return n < 0 ? (int)n : send_op(uc, req, (size_t)n);
 }
 
 static void ops_close(void *conn)
@@ -887,6 +964,17 @@ static int ops_replace_allowedips(void *conn, const uint8_t pubkey[WG_KEY_LEN],
 	return uapi_conn_replace_allowedips(conn, pubkey, ips, n);
 }
 
+static int ops_add_peer(void *conn, const uint8_t pubkey[WG_KEY_LEN],
+			const struct wgd_endpoint *endpoint, uint16_t keepalive_s)
+{
+	return uapi_conn_add_peer(conn, pubkey, endpoint, keepalive_s);
+}
+
+static int ops_remove_peer(void *conn, const uint8_t pubkey[WG_KEY_LEN])
+{
+	return uapi_conn_remove_peer(conn, pubkey);
+}
+
 const struct wgctl_ops uapi_ops = {
 	.name = "userspace",
 	.close = ops_close,
@@ -894,4 +982,6 @@ const struct wgctl_ops uapi_ops = {
 	.change = ops_change,
 	.change_batch = ops_change_batch,
 	.replace_allowedips = ops_replace_allowedips,
+	.add_peer = ops_add_peer,
+	.remove_peer = ops_remove_peer,
 };
