@@ -1014,7 +1014,7 @@ int genl_conn_replace_allowedips(struct genl_conn *gc, const uint8_t pubkey[WG_K
 	return ret;
 }
 
-/* One message built by build into gc->buf, then its ACK. */
+/* One peer operation: its message, built into gc->buf, then the ACK. */
 static int send_peer_op(struct genl_conn *gc, const uint8_t pubkey[WG_KEY_LEN],
 			const struct wgd_endpoint *endpoint, uint16_t keepalive_s, bool add)
 {

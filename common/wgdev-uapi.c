@@ -522,7 +522,7 @@ int uapi_build_set_batch(char **out, size_t *out_len, const struct wgdev_change 
 	return 0;
 }
 
-/* "[" address "]:" port, without a zone: mesh endpoints are never link-local. */
+/* ADDR:PORT, or [ADDR]:PORT for IPv6, with no zone: mesh endpoints are never link-local. */
 static int format_endpoint(char *buf, size_t len, const struct wgd_endpoint *ep)
 {
 	char host[INET6_ADDRSTRLEN];
@@ -542,8 +542,9 @@ static int format_endpoint(char *buf, size_t len, const struct wgd_endpoint *ep)
  * removing an absent peer succeeds and the second public_key creates it
  * afresh, with new handshake state and counters. Setting a keepalive on a
  * fresh peer of an up device sends a keepalive, and with it a handshake
- * initiation, at once. The peer has no allowed-IPs after the removal;
- * replace_allowed_ips says so again for the reader of the log.
+ * initiation, at once. The removal leaves the peer no allowed-IPs;
+ * replace_allowed_ips=true states it in the request itself, as
+ * WGPEER_F_REPLACE_ALLOWEDIPS does in the kernel's.
  */
 ssize_t uapi_build_add_peer(char *buf, size_t len, const uint8_t pubkey[WG_KEY_LEN],
 			    const struct wgd_endpoint *endpoint, uint16_t keepalive_s)
