@@ -679,6 +679,8 @@ static void peer_evaluate(struct mesh *m, struct mesh_peer *p, uint64_t now, boo
 	char k[WG_KEY_B64_LEN], e[EP_STRLEN];
 
 	memcpy(old, p->cand, sizeof(old));
+	/* Its addresses may have changed, and a direct peer's with them. */
+	m->dirty = true;
 	p->refused = check_entry(m, p, &bad);
 	if (p->refused) {
 		if (changed || p->refused != was)
@@ -1206,7 +1208,9 @@ bool mesh_next_action(struct mesh *m, struct mesh_action *out)
 			return true;
 		}
 	}
+	/* All made: the next ones start from the first peer again. */
 	m->dirty = false;
+	m->act_cursor = 0;
 	return false;
 }
 
