@@ -375,6 +375,18 @@ static const char *addr_unusable(const struct mesh *m, const struct wgd_ip *a)
 	return NULL;
 }
 
+static bool same_list(const struct wgd_endpoint *a, unsigned n_a, const struct wgd_endpoint *b,
+		      unsigned n_b)
+{
+	if (n_a != n_b)
+		return false;
+	for (unsigned i = 0; i < n_a; i++) {
+		if (!ep_same(&a[i], &b[i]))
+			return false;
+	}
+	return true;
+}
+
 /* Appends ep to list unless it is there already. */
 static void cand_push(struct wgd_endpoint *list, unsigned *n, const struct wgd_endpoint *ep)
 {
@@ -705,7 +717,7 @@ static void peer_evaluate(struct mesh *m, struct mesh_peer *p, uint64_t now, boo
 			  key_b64(p->key, k), d.n, d.n > 1 ? "es" : "", ep_format(&d.first, e),
 			  d.why);
 	}
-	if (!was && p->n_cand == n_old && !memcmp(old, p->cand, sizeof(old)))
+	if (!was && same_list(old, n_old, p->cand, p->n_cand))
 		return;
 	/* A direct path that works needs no candidates. */
 	if (p->path != MESH_DIRECT)

@@ -1073,6 +1073,68 @@ START_TEST(log_bounded)
 }
 END_TEST
 
+/* Peer n of a big mesh: 10.8.x.y, and a key of its own. */
+static struct wgd_peer_entry big_peer(unsigned n)
+{
+	struct wgd_peer_entry e = peer(2);
+
+	key_of(e.key, n);
+	e.key[2] = 0xb1;
+	e.ip4.bytes[2] = (uint8_t)(n >> 8);
+	e.ip4.bytes[3] = (uint8_t)n;
+	e.ip6.bytes[14] = (uint8_t)(n >> 8);
+	e.ip6.bytes[15] = (uint8_t)n;
+	return e;
+}
+
+/*
+ * A full mesh: MESH_MAX_PEERS kept and the next ignored; the budget brings
+ * them all onto the device in time; a stop removes each once.
+ */
+START_TEST(full_mesh)
+{
+	static struct wgd_peer_entry e[WGD_MAX_PEERS];
+	static bool added[MESH_MAX_PEERS + 2];
+	const unsigned first = 300, total = MESH_MAX_PEERS + 1;
+	unsigned n = 0, removed = 0, n_added = 0;
+	uint64_t t = T0;
+
+	while (n < total) {
+		size_t k = 0, taken;
+
+		while (k < WGD_MAX_PEERS && n < total)
+			e[k++] = big_peer(first + n++);
+		taken = mesh_directory_apply(m, e, k, t);
+		ck_assert_uint_eq(taken, n == total ? k - 1 : k);
+		t += 10;
+	}
+	ck_assert_uint_eq(mesh_peer_count(m), MESH_MAX_PEERS);
+	ck_assert_ptr_nonnull(strstr(last_log, "the most kept"));
+	for (; n_added < MESH_MAX_PEERS && t < T0 + 400000; t += 1000) {
+		tick(t);
+		while (mesh_next_action(m, &act)) {
+			unsigned i = (unsigned)(act.key[0] << 8 | act.key[1]) - first;
+
+			ck_assert_int_eq(act.kind, MESH_ACT_ADD_PEER);
+			ck_assert_uint_lt(i, MESH_MAX_PEERS);
+			n_added += !added[i];
+			added[i] = true;
+		}
+	}
+	ck_assert_uint_eq(n_added, MESH_MAX_PEERS);
+	mesh_stop(m);
+	while (mesh_next_action(m, &act)) {
+		unsigned i = (unsigned)(act.key[0] << 8 | act.key[1]) - first;
+
+		ck_assert_int_eq(act.kind, MESH_ACT_REMOVE_PEER);
+		ck_assert(added[i]);
+		added[i] = false;
+		removed++;
+	}
+	ck_assert_uint_eq(removed, MESH_MAX_PEERS);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("mesh");
@@ -1106,6 +1168,7 @@ int main(void)
 	tcase_add_test(tc, directory_change_restarts);
 	tcase_add_test(tc, config_changes);
 	tcase_add_test(tc, log_bounded);
+	tcase_add_test(tc, full_mesh);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
