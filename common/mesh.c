@@ -51,10 +51,10 @@ enum refusal {
 
 struct mesh_peer {
 	uint8_t key[WG_KEY_LEN];
-	struct wgd_peer_entry entry;     /* as the hub last sent it */
-	enum refusal refused;            /* REFUSE_NONE: a peer we may talk to */
-	bool confirmed;                  /* sent again since the last reset */
-	bool gone;                       /* left: off the device, then forgotten */
+	struct wgd_peer_entry entry; /* as the hub last sent it */
+	enum refusal refused;        /* REFUSE_NONE: a peer we may talk to */
+	bool confirmed;              /* sent again since the last reset */
+	bool gone;                   /* left: off the device, then forgotten */
 
 	/* The candidates that passed the checks, in the order they are tried. */
 	unsigned n_cand;
@@ -62,8 +62,8 @@ struct mesh_peer {
 
 	enum mesh_path path;
 	uint64_t since_ms;
-	uint32_t backoff_ms;             /* the next LOST waits this long */
-	uint64_t direct_ms;              /* when it last went DIRECT */
+	uint32_t backoff_ms; /* the next LOST waits this long */
+	uint64_t direct_ms;  /* when it last went DIRECT */
 
 	/*
 	 * Probing. due: an add is wanted, and waits for the probe budget.
@@ -75,17 +75,17 @@ struct mesh_peer {
 	bool due, on;
 	uint32_t gen;
 	struct wgd_endpoint probe_ep;
-	uint64_t hs_after_ms;            /* handshakes from before are not ours */
+	uint64_t hs_after_ms; /* handshakes from before are not ours */
 	uint64_t next_ms;
 	bool switching;
 	uint64_t switch_ms;
 
 	/* What the device reads said. */
-	uint64_t rx;                     /* the last rx count read */
-	uint64_t rx_ms;                  /* when it last moved */
-	bool rx_moved;                   /* since the add, or the last check */
-	struct wgd_endpoint seen_ep;     /* the device's endpoint for it */
-	uint32_t read_gen;               /* the last read that showed it */
+	uint64_t rx;                 /* the last rx count read */
+	uint64_t rx_ms;              /* when it last moved */
+	bool rx_moved;               /* since the add, or the last check */
+	struct wgd_endpoint seen_ep; /* the device's endpoint for it */
+	uint32_t read_gen;           /* the last read that showed it */
 
 	/* The device as the actions handed out leave it. */
 	bool dev_present;
@@ -95,7 +95,7 @@ struct mesh_peer {
 };
 
 struct mesh {
-	struct mesh_config cfg;          /* routes and admin_keys: our copies */
+	struct mesh_config cfg; /* routes and admin_keys: our copies */
 	struct key_index admin_index;
 
 	bool has_self;
@@ -109,17 +109,17 @@ struct mesh {
 	struct hashtab index;
 	bool index_ok;
 
-	uint64_t now_ms;                 /* the latest time an event brought */
+	uint64_t now_ms; /* the latest time an event brought */
 	bool stopped;
 	bool grace;
 	uint64_t grace_until_ms;
-	bool retake;                     /* an address may have come free */
+	bool retake; /* an address may have come free */
 
 	uint64_t budget_start_ms;
 	unsigned budget_used;
-	size_t probe_cursor;             /* where the budget ran out: fairness */
+	size_t probe_cursor; /* where the budget ran out: fairness */
 
-	bool dirty;                      /* an action may be waiting */
+	bool dirty; /* an action may be waiting */
 	size_t act_cursor;
 
 	uint32_t read_gen;
@@ -278,8 +278,7 @@ static struct mesh_peer *peer_new(struct mesh *m, const uint8_t key[WG_KEY_LEN],
 	p->since_ms = now;
 	p->backoff_ms = MESH_BACKOFF_MIN_MS;
 	p->confirmed = true;
-	if (!m->index_ok ||
-	    hashtab_insert(&m->index, key_hash(m, key), (uint32_t)m->n_peers)) {
+	if (!m->index_ok || hashtab_insert(&m->index, key_hash(m, key), (uint32_t)m->n_peers)) {
 		m->n_peers++;
 		reindex(m);
 	} else {
@@ -313,7 +312,8 @@ static bool entry_same(const struct wgd_peer_entry *a, const struct wgd_peer_ent
 	if (a->has_ip4 != b->has_ip4 || a->has_ip6 != b->has_ip6 || a->port != b->port ||
 	    a->n_cand != b->n_cand || !ep_same(&a->endpoint, &b->endpoint))
 		return false;
-	if ((a->has_ip4 && !ip_same(&a->ip4, &b->ip4)) || (a->has_ip6 && !ip_same(&a->ip6, &b->ip6)))
+	if ((a->has_ip4 && !ip_same(&a->ip4, &b->ip4)) ||
+	    (a->has_ip6 && !ip_same(&a->ip6, &b->ip6)))
 		return false;
 	for (unsigned i = 0; i < a->n_cand && i < WGD_MAX_CANDIDATES; i++) {
 		if (!ip_same(&a->cand[i], &b->cand[i]))
@@ -400,7 +400,7 @@ static void cand_push(struct wgd_endpoint *list, unsigned *n, const struct wgd_e
 
 struct cand_drops {
 	unsigned n;
-	const char *why;                 /* of the first */
+	const char *why; /* of the first */
 	struct wgd_endpoint first;
 };
 
@@ -565,8 +565,8 @@ static void log_refusal(struct mesh *m, const struct mesh_peer *p, const struct 
 			  key_b64(p->key, k), wgd_ip_format(bad, a, sizeof(a)),
 			  refusal_text(p->refused));
 	else
-		log_warnx("mesh: directory entry %s refused: %s; the hub sent it", key_b64(p->key, k),
-			  refusal_text(p->refused));
+		log_warnx("mesh: directory entry %s refused: %s; the hub sent it",
+			  key_b64(p->key, k), refusal_text(p->refused));
 }
 
 /* Transitions. */
@@ -644,7 +644,7 @@ static void peer_switch(struct mesh *m, struct mesh_peer *p, uint64_t now)
 	p->rx_ms = now;
 	set_path(p, MESH_DIRECT, now);
 	m->dirty = true;
-	log_info("mesh: %s: direct via %s",  key_b64(p->key, k),
+	log_info("mesh: %s: direct via %s", key_b64(p->key, k),
 		 ep_format(p->seen_ep.addr.family ? &p->seen_ep : &p->probe_ep, e));
 }
 
@@ -927,13 +927,15 @@ static bool apply_entry(struct mesh *m, const struct wgd_peer_entry *e, uint64_t
 	if (!p) {
 		if (m->n_live >= MESH_MAX_PEERS || m->n_peers >= MESH_MAX_RECORDS) {
 			if (log_pass(m))
-				log_warnx("mesh: directory entry %s ignored: %u peers already, the most kept",
-					  key_b64(e->key, k), MESH_MAX_PEERS);
+				log_warnx(
+					"mesh: directory entry %s ignored: %u peers already, the most kept",
+					key_b64(e->key, k), MESH_MAX_PEERS);
 			return false;
 		}
 		p = peer_new(m, e->key, now);
 		if (!p) {
-			log_warnx("mesh: directory entry %s ignored: out of memory", key_b64(e->key, k));
+			log_warnx("mesh: directory entry %s ignored: out of memory",
+				  key_b64(e->key, k));
 			return false;
 		}
 		fresh = true;
@@ -1029,8 +1031,8 @@ static void handshake(struct mesh *m, struct mesh_peer *p, int64_t hs_ns, uint64
 	p->due = false;
 }
 
-void mesh_device_read(struct mesh *m, const struct mesh_peer_seen *seen, size_t n,
-		      uint64_t now_ms, int64_t real_ns)
+void mesh_device_read(struct mesh *m, const struct mesh_peer_seen *seen, size_t n, uint64_t now_ms,
+		      int64_t real_ns)
 {
 	char k[WG_KEY_B64_LEN], e[EP_STRLEN];
 
@@ -1078,9 +1080,10 @@ void mesh_device_read(struct mesh *m, const struct mesh_peer_seen *seen, size_t 
 		}
 		if (p->path == MESH_DIRECT && now_ms - p->rx_ms >= MESH_QUIET_MS) {
 			peer_lose(m, p, now_ms);
-			log_info("mesh: %s went quiet on %s: through the hub again, probing in %u s",
-				 key_b64(p->key, k), ep_format(&p->seen_ep, e),
-				 (unsigned)((p->next_ms - now_ms) / 1000));
+			log_info(
+				"mesh: %s went quiet on %s: through the hub again, probing in %u s",
+				key_b64(p->key, k), ep_format(&p->seen_ep, e),
+				(unsigned)((p->next_ms - now_ms) / 1000));
 		}
 	}
 	serve(m, now_ms);
@@ -1287,7 +1290,8 @@ uint64_t mesh_next_wake(const struct mesh *m)
 			continue;
 		if (p->due)
 			t = m->budget_used >= MESH_PROBE_BUDGET ?
-				    m->budget_start_ms + MESH_BUDGET_WINDOW_MS : m->now_ms;
+				    m->budget_start_ms + MESH_BUDGET_WINDOW_MS :
+				    m->now_ms;
 		else if (p->switching)
 			t = p->switch_ms;
 		else if ((p->path == MESH_PROBING && p->on) || p->path == MESH_LOST)

@@ -156,7 +156,8 @@ static void expect(enum mesh_action_kind kind, unsigned n)
 {
 	uint8_t key[WG_KEY_LEN];
 
-	ck_assert_msg(mesh_next_action(m, &act), "no action, expected kind %d for peer %u", kind, n);
+	ck_assert_msg(mesh_next_action(m, &act), "no action, expected kind %d for peer %u", kind,
+		      n);
 	key_of(key, n);
 	ck_assert_int_eq(act.kind, kind);
 	ck_assert_uint_eq(act.key[1], n);
@@ -313,7 +314,7 @@ START_TEST(order_same_nat)
 	struct wgd_endpoint lan = ep("192.168.1.2", 51820);
 
 	e.endpoint = ep("192.0.2.1", 40002);
-	add_cand(&e, "2001:db8:2::2");   /* we have no IPv6: not tried */
+	add_cand(&e, "2001:db8:2::2"); /* we have no IPv6: not tried */
 	add_cand(&e, "192.168.1.2");
 	ck_assert_uint_eq(apply(e, T0), 1);
 	expect_add(2, "192.168.1.2", 51820);
@@ -487,7 +488,7 @@ END_TEST
  */
 START_TEST(switch_both_ends)
 {
-	const uint64_t a0 = T0, b0 = 77777;   /* boot time of each at real REAL0 + T0 */
+	const uint64_t a0 = T0, b0 = 77777; /* boot time of each at real REAL0 + T0 */
 	const int64_t trip = 23;
 	struct mesh_config cfg_b = cfg;
 	struct wgd_peer_entry ea = peer(2), eb = peer(1), self_b = peer(2);
@@ -591,7 +592,7 @@ START_TEST(gone_removed)
 {
 	struct wgd_peer_entry e[3] = { peer(2), peer(3), peer(4) };
 
-	memset(&e[2].endpoint, 0, sizeof(e[2].endpoint));   /* nothing to try: relayed */
+	memset(&e[2].endpoint, 0, sizeof(e[2].endpoint)); /* nothing to try: relayed */
 	ck_assert_uint_eq(mesh_directory_apply(m, e, 3, T0), 3);
 	expect_add_ep(2);
 	expect_add_ep(3);
@@ -676,7 +677,7 @@ START_TEST(entries_refused)
 	e.has_ip4 = e.has_ip6 = false;
 	refused(e, "no address", T0 + 10 * 10000);
 	e = peer(10);
-	e.ip4 = ip("fd00:8::10");   /* the wrong family in the IPv4 slot */
+	e.ip4 = ip("fd00:8::10"); /* the wrong family in the IPv4 slot */
 	refused(e, "not a /32", T0 + 11 * 10000);
 
 	/* Changed, and still refused: told again. */
@@ -695,14 +696,13 @@ START_TEST(entries_refused)
 END_TEST
 
 /* Peer n with these two candidates, behind our NAT: the candidates kept. */
-static struct mesh_peer_status with_cands(unsigned n, const char *c1, const char *c2)
+static struct mesh_peer_status with_cands(unsigned n, struct wgd_ip c1, const char *c2)
 {
 	struct wgd_peer_entry e = peer(n);
 
 	e.endpoint = ep("192.0.2.1", (uint16_t)(40000 + n));
-	add_cand(&e, c1);
-	if (c2)
-		add_cand(&e, c2);
+	e.cand[e.n_cand++] = c1;
+	add_cand(&e, c2);
 	/* Apart in time, past the limit on log lines. */
 	apply(e, T0 + n * 10000);
 	return status(n);
@@ -710,34 +710,54 @@ static struct mesh_peer_status with_cands(unsigned n, const char *c1, const char
 
 START_TEST(candidates_refused)
 {
-	static const char *const bad[] = {
-		"127.0.0.1", "224.0.0.5", "0.0.0.0", "169.254.1.2", "203.0.113.1",
-		"10.8.3.4", "255.255.255.255", "::1", "::", "fe80::1", "ff02::1",
-		"fd00:8::77", "::ffff:192.168.1.9",
+	static const struct {
+		const char *addr, *why;
+	} bad[] = {
+		{ "127.0.0.1", "loopback" },
+		{ "::1", "loopback" },
+		{ "224.0.0.5", "multicast" },
+		{ "ff02::1", "multicast" },
+		{ "0.0.0.0", "unspecified" },
+		{ "::", "unspecified" },
+		{ "169.254.1.2", "link-local" },
+		{ "fe80::1", "link-local" },
+		{ "203.0.113.1", "the hub's address" },
+		{ "10.8.3.4", "inside the tunnel's routes" },
+		{ "fd00:8::77", "inside the tunnel's routes" },
+		{ "255.255.255.255", "reserved" },
+		{ "192.168.1.0/24", "not a host address" },
 	};
 	struct wgd_endpoint good = ep("192.168.1.50", 51820);
 	struct mesh_peer_status st;
 	struct wgd_peer_entry e;
+	struct wgd_ip mapped = ip("2001:db8::1");
 	unsigned n = 2;
 
 	add_cand(&self, "2001:db8:1::1");
 	mesh_self_update(m, &self, T0);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++, n++) {
-		struct wgd_ip a;
 		unsigned before = log_lines;
 
-		if (wgd_ip_parse(&a, bad[i], strlen(bad[i]), false))
-			continue;   /* the parser refuses it already */
-		st = with_cands(n, bad[i], "192.168.1.50");
-		ck_assert_uint_eq(st.n_cand, 2);
-		ck_assert_msg(ep_eq(&st.cand[0], &good), "%s kept", bad[i]);
+		st = with_cands(n, ip(bad[i].addr), "192.168.1.50");
+		ck_assert_msg(st.n_cand == 2 && ep_eq(&st.cand[0], &good), "%s kept", bad[i].addr);
 		ck_assert_uint_eq(log_lines, before + 1);
+		ck_assert_msg(strstr(last_log, bad[i].why), "\"%s\" not in \"%s\"", bad[i].why,
+			      last_log);
 		expect_add(n, "192.168.1.50", 51820);
 		expect_none();
 	}
+	/* IPv4-mapped, which the parser refuses already. */
+	memset(mapped.bytes, 0, 10);
+	memset(mapped.bytes + 10, 0xff, 2);
+	st = with_cands(n, mapped, "192.168.1.50");
+	ck_assert_uint_eq(st.n_cand, 2);
+	ck_assert_ptr_nonnull(strstr(last_log, "IPv4-mapped"));
+	expect_add(n++, "192.168.1.50", 51820);
 
 	/* A repeat is dropped, silently. */
-	st = with_cands(n, "192.168.1.50", "192.168.1.50");
+	log_lines = 0;
+	st = with_cands(n, ip("192.168.1.50"), "192.168.1.50");
+	ck_assert_uint_eq(log_lines, 0);
 	ck_assert_uint_eq(st.n_cand, 2);
 	ck_assert(ep_eq(&st.cand[0], &good));
 	expect_add(n++, "192.168.1.50", 51820);
@@ -992,7 +1012,7 @@ START_TEST(directory_change_restarts)
 	uint64_t t = T0;
 
 	join(2, t);
-	tick(t + 1000);   /* one candidate: nothing else to try */
+	tick(t + 1000); /* one candidate: nothing else to try */
 	expect_none();
 	e.endpoint = ep("198.51.100.22", 41000);
 	apply(e, t + 1500);
@@ -1059,7 +1079,7 @@ START_TEST(log_bounded)
 	for (unsigned round = 0; round < 20; round++) {
 		for (unsigned i = 0; i < 48; i++) {
 			e[i] = peer(2 + i);
-			e[i].ip4.bytes[1] = (uint8_t)(100 + round);   /* outside the routes */
+			e[i].ip4.bytes[1] = (uint8_t)(100 + round); /* outside the routes */
 		}
 		ck_assert_uint_eq(mesh_directory_apply(m, e, 48, T0 + round), 0);
 	}
