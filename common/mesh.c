@@ -14,6 +14,21 @@
 #include "mesh.h"
 
 /*
+ * How it works. Each directory entry is a record: the entry as the hub
+ * sent it, what the checks made of it, and its path. The records say what
+ * the device should hold (on: the peer, with the candidate being tried;
+ * DIRECT: its addresses too) and what the actions handed out so far made
+ * it hold (dev_*). mesh_next_action() hands out the difference, a peer at
+ * a time, so the actions waiting are never more than two a peer, however
+ * long the caller waits: a change undone before it was made costs nothing,
+ * and none is lost.
+ *
+ * Our own entry (mesh_self_update(), or our key in the directory) gives
+ * our endpoint and candidates, for the order of the others', and our
+ * leased addresses, which no other entry may claim.
+ */
+
+/*
  * A DIRECT peer counts as receiving when its rx moved this recently: the
  * other end's keepalive comes every MESH_KEEPALIVE_S, and we see it at the
  * next slow read.
@@ -97,6 +112,7 @@ struct mesh_peer {
 struct mesh {
 	struct mesh_config cfg; /* routes and admin_keys: our copies */
 	struct key_index admin_index;
+	bool configured;
 
 	bool has_self;
 	struct wgd_peer_entry self;
@@ -788,6 +804,25 @@ static bool event(struct mesh *m, uint64_t now)
 
 /* Configuration. */
 
+/* Whether cfg is what m has: the caller may pass it after every device
+ * read, and checking every entry again costs a pass over all for each. */
+static bool config_same(const struct mesh *m, const struct mesh_config *cfg)
+{
+	const struct mesh_config *c = &m->cfg;
+
+	if (memcmp(c->self_key, cfg->self_key, WG_KEY_LEN) ||
+	    memcmp(c->hub_key, cfg->hub_key, WG_KEY_LEN) ||
+	    !ep_same(&c->hub_endpoint, &cfg->hub_endpoint) || c->n_routes != cfg->n_routes ||
+	    c->n_admin_keys != cfg->n_admin_keys)
+		return false;
+	for (size_t i = 0; i < c->n_routes; i++) {
+		if (!ip_same(&c->routes[i], &cfg->routes[i]))
+			return false;
+	}
+	return !c->n_admin_keys ||
+	       !memcmp(c->admin_keys, cfg->admin_keys, c->n_admin_keys * sizeof(*c->admin_keys));
+}
+
 int mesh_set_config(struct mesh *m, const struct mesh_config *cfg)
 {
 	struct wgd_ip *routes = NULL;
@@ -795,6 +830,8 @@ int mesh_set_config(struct mesh *m, const struct mesh_config *cfg)
 	struct key_index ki;
 	int ret;
 
+	if (m->configured && config_same(m, cfg))
+		return 0;
 	memset(&ki, 0, sizeof(ki));
 	if (cfg->n_routes) {
 		routes = calloc(cfg->n_routes, sizeof(*routes));
@@ -823,6 +860,7 @@ int mesh_set_config(struct mesh *m, const struct mesh_config *cfg)
 	m->cfg.routes = routes;
 	m->cfg.admin_keys = (const uint8_t(*)[WG_KEY_LEN])admin;
 	m->admin_index = ki;
+	m->configured = true;
 	if (m->stopped)
 		return 0;
 	compact(m);

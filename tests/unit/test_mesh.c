@@ -1067,6 +1067,26 @@ START_TEST(config_changes)
 	expect_add_ep(2);
 	expect_none();
 	ck_assert_int_eq(path(2), MESH_PROBING);
+	/* The same again: nothing. */
+	ck_assert_int_eq(mesh_set_config(m, &cfg), 0);
+	expect_none();
+	ck_assert_int_eq(path(2), MESH_PROBING);
+
+	/* The administrator configured it now: left alone, not removed. */
+	{
+		uint8_t admins[2][WG_KEY_LEN];
+
+		memcpy(admins[0], admin_key, WG_KEY_LEN);
+		key_of(admins[1], 2);
+		c = cfg;
+		c.admin_keys = (const uint8_t(*)[WG_KEY_LEN])admins;
+		c.n_admin_keys = 2;
+		ck_assert_int_eq(mesh_set_config(m, &c), 0);
+		expect_none();
+		ck_assert(!owns(2));
+		ck_assert_uint_eq(mesh_peer_count(m), 0);
+		ck_assert_ptr_nonnull(strstr(last_log, "administrator"));
+	}
 }
 END_TEST
 
