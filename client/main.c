@@ -789,7 +789,9 @@ enum { PFD_SIGNAL, PFD_RTNL, PFD_HOOK, PFD_EXCHANGES };
 static int poll_timeout(uint64_t now)
 {
 	int timeout = state_poll_timeout(&cl, now);
-	uint64_t mesh = client_mesh_next_wake(&cl);
+	/* Releasing, the loop no longer runs the mesh: its timers would
+	 * only spin it. */
+	uint64_t mesh = releasing ? UINT64_MAX : client_mesh_next_wake(&cl);
 
 	if (mesh <= now)
 		return 0;
