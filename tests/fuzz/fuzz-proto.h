@@ -68,6 +68,38 @@ static bool ip_same(const struct wgd_ip *a, const struct wgd_ip *b)
 	       !memcmp(a->bytes, b->bytes, sizeof(a->bytes));
 }
 
+static bool entry_same(const struct wgd_peer_entry *a, const struct wgd_peer_entry *b)
+{
+	if (memcmp(a->key, b->key, sizeof(a->key)) || a->gone != b->gone ||
+	    a->has_ip4 != b->has_ip4 || a->has_ip6 != b->has_ip6 ||
+	    !ip_same(&a->ip4, &b->ip4) || !ip_same(&a->ip6, &b->ip6) ||
+	    !ip_same(&a->endpoint.addr, &b->endpoint.addr) ||
+	    a->endpoint.port != b->endpoint.port || a->port != b->port || a->n_cand != b->n_cand)
+		return false;
+	for (size_t i = 0; i < a->n_cand; ++i)
+		if (!ip_same(&a->cand[i], &b->cand[i]))
+			return false;
+	return true;
+}
+
+/* The mesh extension's fields. */
+static bool mesh_same(const struct wgd_msg *a, const struct wgd_msg *b)
+{
+	if (a->mesh != b->mesh || a->has_epoch != b->has_epoch || a->has_since != b->has_since ||
+	    a->has_dir_version != b->has_dir_version || a->epoch != b->epoch ||
+	    a->since != b->since || a->dir_version != b->dir_version || a->port != b->port ||
+	    a->n_cand != b->n_cand || a->reset != b->reset || a->more != b->more ||
+	    a->n_peers != b->n_peers)
+		return false;
+	for (size_t i = 0; i < a->n_cand; ++i)
+		if (!ip_same(&a->cand[i], &b->cand[i]))
+			return false;
+	for (size_t i = 0; i < a->n_peers; ++i)
+		if (!entry_same(&a->peers[i], &b->peers[i]))
+			return false;
+	return true;
+}
+
 static bool msg_same(const struct wgd_msg *a, const struct wgd_msg *b)
 {
 	if (a->cmd != b->cmd || a->version != b->version ||
@@ -90,7 +122,7 @@ static bool msg_same(const struct wgd_msg *a, const struct wgd_msg *b)
 		if (!ip_same(&a->dns[i], &b->dns[i]))
 			return false;
 	}
-	return true;
+	return mesh_same(a, b);
 }
 
 /* What ipaddr.h promises of every parsed address: unused bytes are zero. */
@@ -126,13 +158,38 @@ static void check_msg(enum wgd_parse_kind kind, const struct wgd_msg *m)
 		check_ip(&m->dns[i], true);
 	FUZZ_CHECK(memchr(m->errmsg, '\0', sizeof(m->errmsg)));
 	FUZZ_CHECK(memchr(m->dns_search, '\0', sizeof(m->dns_search)));
+	FUZZ_CHECK(m->n_cand <= WGD_MAX_CANDIDATES && m->n_peers <= WGD_MAX_PEERS);
+	for (size_t i = 0; i < m->n_cand; ++i)
+		check_ip(&m->cand[i], true);
+	for (size_t i = 0; i < m->n_peers; ++i) {
+		const struct wgd_peer_entry *e = &m->peers[i];
+
+		FUZZ_CHECK(e->n_cand <= WGD_MAX_CANDIDATES);
+		FUZZ_CHECK(!e->has_ip4 || (check_ip(&e->ip4, true), e->ip4.family == AF_INET));
+		FUZZ_CHECK(!e->has_ip6 || (check_ip(&e->ip6, true), e->ip6.family == AF_INET6));
+		if (e->endpoint.addr.family) {
+			check_ip(&e->endpoint.addr, true);
+			FUZZ_CHECK(e->endpoint.port != 0);
+		}
+		for (size_t j = 0; j < e->n_cand; ++j)
+			check_ip(&e->cand[j], true);
+		/* One line per peer and message. */
+		for (size_t j = 0; j < i; ++j)
+			FUZZ_CHECK(memcmp(e->key, m->peers[j].key, sizeof(e->key)));
+	}
 	if (kind == WGD_PARSE_REQUEST) {
-		FUZZ_CHECK(m->cmd == WGD_CMD_REQUEST_IP && m->version == 1);
+		FUZZ_CHECK((m->cmd == WGD_CMD_REQUEST_IP || m->cmd == WGD_CMD_REQUEST_PEERS) &&
+			   m->version == 1);
+		/* Mesh keys count only in their own command. */
+		if (m->cmd == WGD_CMD_REQUEST_IP)
+			FUZZ_CHECK(!m->has_epoch && !m->has_since && !m->n_cand && !m->port);
+		FUZZ_CHECK(!m->mesh && !m->n_peers && !m->reset && !m->more);
 		/* Response keys in a request are skipped, never stored. */
 		FUZZ_CHECK(!m->has_errno && !m->n_routes && !m->n_dns && !m->mtu &&
 			   !m->errmsg[0] && !m->dns_search[0]);
 	} else {
 		FUZZ_CHECK(m->cmd == WGD_CMD_NONE && m->has_errno);
+		FUZZ_CHECK(!m->has_since && !m->n_cand && !m->port);
 	}
 }
 
@@ -150,6 +207,15 @@ static void check_carried(enum wgd_parse_kind kind, const struct wgd_msg *m,
 	bool has_ip = m->has_ip4 || m->has_ip6;
 
 	FUZZ_CHECK(r->cmd == m->cmd && r->version == m->version);
+	if (m->cmd == WGD_CMD_REQUEST_PEERS) {
+		/* The request lists its numbers always, 0 for what was missing. */
+		FUZZ_CHECK(r->epoch == m->epoch && r->since == m->since && r->port == m->port);
+		FUZZ_CHECK(r->n_cand == m->n_cand);
+		for (size_t i = 0; i < m->n_cand; ++i)
+			FUZZ_CHECK(ip_same(&r->cand[i], &m->cand[i]));
+	} else {
+		FUZZ_CHECK(mesh_same(m, r));
+	}
 	FUZZ_CHECK(r->has_ip4 == m->has_ip4 && r->has_ip6 == m->has_ip6);
 	FUZZ_CHECK(!m->has_ip4 || ip_same(&r->ip4, &m->ip4));
 	FUZZ_CHECK(!m->has_ip6 || ip_same(&r->ip6, &m->ip6));

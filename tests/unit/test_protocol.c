@@ -8,6 +8,8 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include <sodium.h>
+
 #include "../../protocol/proto.h"
 
 /* The messages upstream wg-dynamic sends, byte for byte. */
@@ -1081,6 +1083,236 @@ START_TEST(test_error_sticks)
 }
 END_TEST
 
+/* ---- the mesh extension ---- */
+
+#define KEY_A "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg="
+#define KEY_B "TrMvSoP4jYQlY6RIzBgbssQqY3vxI2Pi+y71lOWWXX0="
+
+static const char mesh_req[] =
+	"request_peers=1\nepoch=3735928559\nsince=17\nport=51820\n"
+	"candidate=192.168.1.23\ncandidate=2001:db8:1::23\n\n";
+static const char mesh_resp[] =
+	"epoch=3735928559\nversion=18\nmore=1\n"
+	"peer=" KEY_A " 10.9.0.7 fd00:9::7 198.51.100.20:40123 51820 192.168.1.23 2001:db8:1::23\n"
+	"gone=" KEY_B "\n"
+	"errno=0\n\n";
+
+START_TEST(test_mesh_request)
+{
+	char buf[WGD_MAX_MESSAGE];
+	struct wgd_msg m;
+
+	assert_parses(WGD_PARSE_REQUEST, mesh_req);
+	m = parser.msg;
+	ck_assert_int_eq(m.cmd, WGD_CMD_REQUEST_PEERS);
+	ck_assert_uint_eq(m.version, 1);
+	ck_assert(m.has_epoch && m.has_since);
+	ck_assert_uint_eq(m.epoch, 3735928559u);
+	ck_assert_uint_eq(m.since, 17);
+	ck_assert_uint_eq(m.port, 51820);
+	ck_assert_uint_eq(m.n_cand, 2);
+	assert_ip(&m.cand[0], "192.168.1.23/32");
+	assert_ip(&m.cand[1], "2001:db8:1::23/128");
+
+	/* Written back byte for byte. */
+	ck_assert_int_eq(wgd_serialize_request(&m, buf, sizeof(buf)), (ssize_t)strlen(mesh_req));
+	ck_assert_str_eq(buf, mesh_req);
+
+	/* A repeated candidate is one candidate, and a fifth is refused. */
+	assert_parses(WGD_PARSE_REQUEST, "request_peers=1\ncandidate=10.1.1.1\n"
+					 "candidate=10.1.1.1\n\n");
+	ck_assert_uint_eq(parser.msg.n_cand, 1);
+	assert_req_rejects("request_peers=1\ncandidate=10.1.1.1\ncandidate=10.1.1.2\n"
+			   "candidate=10.1.1.3\ncandidate=10.1.1.4\ncandidate=10.1.1.5\n\n",
+			   WGD_E_INVALID, "too many candidates");
+	assert_req_rejects("request_peers=1\ncandidate=10.1.1.0/24\n\n", WGD_E_INVALID,
+			   "bad address in candidate");
+	assert_req_rejects("request_peers=1\nport=65536\n\n", WGD_E_INVALID, "bad number in port");
+	assert_req_rejects("request_peers=1\nsince=1\nsince=2\n\n", WGD_E_INVALID,
+			   "repeated since");
+	assert_req_rejects("request_peers=2\n\n", WGD_E_UNSUPPORTED, "unsupported version");
+	assert_req_rejects("request_peers=1\nrequest_ip=1\n\n", WGD_E_INVALID,
+			   "repeated request_ip");
+
+	/* The mesh keys mean nothing in a request_ip: skipped, not checked. */
+	assert_parses(WGD_PARSE_REQUEST, "request_ip=1\ncandidate=junk\nsince=x\n\n");
+	assert_parses(WGD_PARSE_REQUEST, "request_peers=1\nip=junk\nleasetime=x\n\n");
+	ck_assert(!parser.msg.has_ip4 && !parser.msg.has_leasetime);
+	ck_assert_uint_eq(parser.msg.n_cand, 0);
+	ck_assert(!parser.msg.has_since);
+}
+END_TEST
+
+START_TEST(test_mesh_response)
+{
+	char buf[WGD_MAX_MESSAGE];
+	const struct wgd_peer_entry *e;
+	struct wgd_msg m;
+
+	assert_parses(WGD_PARSE_RESPONSE, mesh_resp);
+	m = parser.msg;
+	ck_assert(m.has_epoch && m.has_dir_version && m.more && !m.reset && !m.mesh);
+	ck_assert_uint_eq(m.dir_version, 18);
+	ck_assert_uint_eq(m.n_peers, 2);
+	e = &m.peers[0];
+	ck_assert(!e->gone && e->has_ip4 && e->has_ip6);
+	assert_ip(&e->ip4, "10.9.0.7/32");
+	assert_ip(&e->ip6, "fd00:9::7/128");
+	assert_ip(&e->endpoint.addr, "198.51.100.20/32");
+	ck_assert_uint_eq(e->endpoint.port, 40123);
+	ck_assert_uint_eq(e->port, 51820);
+	ck_assert_uint_eq(e->n_cand, 2);
+	ck_assert(m.peers[1].gone);
+	ck_assert_uint_eq(m.peers[1].key[0], 0x4e);
+
+	ck_assert_int_eq(wgd_serialize_response(&m, buf, sizeof(buf)), (ssize_t)strlen(mesh_resp));
+	ck_assert_str_eq(buf, mesh_resp);
+
+	/* An upstream client reads a lease answer with mesh=1 as the lease. */
+	assert_parses(WGD_PARSE_RESPONSE, "ip=10.9.0.7/32\nleasestart=1\nleasetime=60\n"
+					  "mesh=1\nerrno=0\n\n");
+	ck_assert(parser.msg.mesh && parser.msg.has_ip4);
+
+	/* The fields that may be absent, and an IPv6 endpoint. */
+	assert_parses(WGD_PARSE_RESPONSE, "peer=" KEY_A " - fd00:9::7 [2001:db8::5]:7 0\n"
+					  "errno=0\n\n");
+	e = &parser.msg.peers[0];
+	ck_assert(!e->has_ip4 && e->has_ip6 && e->n_cand == 0 && e->port == 0);
+	assert_ip(&e->endpoint.addr, "2001:db8::5/128");
+	ck_assert_uint_eq(e->endpoint.port, 7);
+	assert_parses(WGD_PARSE_RESPONSE, "peer=" KEY_A " 10.9.0.7 - - 1\nerrno=0\n\n");
+	ck_assert_uint_eq(parser.msg.peers[0].endpoint.addr.family, 0);
+}
+END_TEST
+
+START_TEST(test_mesh_reject)
+{
+	static const char *const bad_lines[] = {
+		"peer=" KEY_A "\n",                                  /* fields missing */
+		"peer=" KEY_A " - - - \n",                           /* empty port */
+		"peer=" KEY_A " - - - 1 \n",                         /* trailing blank */
+		"peer=" KEY_A "  - - - 1\n",                         /* empty field */
+		"peer=" KEY_A " fd00::1 - - 1\n",                    /* IPv6 as ip4 */
+		"peer=" KEY_A " 10.0.0.1/32 - - 1\n",                /* a prefix */
+		"peer=" KEY_A " - 10.0.0.1 - 1\n",                   /* IPv4 as ip6 */
+		"peer=" KEY_A " - - 10.0.0.1 1\n",                   /* no port */
+		"peer=" KEY_A " - - 10.0.0.1:0 1\n",                 /* port 0 */
+		"peer=" KEY_A " - - 10.0.0.1:65536 1\n",
+		"peer=" KEY_A " - - 2001:db8::1:5 1\n",              /* v6 without brackets */
+		"peer=" KEY_A " - - [10.0.0.1]:5 1\n",
+		"peer=" KEY_A " - - - 70000\n",
+		"peer=" KEY_A " - - - 1 10.0.0.1 10.0.0.2 10.0.0.3 10.0.0.4 10.0.0.5\n",
+		"peer=" KEY_A " - - - 1 ::ffff:10.0.0.1\n",
+		"peer=xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dh= - - - 1\n", /* not canonical */
+		"peer=xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8D - - - 1\n",
+		"gone=" KEY_A " - - - 1\n",
+		"peer=" KEY_A " - - - 1\npeer=" KEY_A " - - - 1\n", /* the same peer twice */
+		"peer=" KEY_A " - - - 1\ngone=" KEY_A "\n",
+		"mesh=2\n",
+		"reset=0\n",
+		"more=1\nmore=1\n",
+		"version=-1\n",
+	};
+	char buf[256];
+
+	for (size_t i = 0; i < sizeof(bad_lines) / sizeof(bad_lines[0]); ++i) {
+		snprintf(buf, sizeof(buf), "%serrno=0\n\n", bad_lines[i]);
+		ck_assert_msg(parse_resp(buf) == -WGD_E_INVALID, "accepted: %s", bad_lines[i]);
+	}
+	/* A repeated candidate is one. */
+	assert_parses(WGD_PARSE_RESPONSE, "peer=" KEY_A " - - - 1 10.0.0.1 10.0.0.1\nerrno=0\n\n");
+	ck_assert_uint_eq(parser.msg.peers[0].n_cand, 1);
+}
+END_TEST
+
+/* WGD_MAX_PEERS lines parse, one more is refused; and the serializer
+ * refuses what the parser would. */
+START_TEST(test_mesh_bounds)
+{
+	static char buf[WGD_MAX_MESSAGE * 2];
+	struct wgd_msg m;
+	size_t off = 0;
+
+	memset(&m, 0, sizeof(m));
+	m.has_errno = true;
+	m.n_peers = WGD_MAX_PEERS;
+	for (size_t i = 0; i < WGD_MAX_PEERS; ++i) {
+		m.peers[i].key[0] = (uint8_t)i;
+		m.peers[i].gone = i % 2;
+		m.peers[i].has_ip4 = true;
+		m.peers[i].ip4 = ip_of("10.0.0.1");
+	}
+	ck_assert_int_gt(wgd_serialize_response(&m, buf, sizeof(buf)), 0);
+	assert_parses(WGD_PARSE_RESPONSE, buf);
+	ck_assert_uint_eq(parser.msg.n_peers, WGD_MAX_PEERS);
+
+	for (size_t i = 0; i <= WGD_MAX_PEERS; ++i) {
+		uint8_t key[32] = { (uint8_t)i };
+		char b64[WGD_KEY_B64 + 1];
+
+		sodium_bin2base64(b64, sizeof(b64), key, 32, sodium_base64_VARIANT_ORIGINAL);
+		off += (size_t)snprintf(buf + off, sizeof(buf) - off, "gone=%s\n", b64);
+	}
+	snprintf(buf + off, sizeof(buf) - off, "errno=0\n\n");
+	assert_resp_rejects(buf, WGD_E_INVALID, "too many peers");
+
+	m.n_peers = 2;
+	m.peers[1].key[0] = m.peers[0].key[0];
+	ck_assert_int_eq(wgd_serialize_response(&m, buf, sizeof(buf)), -EINVAL);
+	m.peers[1].key[0] = 1;
+	m.peers[1].gone = false;
+	m.peers[1].ip4 = ip_of("fd00::1");
+	ck_assert_int_eq(wgd_serialize_response(&m, buf, sizeof(buf)), -EINVAL);
+	m.peers[1].ip4 = ip_of("10.0.0.0/24");
+	ck_assert_int_eq(wgd_serialize_response(&m, buf, sizeof(buf)), -EINVAL);
+	m.peers[1].ip4 = ip_of("10.0.0.2");
+	m.peers[1].endpoint.addr = ip_of("10.0.0.2");
+	ck_assert_int_eq(wgd_serialize_response(&m, buf, sizeof(buf)), -EINVAL); /* port 0 */
+	m.peers[1].endpoint.port = 9;
+	m.peers[1].n_cand = WGD_MAX_CANDIDATES + 1;
+	ck_assert_int_eq(wgd_serialize_response(&m, buf, sizeof(buf)), -EINVAL);
+	m.peers[1].n_cand = 0;
+	ck_assert_int_gt(wgd_serialize_response(&m, buf, sizeof(buf)), 0);
+}
+END_TEST
+
+/* The budget of the design: a typical peer line stays under 150 bytes. */
+START_TEST(test_mesh_line_size)
+{
+	struct wgd_peer_entry e = { 0 };
+	char line[WGD_MAX_LINE];
+
+	memset(e.key, 0xab, sizeof(e.key));
+	e.has_ip4 = e.has_ip6 = true;
+	e.ip4 = ip_of("10.200.17.231");
+	e.ip6 = ip_of("fd00:200::17e7");
+	e.endpoint.addr = ip_of("198.51.100.201");
+	e.endpoint.port = 61234;
+	e.port = 51820;
+	e.n_cand = 2;
+	e.cand[0] = ip_of("192.168.178.23");
+	e.cand[1] = ip_of("2001:db8:1234::23");
+	ck_assert_int_lt(wgd_format_peer_line(&e, line, sizeof(line)) + 1, 150);
+}
+END_TEST
+
+START_TEST(test_endpoints)
+{
+	struct wgd_endpoint ep;
+	char buf[WGD_ENDPOINT_STRLEN];
+
+	ck_assert_int_eq(wgd_endpoint_parse(&ep, "1.2.3.4:5", 9), 0);
+	ck_assert_str_eq(wgd_endpoint_format(&ep, buf, sizeof(buf)), "1.2.3.4:5");
+	ck_assert_int_eq(wgd_endpoint_parse(&ep, "[::1]:65535", 11), 0);
+	ck_assert_str_eq(wgd_endpoint_format(&ep, buf, sizeof(buf)), "[::1]:65535");
+	ck_assert_int_eq(wgd_endpoint_parse(&ep, "[::1]:", 6), -EINVAL);
+	ck_assert_int_eq(wgd_endpoint_parse(&ep, ":5", 2), -EINVAL);
+	ck_assert_int_eq(wgd_endpoint_parse(&ep, "[]:5", 4), -EINVAL);
+	ck_assert_int_eq(wgd_endpoint_parse(&ep, "1.2.3.4:+5", 10), -EINVAL);
+	ck_assert_int_eq(wgd_endpoint_parse(&ep, "", 0), -EINVAL);
+}
+END_TEST
+
 static Suite *protocol_suite(void)
 {
 	Suite *s = suite_create("protocol");
@@ -1113,6 +1345,12 @@ static Suite *protocol_suite(void)
 	tcase_add_test(tc, test_reject_numbers);
 	tcase_add_test(tc, test_strings);
 	tcase_add_test(tc, test_error_sticks);
+	tcase_add_test(tc, test_mesh_request);
+	tcase_add_test(tc, test_mesh_response);
+	tcase_add_test(tc, test_mesh_reject);
+	tcase_add_test(tc, test_mesh_bounds);
+	tcase_add_test(tc, test_mesh_line_size);
+	tcase_add_test(tc, test_endpoints);
 	suite_add_tcase(s, tc);
 	return s;
 }
