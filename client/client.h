@@ -369,6 +369,9 @@ ssize_t mesh_record_parse(const char *buf, size_t len, uint8_t (*keys)[WG_KEY_LE
 int mesh_record_save(struct client *cl);
 int mesh_record_load(struct client *cl);
 
+/* A lease exchange is to start: the poll, which needs the same addresses
+ * and ports, is ended, and sent again once cl->requesting is over. */
+void client_mesh_pause_poll(struct client *cl);
 /* The link came back up: a poll out lost its source address; ask again. */
 void client_mesh_restart_poll(struct client *cl, uint64_t now_ms);
 

@@ -319,6 +319,7 @@ static void request_lease(uint64_t now)
 	struct wgd_msg req;
 
 	state_build_request(&cl, &req);
+	client_mesh_pause_poll(&cl);
 	cl.requesting = true;
 	/* A failure to start is an answer too, taken on the loop's next pass. */
 	exchange_start(&lease_ex, &cl, &req, now, REQUEST_TIMEOUT_MS);
@@ -382,6 +383,7 @@ static void on_stop_signal(uint64_t now)
 	/* A request still out is dropped: its answer would come too late. */
 	cl.requesting = false;
 	releasing = true;
+	client_mesh_pause_poll(&cl);
 	exchange_start(&lease_ex, &cl, &req, now, RELEASE_TIMEOUT_MS);
 }
 

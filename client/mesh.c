@@ -742,6 +742,24 @@ void client_mesh_answered(struct client *cl, uint64_t now)
 	exchange_end(cm->ex);
 }
 
+/*
+ * Both exchanges go from [our link-local]:970 to [fe80::]:970, the one
+ * address pair the hub takes requests on, so only one connection can be
+ * open at a time: a poll held would block every renewal. The lease goes
+ * first; the poll is sent again once the lease's exchange is over.
+ */
+void client_mesh_pause_poll(struct client *cl)
+{
+	struct client_mesh *cm = &cl->mesh;
+
+	if (!cm->polling)
+		return;
+	exchange_end(cm->ex);
+	cm->polling = false;
+	if (cm->next_poll_ms > cm->last_poll_ms + MESH_POLL_GAP_MS)
+		cm->next_poll_ms = cm->last_poll_ms + MESH_POLL_GAP_MS;
+}
+
 void client_mesh_restart_poll(struct client *cl, uint64_t now)
 {
 	struct client_mesh *cm = &cl->mesh;
@@ -965,7 +983,7 @@ void client_mesh_run(struct client *cl, uint64_t now)
 	if (now >= mesh_next_wake(cm->m))
 		mesh_tick(cm->m, now, real_ns);
 	drain(cl, now, false);
-	if (!cm->polling && cl->link_up && now >= cm->next_poll_ms)
+	if (!cm->polling && cl->link_up && !cl->requesting && now >= cm->next_poll_ms)
 		start_poll(cl, now);
 	status_update(cl, now);
 }
@@ -983,7 +1001,7 @@ uint64_t client_mesh_next_wake(const struct client *cl)
 		read = cm->read_after_ms;
 	if (read < wake)
 		wake = read;
-	if (!cm->polling && cl->link_up && cm->next_poll_ms < wake)
+	if (!cm->polling && cl->link_up && !cl->requesting && cm->next_poll_ms < wake)
 		wake = cm->next_poll_ms;
 	if (cm->status_next_ms < wake)
 		wake = cm->status_next_ms;

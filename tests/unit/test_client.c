@@ -1188,6 +1188,22 @@ START_TEST(test_mesh_poll_request)
 	client_mesh_run(&cl, 2500);
 	ck_assert_uint_eq(ex.started_ms, 2000);
 	close(rec.hub_end);
+
+	/* A lease request takes the one address pair both use: the poll is
+	 * ended, and sent again once the request is over. */
+	cl.requesting = true;
+	client_mesh_pause_poll(&cl);
+	ck_assert(!cm->polling);
+	ck_assert_int_eq(ex.step, EXCHANGE_IDLE);
+	client_mesh_run(&cl, 3000);
+	ck_assert(!cm->polling);
+	ck_assert_uint_gt(client_mesh_next_wake(&cl), 3000);
+	cl.requesting = false;
+	ck_assert_uint_le(client_mesh_next_wake(&cl), 3000);
+	client_mesh_run(&cl, 3100);
+	ck_assert(cm->polling);
+	ck_assert_uint_eq(ex.started_ms, 3100);
+	close(rec.hub_end);
 	client_mesh_leave(&cl, false);
 	ck_assert_ptr_null(cm->m);
 	ck_assert_int_eq(ex.step, EXCHANGE_IDLE);
