@@ -9,13 +9,14 @@
 # with --no-mesh and stays relayed. The record of added peers, show and
 # show --json tell what happened. A peer the administrator put on client 1
 # is never touched. Renewals and the release get through while a poll is
-# held. Killed, client 1 leaves its mesh peer behind, and
+# held, and the paths outlive a restart of the hub's server. Killed, client 1 leaves its mesh peer behind, and
 # removes it when it starts again; stopped, client 2 removes its peers and
 # its record, and client 1 drops client 2.
 #
 # Log lines this test reads (client/mesh.c):
 #   "joining the hub's mesh on IFACE"
 #   "removed N mesh peers an earlier run left on IFACE"
+#   "mesh: the hub answers again"
 
 # Functions below run through check and wait_for, which shellcheck cannot see.
 # shellcheck disable=SC2317
@@ -121,6 +122,18 @@ renewed_1() {
 }
 kill -HUP "${CLIENT_PID[1]}"
 check "client 1 renews while it holds a poll" wait_for -t 5 renewed_1
+check "client 1 is still direct to client 2" direct 1 2
+
+# ---- the hub's server restarts: the paths stay, the polls come back ----
+mark=$(log_mark "${CLIENT_LOG[1]}")
+server_stop 5 || die "the server did not stop"
+sleep 2
+check "with the hub's server down, client 1 is still direct to client 2" direct 1 2
+server_start --mesh --pool "$POOL4" --pool "$POOL6"
+answers_again_1() {
+	log_since "${CLIENT_LOG[1]}" "$mark" | grep -q "mesh: the hub answers again"
+}
+check "client 1 polls the restarted hub" wait_for -t 40 answers_again_1
 check "client 1 is still direct to client 2" direct 1 2
 
 # ---- killed: the peer it added stays, and goes when it starts again ----
