@@ -357,17 +357,19 @@ void client_mesh_build_request(const struct client *cl, struct wgd_msg *req);
  * (2000::/3), none inside routes[]; IPv4 first, at most
  * WGD_MAX_CANDIDATES with a place kept for IPv6. Returns how many.
  */
-size_t mesh_candidates(const struct rtnl_addr *addrs, size_t n, const struct wgd_ip *routes,
-		       size_t n_routes, struct wgd_ip out[WGD_MAX_CANDIDATES]);
+size_t client_mesh_candidates(const struct rtnl_addr *addrs, size_t n, const struct wgd_ip *routes,
+			      size_t n_routes, struct wgd_ip out[WGD_MAX_CANDIDATES]);
 
 /* The record: one base64 key a line. format: the length, or -ENOSPC.
  * parse: how many keys (at most max), or -EBADMSG. */
-ssize_t mesh_record_format(const uint8_t (*keys)[WG_KEY_LEN], size_t n, char *buf, size_t size);
-ssize_t mesh_record_parse(const char *buf, size_t len, uint8_t (*keys)[WG_KEY_LEN], size_t max);
+ssize_t client_mesh_record_format(const uint8_t (*keys)[WG_KEY_LEN], size_t n, char *buf,
+				  size_t size);
+ssize_t client_mesh_record_parse(const char *buf, size_t len, uint8_t (*keys)[WG_KEY_LEN],
+				 size_t max);
 /* Writes cl->mesh's record through the state directory (removes the file
  * when no key is left); loads it into cl->mesh. 0 or -errno. */
-int mesh_record_save(struct client *cl);
-int mesh_record_load(struct client *cl);
+int client_mesh_record_save(struct client *cl);
+int client_mesh_record_load(struct client *cl);
 
 /* A lease exchange is to start: the poll, which needs the same addresses
  * and ports, is ended, and sent again once cl->requesting is over. */
@@ -381,10 +383,10 @@ void client_mesh_restart_poll(struct client *cl, uint64_t now_ms);
  * "epoch=", "version=", then a line per peer, "peer=KEY IP4|- IP6|- PATH
  * ENDPOINT|- SINCE", SINCE the CLOCK_BOOTTIME millisecond its path began.
  */
-char *mesh_status_format(const struct client *cl, size_t *len);
+char *client_mesh_status_format(const struct client *cl, size_t *len);
 /* wg-dynamic-client show: the mesh part, from the status file in the
  * state directory dirfd, when a client runs; json: one member, "mesh",
  * of the object being printed, with its leading comma. */
-void mesh_show(FILE *f, int dirfd, const char *ifname, bool running, bool json);
+void client_mesh_show(FILE *f, int dirfd, const char *ifname, bool running, bool json);
 
 #endif

@@ -703,7 +703,7 @@ static int show_main(int argc, char *argv[])
 		json_string(ifname);
 		printf(",\n  \"client\": \"%s\"", running ? "running" : "not running");
 		show_lease_json(m, hub, now);
-		mesh_show(stdout, cl.state_fd, ifname, running, true);
+		client_mesh_show(stdout, cl.state_fd, ifname, running, true);
 		printf("\n}\n");
 		free(m);
 		return status;
@@ -740,7 +740,7 @@ static int show_main(int argc, char *argv[])
 		else
 			printf("  lease: ended; these addresses are asked for next\n");
 	}
-	mesh_show(stdout, cl.state_fd, ifname, running, false);
+	client_mesh_show(stdout, cl.state_fd, ifname, running, false);
 	free(m);
 	return status;
 }

@@ -165,8 +165,8 @@ static bool candidate_ok(const struct rtnl_addr *ra, const struct wgd_ip *routes
 	return true;
 }
 
-size_t mesh_candidates(const struct rtnl_addr *addrs, size_t n, const struct wgd_ip *routes,
-		       size_t n_routes, struct wgd_ip out[WGD_MAX_CANDIDATES])
+size_t client_mesh_candidates(const struct rtnl_addr *addrs, size_t n, const struct wgd_ip *routes,
+			      size_t n_routes, struct wgd_ip out[WGD_MAX_CANDIDATES])
 {
 	/* IPv4 takes the first places, with one kept for IPv6 when the host
 	 * has it: a peer tries our IPv6 only when it has IPv6 itself. */
@@ -209,7 +209,8 @@ size_t mesh_candidates(const struct rtnl_addr *addrs, size_t n, const struct wgd
 
 /* ---- the record of the keys we add ---- */
 
-ssize_t mesh_record_format(const uint8_t (*keys)[WG_KEY_LEN], size_t n, char *buf, size_t size)
+ssize_t client_mesh_record_format(const uint8_t (*keys)[WG_KEY_LEN], size_t n, char *buf,
+				  size_t size)
 {
 	char b64[WG_KEY_B64_LEN];
 	size_t len = 0;
@@ -226,7 +227,8 @@ ssize_t mesh_record_format(const uint8_t (*keys)[WG_KEY_LEN], size_t n, char *bu
 	return (ssize_t)len;
 }
 
-ssize_t mesh_record_parse(const char *buf, size_t len, uint8_t (*keys)[WG_KEY_LEN], size_t max)
+ssize_t client_mesh_record_parse(const char *buf, size_t len, uint8_t (*keys)[WG_KEY_LEN],
+				 size_t max)
 {
 	char b64[WG_KEY_B64_LEN];
 	size_t n = 0;
@@ -256,7 +258,7 @@ static void record_names(struct client *cl)
 	snprintf(cm->status_file, sizeof(cm->status_file), "%s.mesh-status", cl->ifname);
 }
 
-int mesh_record_save(struct client *cl)
+int client_mesh_record_save(struct client *cl)
 {
 	struct client_mesh *cm = &cl->mesh;
 	size_t size = cm->n_rec * RECORD_LINE + 1;
@@ -272,7 +274,8 @@ int mesh_record_save(struct client *cl)
 	buf = malloc(size);
 	if (!buf)
 		return -ENOMEM;
-	len = mesh_record_format((const uint8_t(*)[WG_KEY_LEN])cm->rec, cm->n_rec, buf, size);
+	len = client_mesh_record_format((const uint8_t(*)[WG_KEY_LEN])cm->rec, cm->n_rec, buf,
+					size);
 	ret = len < 0 ? (int)len :
 			file_write_atomic_at(cl->state_fd, cm->rec_file, buf, (size_t)len, 0600);
 	free(buf);
@@ -282,7 +285,7 @@ out:
 	return ret;
 }
 
-int mesh_record_load(struct client *cl)
+int client_mesh_record_load(struct client *cl)
 {
 	struct client_mesh *cm = &cl->mesh;
 	size_t max = (size_t)MESH_RECORD_MAX * RECORD_LINE;
@@ -305,7 +308,7 @@ int mesh_record_load(struct client *cl)
 		goto out;
 	}
 	n = (size_t)len > max ? -EBADMSG :
-				mesh_record_parse(buf, (size_t)len, keys, MESH_RECORD_MAX);
+				client_mesh_record_parse(buf, (size_t)len, keys, MESH_RECORD_MAX);
 	if (n >= 0) {
 		free(cm->rec);
 		cm->rec = keys;
@@ -345,7 +348,7 @@ static int record_add(struct client *cl, const uint8_t key[WG_KEY_LEN])
 	if (ret)
 		return ret;
 	memcpy(cm->rec[cm->n_rec++], key, WG_KEY_LEN);
-	ret = mesh_record_save(cl);
+	ret = client_mesh_record_save(cl);
 	if (ret) {
 		static bool said;
 
@@ -443,7 +446,7 @@ int client_mesh_init(struct client *cl, const struct wgdev *dev, struct exchange
 	record_names(cl);
 	memcpy(cm->self_key, dev->pubkey, WG_KEY_LEN);
 	cm->port = dev->listen_port;
-	ret = mesh_record_load(cl);
+	ret = client_mesh_record_load(cl);
 	if (ret == -EBADMSG)
 		log_warnx("%s/%s is not a record of mesh peers; leaving every peer on %s as "
 			  "it is",
@@ -492,7 +495,7 @@ int client_mesh_init(struct client *cl, const struct wgdev *dev, struct exchange
 	if (removed)
 		log_info("removed %zu mesh peers an earlier run left on %s", removed, cl->ifname);
 	if (cm->rec_dirty) {
-		ret = mesh_record_save(cl);
+		ret = client_mesh_record_save(cl);
 		if (ret)
 			log_warnx("cannot rewrite %s/%s: %s", cl->state_dir, cm->rec_file,
 				  strerror(-ret));
@@ -641,7 +644,7 @@ static void start_poll(struct client *cl, uint64_t now)
 
 	/* Candidates go with every poll: the host's addresses move. */
 	if (!cl->sys->host_addrs(cl, &addrs, &n))
-		cm->n_cand = mesh_candidates(addrs, n, cm->routes, cm->n_routes, cm->cand);
+		cm->n_cand = client_mesh_candidates(addrs, n, cm->routes, cm->n_routes, cm->cand);
 	free(addrs);
 	req = malloc(sizeof(*req));
 	if (!req) {
@@ -811,7 +814,7 @@ static void __attribute__((format(printf, 2, 3))) put(struct buf *b, const char 
 	}
 }
 
-char *mesh_status_format(const struct client *cl, size_t *len)
+char *client_mesh_status_format(const struct client *cl, size_t *len)
 {
 	const struct client_mesh *cm = &cl->mesh;
 	struct buf b = { 0 };
@@ -855,8 +858,8 @@ static void status_update(struct client *cl, uint64_t now)
 		return;
 	cm->status_next_ms = now + MESH_STATUS_EVERY_MS;
 	if (cm->rec_dirty)
-		mesh_record_save(cl);
-	text = mesh_status_format(cl, &len);
+		client_mesh_record_save(cl);
+	text = client_mesh_status_format(cl, &len);
 	if (!text)
 		return;
 	if (cm->status_written && len == cm->status_last_len &&
@@ -927,7 +930,7 @@ void client_mesh_leave(struct client *cl, bool device_gone)
 	}
 	if (device_gone)
 		cm->n_rec = 0;
-	ret = mesh_record_save(cl);
+	ret = client_mesh_record_save(cl);
 	if (ret)
 		log_warnx("cannot rewrite %s/%s: %s", cl->state_dir, cm->rec_file, strerror(-ret));
 	if (cm->status_written || cm->status_file[0])
@@ -1099,7 +1102,7 @@ static bool parse_peer_line(const char *s, size_t len, struct shown_peer *out)
 	return !*end && !errno;
 }
 
-void mesh_show(FILE *f, int dirfd, const char *ifname, bool running, bool json)
+void client_mesh_show(FILE *f, int dirfd, const char *ifname, bool running, bool json)
 {
 	char name[IF_NAMESIZE + 16], state[32] = "off";
 	unsigned long epoch = 0, version = 0;

@@ -941,7 +941,7 @@ START_TEST(test_mesh_candidates)
 	routes[0].cidr = 24;
 	routes[1].cidr = 48;
 	memset(out, 0, sizeof(out));
-	n = mesh_candidates(addrs, sizeof(addrs) / sizeof(addrs[0]), routes, 2, out);
+	n = client_mesh_candidates(addrs, sizeof(addrs) / sizeof(addrs[0]), routes, 2, out);
 	/* Three IPv4, in the host's order, and a place kept for IPv6. */
 	ck_assert_uint_eq(n, 4);
 	ck_assert(wgd_ip_equal(&out[0], &(struct wgd_ip){ .family = AF_INET, .cidr = 32,
@@ -956,7 +956,7 @@ START_TEST(test_mesh_candidates)
 	ck_assert_int_eq(out[4].family, 0);
 
 	/* Without the routes, the address inside them is one too. */
-	n = mesh_candidates(addrs + 6, 1, NULL, 0, out);
+	n = client_mesh_candidates(addrs + 6, 1, NULL, 0, out);
 	ck_assert_uint_eq(n, 1);
 	ck_assert_uint_eq(out[0].cidr, 32);
 	/* IPv6 alone fills every place; nothing usable gives none. */
@@ -967,8 +967,8 @@ START_TEST(test_mesh_candidates)
 			host_addr("2001:db8::5", 64, 0),
 		};
 
-		ck_assert_uint_eq(mesh_candidates(v6, 5, NULL, 0, out), WGD_MAX_CANDIDATES);
-		ck_assert_uint_eq(mesh_candidates(addrs, 5, routes, 2, out), 0);
+		ck_assert_uint_eq(client_mesh_candidates(v6, 5, NULL, 0, out), WGD_MAX_CANDIDATES);
+		ck_assert_uint_eq(client_mesh_candidates(addrs, 5, routes, 2, out), 0);
 	}
 }
 END_TEST
@@ -980,26 +980,26 @@ START_TEST(test_mesh_record_format)
 	char buf[512], bad[512];
 	ssize_t len;
 
-	len = mesh_record_format(keys, 3, buf, sizeof(buf));
+	len = client_mesh_record_format(keys, 3, buf, sizeof(buf));
 	ck_assert_int_eq(len, 3 * (WG_KEY_B64_LEN - 1 + 1));
-	ck_assert_int_eq(mesh_record_parse(buf, (size_t)len, back, 4), 3);
+	ck_assert_int_eq(client_mesh_record_parse(buf, (size_t)len, back, 4), 3);
 	ck_assert_mem_eq(back, keys, sizeof(keys));
 	/* Too small a buffer, and more keys than the caller has room for. */
-	ck_assert_int_eq(mesh_record_format(keys, 3, buf, 3 * 45), -ENOSPC);
-	ck_assert_int_eq(mesh_record_parse(buf, (size_t)len, back, 2), -EBADMSG);
+	ck_assert_int_eq(client_mesh_record_format(keys, 3, buf, 3 * 45), -ENOSPC);
+	ck_assert_int_eq(client_mesh_record_parse(buf, (size_t)len, back, 2), -EBADMSG);
 	/* Cut short, a line too long, a bad key: no record at all. */
-	ck_assert_int_eq(mesh_record_parse(buf, (size_t)len - 1, back, 4), -EBADMSG);
+	ck_assert_int_eq(client_mesh_record_parse(buf, (size_t)len - 1, back, 4), -EBADMSG);
 	memcpy(bad, buf, (size_t)len);
 	bad[44] = 'x';
-	ck_assert_int_eq(mesh_record_parse(bad, (size_t)len, back, 4), -EBADMSG);
+	ck_assert_int_eq(client_mesh_record_parse(bad, (size_t)len, back, 4), -EBADMSG);
 	memcpy(bad, buf, (size_t)len);
 	bad[3] = '*';
-	ck_assert_int_eq(mesh_record_parse(bad, (size_t)len, back, 4), -EBADMSG);
+	ck_assert_int_eq(client_mesh_record_parse(bad, (size_t)len, back, 4), -EBADMSG);
 	/* A key twice is one key. */
 	memcpy(bad, buf, 45);
 	memcpy(bad + 45, buf, 45);
-	ck_assert_int_eq(mesh_record_parse(bad, 90, back, 4), 1);
-	ck_assert_int_eq(mesh_record_parse(buf, 0, back, 4), 0);
+	ck_assert_int_eq(client_mesh_record_parse(bad, 90, back, 4), 1);
+	ck_assert_int_eq(client_mesh_record_parse(buf, 0, back, 4), 0);
 }
 END_TEST
 
@@ -1009,36 +1009,36 @@ START_TEST(test_mesh_record_round_trip)
 
 	state_dir();
 	snprintf(cm->rec_file, sizeof(cm->rec_file), "wgt0.mesh");
-	ck_assert_int_eq(mesh_record_load(&cl), -ENOENT);
+	ck_assert_int_eq(client_mesh_record_load(&cl), -ENOENT);
 	cm->rec = calloc(3, WG_KEY_LEN);
 	cm->cap_rec = 3;
 	memcpy(cm->rec[0], key_a, WG_KEY_LEN);
 	memcpy(cm->rec[1], key_b, WG_KEY_LEN);
 	cm->n_rec = 2;
-	ck_assert_int_eq(mesh_record_save(&cl), 0);
+	ck_assert_int_eq(client_mesh_record_save(&cl), 0);
 	ck_assert(file_exists("wgt0.mesh"));
 	ck_assert(!file_exists("wgt0.mesh.tmp"));
 	memset(cm->rec, 0, 3 * WG_KEY_LEN);
 	cm->n_rec = 0;
-	ck_assert_int_eq(mesh_record_load(&cl), 0);
+	ck_assert_int_eq(client_mesh_record_load(&cl), 0);
 	ck_assert_uint_eq(cm->n_rec, 2);
 	ck_assert_mem_eq(cm->rec[0], key_a, WG_KEY_LEN);
 	ck_assert_mem_eq(cm->rec[1], key_b, WG_KEY_LEN);
 
 	/* No key left: no file. */
 	cm->n_rec = 0;
-	ck_assert_int_eq(mesh_record_save(&cl), 0);
+	ck_assert_int_eq(client_mesh_record_save(&cl), 0);
 	ck_assert(!file_exists("wgt0.mesh"));
-	ck_assert_int_eq(mesh_record_load(&cl), -ENOENT);
+	ck_assert_int_eq(client_mesh_record_load(&cl), -ENOENT);
 
 	/* A link planted in its place is neither read nor followed. */
 	ck_assert_int_eq(symlinkat("elsewhere", cl.state_fd, "wgt0.mesh"), 0);
-	ck_assert_int_ne(mesh_record_load(&cl), 0);
+	ck_assert_int_ne(client_mesh_record_load(&cl), 0);
 	ck_assert_uint_eq(cm->n_rec, 0);
 	cm->n_rec = 1;
-	ck_assert_int_eq(mesh_record_save(&cl), 0);
+	ck_assert_int_eq(client_mesh_record_save(&cl), 0);
 	ck_assert(!file_exists("elsewhere"));
-	ck_assert_int_eq(mesh_record_load(&cl), 0);
+	ck_assert_int_eq(client_mesh_record_load(&cl), 0);
 	ck_assert_uint_eq(cm->n_rec, 1);
 	ck_assert_mem_eq(cm->rec[0], key_a, WG_KEY_LEN);
 	close(cl.state_fd);
@@ -1074,7 +1074,7 @@ START_TEST(test_mesh_startup_cleanup)
 
 	state_dir();
 	/* The hub's key in a record is never taken for one of ours. */
-	len = mesh_record_format(left, 3, text, sizeof(text));
+	len = client_mesh_record_format(left, 3, text, sizeof(text));
 	ck_assert_int_gt(len, 0);
 	ck_assert_int_eq(file_write_atomic_at(cl.state_fd, "wgt0.mesh", text, (size_t)len, 0600),
 			 0);
@@ -1364,7 +1364,7 @@ START_TEST(test_mesh_show)
 					      0600), 0);
 
 	f = open_memstream(&out, &len);
-	mesh_show(f, cl.state_fd, "wgt0", true, false);
+	client_mesh_show(f, cl.state_fd, "wgt0", true, false);
 	fclose(f);
 	ck_assert_ptr_nonnull(strstr(out, "mesh: joined, directory 9 version 4\n"));
 	snprintf(want, sizeof(want), "mesh peer: %s\n    ipv4: 10.90.0.7\n    ipv6: fd90::7\n"
@@ -1377,7 +1377,7 @@ START_TEST(test_mesh_show)
 	free(out);
 
 	f = open_memstream(&out, &len);
-	mesh_show(f, cl.state_fd, "wgt0", true, true);
+	client_mesh_show(f, cl.state_fd, "wgt0", true, true);
 	fclose(f);
 	snprintf(want, sizeof(want), ",\n  \"mesh\": {\"state\": \"joined\", \"epoch\": 9, "
 		 "\"version\": 4, \"peers\": [\n      {\"key\": \"%s\", "
@@ -1390,7 +1390,7 @@ START_TEST(test_mesh_show)
 
 	/* With no client running, the file is a crash's leftover. */
 	f = open_memstream(&out, &len);
-	mesh_show(f, cl.state_fd, "wgt0", false, false);
+	client_mesh_show(f, cl.state_fd, "wgt0", false, false);
 	fclose(f);
 	ck_assert_str_eq(out, "  mesh: not running\n");
 	free(out);
