@@ -239,7 +239,9 @@ static int sys_hub_connect(struct client *c)
 /*
  * The addresses of every interface but ours, for the mesh's candidates:
  * one list per interface, as rtnl_addr_list() lists one. A host has few;
- * past MAX_HOST_IFACES the rest are not looked at.
+ * past MAX_HOST_IFACES the rest are not looked at. Interfaces that are
+ * down, loopback, or WireGuard (reached through a tunnel of their own)
+ * have no address a peer could use.
  */
 #define MAX_HOST_IFACES 64
 
@@ -257,9 +259,12 @@ static int sys_host_addrs(struct client *c, struct rtnl_addr **out, size_t *n)
 		return -errno;
 	for (i = ifs; i->if_index && seen < MAX_HOST_IFACES && !ret; i++, seen++) {
 		struct rtnl_addr *addrs = NULL;
+		struct rtnl_link link;
 		size_t k = 0;
 
-		if (i->if_index == c->ifindex ||
+		if (i->if_index == c->ifindex || rtnl_link_get(c->rt, i->if_name, &link) ||
+		    !(link.flags & IFF_UP) || (link.flags & IFF_LOOPBACK) ||
+		    !strcmp(link.kind, "wireguard") ||
 		    rtnl_addr_list(c->rt, i->if_index, AF_UNSPEC, &addrs, &k))
 			continue;
 		for (size_t j = 0; j < k && !ret; j++) {

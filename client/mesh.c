@@ -643,8 +643,21 @@ static void start_poll(struct client *cl, uint64_t now)
 	size_t n = 0;
 
 	/* Candidates go with every poll: the host's addresses move. */
-	if (!cl->sys->host_addrs(cl, &addrs, &n))
-		cm->n_cand = client_mesh_candidates(addrs, n, cm->routes, cm->n_routes, cm->cand);
+	if (!cl->sys->host_addrs(cl, &addrs, &n)) {
+		struct wgd_ip cand[WGD_MAX_CANDIDATES];
+		size_t k = client_mesh_candidates(addrs, n, cm->routes, cm->n_routes, cand);
+
+		if (k != cm->n_cand || memcmp(cand, cm->cand, k * sizeof(cand[0]))) {
+			char list[WGD_MAX_CANDIDATES * WGD_IP_STRLEN] = "", a[WGD_IP_STRLEN];
+
+			for (size_t i = 0; i < k; i++)
+				snprintf(list + strlen(list), sizeof(list) - strlen(list), " %s",
+					 wgd_ip_format_addr(&cand[i], a, sizeof(a)));
+			log_info("mesh: our candidates:%s", k ? list : " none");
+			memcpy(cm->cand, cand, k * sizeof(cand[0]));
+			cm->n_cand = k;
+		}
+	}
 	free(addrs);
 	req = malloc(sizeof(*req));
 	if (!req) {
