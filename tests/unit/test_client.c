@@ -222,7 +222,16 @@ static int r_host_addrs(struct client *c, struct rtnl_addr **out, size_t *n)
 
 static int r_mesh_apply(struct client *c, const struct mesh_action *a)
 {
-	(void)c;
+	if (a->kind == MESH_ACT_ADD_PEER && c->state_fd >= 0) {
+		/* The key is on the disk before it is on the device. */
+		char b64[WG_KEY_B64_LEN], text[1024];
+		ssize_t len = file_read_at(c->state_fd, c->mesh.rec_file, text, sizeof(text) - 1);
+
+		ck_assert_int_gt(len, 0);
+		text[len] = '\0';
+		wgkey_to_base64(b64, a->key);
+		ck_assert_ptr_nonnull(strstr(text, b64));
+	}
 	if (rec.apply_err)
 		return -rec.apply_err;
 	ck_assert_int_lt(rec.n_applied, 16);
@@ -1337,6 +1346,72 @@ START_TEST(test_mesh_poll_answers)
 }
 END_TEST
 
+/* A peer from the directory goes on the device, recorded first, and off
+ * it again when the client leaves. */
+START_TEST(test_mesh_peer_recorded_first)
+{
+	static struct exchange ex;
+	static struct wgd_msg resp;
+	struct client_mesh *cm = &cl.mesh;
+	struct wgd_peer_entry *e;
+
+	mesh_client(&ex);
+	state_dir();
+	client_mesh_run(&cl, 2000);
+	ck_assert(cm->polling);
+	memset(&resp, 0, sizeof(resp));
+	resp.has_epoch = resp.has_dir_version = resp.reset = true;
+	resp.epoch = 5;
+	resp.dir_version = 2;
+	resp.n_peers = 2;
+	e = &resp.peers[0];
+	memcpy(e->key, key_c, WG_KEY_LEN);
+	e->has_ip4 = true;
+	e->ip4 = ip_of("10.90.0.50");
+	e->endpoint.addr = ip_of("198.51.100.20");
+	e->endpoint.port = 51820;
+	e->port = 51820;
+	e = &resp.peers[1];
+	memcpy(e->key, self_key, WG_KEY_LEN);
+	e->has_ip4 = true;
+	e->ip4 = ip_of("10.90.0.9");
+	e->endpoint.addr = ip_of("203.0.113.9");
+	e->endpoint.port = 51820;
+	e->port = 51820;
+	answer(&ex, 0, &resp, 2100);
+	close(rec.hub_end);
+	for (uint64_t t = 2100; t < 4000 && !rec.n_applied; t += 50)
+		client_mesh_run(&cl, t);
+	close(rec.hub_end);
+	ck_assert_int_ge(rec.n_applied, 1);
+	ck_assert_int_eq(rec.applied[0].kind, MESH_ACT_ADD_PEER);
+	ck_assert_mem_eq(rec.applied[0].key, key_c, WG_KEY_LEN);
+	ck_assert(file_exists("wgt0.mesh"));
+	ck_assert_uint_eq(cm->n_rec, 1);
+
+	/* Leaving: removed, then the record goes. */
+	rec.n_applied = 0;
+	client_mesh_leave(&cl, false);
+	ck_assert_int_ge(rec.n_applied, 1);
+	ck_assert_int_eq(rec.applied[rec.n_applied - 1].kind, MESH_ACT_REMOVE_PEER);
+	ck_assert_mem_eq(rec.applied[rec.n_applied - 1].key, key_c, WG_KEY_LEN);
+	ck_assert(!file_exists("wgt0.mesh"));
+	ck_assert(!file_exists("wgt0.mesh-status"));
+
+	/* The device gone, nothing is asked of it, and no record is left. */
+	free(cm->rec);
+	cm->rec = calloc(1, WG_KEY_LEN);
+	cm->cap_rec = cm->n_rec = 1;
+	memcpy(cm->rec[0], key_c, WG_KEY_LEN);
+	ck_assert_int_eq(client_mesh_record_save(&cl), 0);
+	rec.n_applied = 0;
+	client_mesh_leave(&cl, true);
+	ck_assert_int_eq(rec.n_applied, 0);
+	ck_assert(!file_exists("wgt0.mesh"));
+	close(cl.state_fd);
+}
+END_TEST
+
 START_TEST(test_mesh_show)
 {
 	char status[1024], *out = NULL, ka[WG_KEY_B64_LEN], kb[WG_KEY_B64_LEN];
@@ -1435,6 +1510,7 @@ static Suite *client_suite(void)
 	tcase_add_test(tc, test_mesh_poll_request);
 	tcase_add_test(tc, test_mesh_poll_on_the_wire);
 	tcase_add_test(tc, test_mesh_poll_answers);
+	tcase_add_test(tc, test_mesh_peer_recorded_first);
 	tcase_add_test(tc, test_mesh_show);
 	suite_add_tcase(s, tc);
 	return s;
