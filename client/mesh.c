@@ -9,6 +9,7 @@
  *    soon as it is answered, and after a failure with a backoff of 1 s
  *    doubling to 30 s. What the directory said is kept meanwhile: a hub
  *    whose server restarts does not take the direct paths down with it.
+ *    The lease's requests go first (client_mesh_pause_poll()).
  *  - The device is read when the state machine asks, and what it says of
  *    the mesh's peers goes back to it; its actions go to the device
  *    through client_sys.mesh_apply.
@@ -946,8 +947,7 @@ void client_mesh_leave(struct client *cl, bool device_gone)
 	ret = client_mesh_record_save(cl);
 	if (ret)
 		log_warnx("cannot rewrite %s/%s: %s", cl->state_dir, cm->rec_file, strerror(-ret));
-	if (cm->status_written || cm->status_file[0])
-		unlinkat(cl->state_fd, cm->status_file, 0);
+	unlinkat(cl->state_fd, cm->status_file, 0);
 	free(cm->status_last);
 	cm->status_last = NULL;
 	cm->status_written = false;
