@@ -297,7 +297,11 @@ int index_device(struct engine *e, struct wgdev *dev, const struct peer_visit *v
 	peer_index_free(e->peers);
 	e->peers = pi;
 	rebuild_reservations(e, dev, visit);
-	log_debug("device read: %zu peers", peer_index_count(pi));
+	/* With --mesh the device is read every second: a line only when
+	 * the count moves. */
+	if (!cfg->mesh || peer_index_count(pi) != e->last_peer_count)
+		log_debug("device read: %zu peers", peer_index_count(pi));
+	e->last_peer_count = peer_index_count(pi);
 	return 0;
 }
 

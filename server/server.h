@@ -156,6 +156,7 @@ struct engine {
 	struct status_counters counters;
 	struct ratelimit logrl;       /* per-peer log lines */
 	uint64_t last_refresh_ms;
+	size_t last_peer_count;       /* at the last device read */
 	bool all_leases_on_device;    /* at the last device read: no lease departed */
 	struct conn *conns;
 	size_t n_conns;
