@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <pwd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -129,6 +130,31 @@ static void check_mesh_forwarding(void)
 	if (has_ipv6_pool() && sysctl_off("/proc/sys/net/ipv6/conf/all/forwarding"))
 		log_warnx("--mesh: IPv6 forwarding is off, so the hub cannot relay between peers "
 			  "not yet direct: sysctl -w net.ipv6.conf.all.forwarding=1");
+}
+
+/*
+ * Every long poll holds a descriptor in the engine, beside the
+ * connections, the journal and the sockets: the soft limit a service
+ * manager gives (1024) is too low for --mesh-max-polls, and a descriptor
+ * short, accept() would fail while the connections wait.
+ */
+static void raise_fd_limit(void)
+{
+	rlim_t want = (rlim_t)(config.max_polls + config.max_conns + 64);
+	struct rlimit rl;
+
+	if (!config.mesh || getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur >= want)
+		return;
+	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want) {
+		log_warnx("--mesh: at most %llu open files, fewer than the %llu that %zu long polls "
+			  "and %zu connections take: raise LimitNOFILE, or lower --mesh-max-polls",
+			  (unsigned long long)rl.rlim_max, (unsigned long long)want,
+			  config.max_polls, config.max_conns);
+		want = rl.rlim_max;
+	}
+	rl.rlim_cur = want;
+	if (setrlimit(RLIMIT_NOFILE, &rl))
+		log_warn("cannot raise the open files limit to %llu", (unsigned long long)want);
 }
 
 static void ensure_server_ll(void)
@@ -718,6 +744,7 @@ int main(int argc, char *argv[])
 	}
 	prepare_state_dir();
 	check_mesh_forwarding();
+	raise_fd_limit();
 	disable_iface_forwarding();
 	ensure_server_ll();
 	setup.listen_fd = open_listener();

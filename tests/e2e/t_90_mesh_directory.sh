@@ -206,6 +206,21 @@ check_eq "past --mesh-max-polls, errno=1" 1 "$(field busy errno)"
 check "saying why" grep -q "too many long polls" <<<"$(field busy errmsg)"
 server_stop 5 || die "the server did not stop on SIGTERM"
 wait "$held_pid"
+
+# A million polls take more descriptors than the limit gives: raised as far
+# as the hard limit goes, with a warning when that is not far enough.
+hard=$(ulimit -Hn)
+server_start --mesh --mesh-max-polls 1000000 --pool "$POOL4" --pool "$POOL6"
+engine=$(pgrep -P "$SERVER_PID" | head -n 1)
+soft=$(awk '/^Max open files/ { print $4 }' "/proc/$engine/limits")
+if [ "$hard" = unlimited ] || [ "$hard" -ge 1000320 ]; then
+	check_eq "the engine may open a descriptor per poll" 1000320 "$soft"
+else
+	check_eq "the engine may open as many descriptors as the hard limit" "$hard" "$soft"
+	check "and the server says it is not enough" grep -q "raise LimitNOFILE" "$SERVER_LOG"
+fi
+server_stop 5 || die "the server did not stop on SIGTERM"
+
 server_start --pool "$POOL4" --pool "$POOL6"
 lease 1 || die "client 1 got no lease"
 check "without --mesh, no mesh=1" not grep -q "^mesh=" "$E2E_TMP/lease-1.out"
