@@ -23,8 +23,8 @@
  * client behind the newest tombstone dropped starts over (reset=1).
  *
  * Pure: no I/O, the clock passed in. An entry is found by key through a
- * hash table (common/hashtab.h); the entries live in one array, about
- * 300 bytes each. Errors are -errno.
+ * hash table (common/hashtab.h); the entries live in one array, 240
+ * bytes each. Errors are -errno.
  */
 
 #define DIR_JOIN_TIMEOUT_MS 60000      /* a member that stops asking leaves */

@@ -693,8 +693,9 @@ void __attribute__((noreturn)) engine_main(const struct engine_start *start)
 		expire_leases(e);
 		expire_quarantine(e);
 		expire_conns(e);
-		/* A peer that joined the mesh learns its endpoint in its
-		 * first answer, at a read a quarter second apart at most. */
+		/* A peer that joined the mesh has its first answer after a
+		 * device read, to carry its endpoint: one now, unless the
+		 * last is less than a quarter second old. */
 		if (clock_boot_ms() - e->last_refresh_ms >= cfg->refresh_ms ||
 		    (e->mesh_refresh &&
 		     clock_boot_ms() - e->last_refresh_ms >= REFRESH_MIN_MS / 4)) {
