@@ -91,7 +91,9 @@ ping_counted() {
 }
 
 heading "The mesh: clients 1 and 2 learn each other from the hub and go direct"
-wait_for -t 20 direct 1 2 && wait_for -t 10 direct 2 1 || die "clients 1 and 2 did not go direct"
+if ! wait_for -t 20 direct 1 2 || ! wait_for -t 10 direct 2 1; then
+	die "clients 1 and 2 did not go direct"
+fi
 sleep 1
 ip netns exec "${CLIENT_NS[1]}" "$CLIENT_BIN" show "${CLIENT_IF[1]}" \
 	--state-dir "$E2E_TMP/client1-state" | sed 's/^/  /'
