@@ -7,8 +7,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
+#include "../common/mesh.h"
 #include "../common/rtnl.h"
 #include "../common/wgctl.h"
 #include "../common/wgdev.h"
@@ -23,6 +25,9 @@
  *   state.c      the state machine: timers, backoff, taking a response
  *   configure.c  what the hub may set up, and setting it up
  *   leasefile.c  the remembered lease
+ *   mesh.c       the mesh: the long poll, the record of the peers it
+ *                added, the device reads and the status file; the
+ *                decisions are common/mesh.c's
  *   main.c       options, start-up checks and the event loop
  */
 
@@ -103,6 +108,53 @@ struct client_sys {
 	/* A non-blocking socket to the hub, its connect() under way: an fd
 	 * or -errno. */
 	int (*hub_connect)(struct client *cl);
+	/* The addresses of the host's interfaces other than ours, for the
+	 * mesh's candidates. */
+	int (*host_addrs)(struct client *cl, struct rtnl_addr **out, size_t *n);
+	/* One action of the mesh on the WireGuard device. */
+	int (*mesh_apply)(struct client *cl, const struct mesh_action *a);
+};
+
+/* ---- the mesh's state, kept by mesh.c ---- */
+
+#define MESH_POLL_TIMEOUT_MS 40000     /* the hub holds a poll 25 s */
+#define MESH_POLL_GAP_MS 20            /* polls start no closer: a hub cannot make us spin */
+#define MESH_POLL_BACKOFF_MIN_MS 1000  /* after a failed poll, doubling ... */
+#define MESH_POLL_BACKOFF_MAX_MS 30000 /* ... up to this */
+#define MESH_STATUS_EVERY_MS 1000      /* the status file, at most this often */
+
+struct client_mesh {
+	struct mesh *m;               /* NULL while not joined */
+	struct exchange *ex;          /* the long poll, the loop's */
+	uint32_t epoch, since;        /* the directory we hold; 0 none */
+	uint16_t port;                /* our listen port */
+	size_t n_cand;
+	struct wgd_ip cand[WGD_MAX_CANDIDATES];
+	uint64_t next_poll_ms, last_poll_ms;
+	uint32_t backoff_ms;          /* the last wait; 0 after a good answer */
+	bool polling;                 /* the poll is out */
+	bool poll_ok;                 /* the last poll was answered */
+	uint64_t read_after_ms;       /* no device read, nor join, before */
+
+	/* What mesh_config points at, kept here for the mesh's life. */
+	uint8_t self_key[WG_KEY_LEN];
+	struct wgd_endpoint hub_endpoint;
+	uint8_t (*admin)[WG_KEY_LEN];
+	size_t n_admin, cap_admin;
+	struct wgd_ip routes[WGD_MAX_ROUTES];
+	size_t n_routes;
+
+	/* The keys we may have put on the device: STATE_DIR/IFACE.mesh. */
+	char rec_file[IF_NAMESIZE + 8];
+	uint8_t (*rec)[WG_KEY_LEN];
+	size_t n_rec, cap_rec;
+	bool rec_dirty;               /* a key left: rewrite it in time */
+
+	char status_file[IF_NAMESIZE + 16];
+	uint64_t status_next_ms;
+	char *status_last;            /* as last written, to skip a rewrite */
+	size_t status_last_len;
+	bool status_written;
 };
 
 struct client {
@@ -126,6 +178,9 @@ struct client {
 	const char *script;
 	unsigned script_timeout;
 	bool no_dns, no_mtu;
+	bool no_mesh;                 /* --no-mesh */
+	bool mesh_offered;            /* the last lease answer had mesh=1 */
+	struct client_mesh mesh;
 
 	/* Addresses to ask for without a lease: the last ones we held. */
 	bool has_hint4, has_hint6;
@@ -264,5 +319,74 @@ void exchange_advance(struct exchange *ex, short revents, uint64_t now_ms);
 const struct wgd_msg *exchange_response(const struct exchange *ex);
 /* Closes what is open; the exchange is idle. */
 void exchange_end(struct exchange *ex);
+
+/* ---- mesh.c ---- */
+
+/*
+ * The client's side of the mesh: the long poll to the hub, fed to the
+ * pure state machine of common/mesh.c, whose actions go to the device
+ * through client_sys.mesh_apply. Every key it adds is first recorded in
+ * STATE_DIR/IFACE.mesh, so that a later run removes what a crash left and
+ * nothing else: a peer on the device that is neither the hub nor recorded
+ * is the administrator's, and never touched.
+ */
+
+/* At start-up, with the device as read: removes the peers an earlier run
+ * recorded and left, and takes the keys of the administrator's. ex is the
+ * loop's exchange for the long poll. 0 or -errno. */
+int client_mesh_init(struct client *cl, const struct wgdev *dev, struct exchange *ex);
+/* Whether the client is to be in the mesh now. */
+bool client_mesh_wanted(const struct client *cl);
+/* Each pass of the loop: joins or leaves, starts the poll, reads the
+ * device, ticks the state machine, makes its actions, writes the status. */
+void client_mesh_run(struct client *cl, uint64_t now_ms);
+/* The poll is done (its exchange EXCHANGE_DONE). */
+void client_mesh_answered(struct client *cl, uint64_t now_ms);
+/* When client_mesh_run() must run next; UINT64_MAX: not by itself. */
+uint64_t client_mesh_next_wake(const struct client *cl);
+/* Leaves the mesh: its peers are removed from the device (unless it is
+ * gone), and the record and the status file with them. */
+void client_mesh_leave(struct client *cl, bool device_gone);
+void client_mesh_free(struct client *cl);
+
+/* The request_peers for the directory held and the candidates found. */
+void client_mesh_build_request(const struct client *cl, struct wgd_msg *req);
+/*
+ * Candidates from the host's addresses: IPv4 that is not loopback,
+ * link-local, multicast, unspecified or reserved, and IPv6 global unicast
+ * (2000::/3), none inside routes[]; IPv4 first, at most
+ * WGD_MAX_CANDIDATES with a place kept for IPv6. Returns how many.
+ */
+size_t client_mesh_candidates(const struct rtnl_addr *addrs, size_t n, const struct wgd_ip *routes,
+			      size_t n_routes, struct wgd_ip out[WGD_MAX_CANDIDATES]);
+
+/* The record: one base64 key a line. format: the length, or -ENOSPC.
+ * parse: how many keys (at most max), or -EBADMSG. */
+ssize_t client_mesh_record_format(const uint8_t (*keys)[WG_KEY_LEN], size_t n, char *buf,
+				  size_t size);
+ssize_t client_mesh_record_parse(const char *buf, size_t len, uint8_t (*keys)[WG_KEY_LEN],
+				 size_t max);
+/* Writes cl->mesh's record through the state directory (removes the file
+ * when no key is left); loads it into cl->mesh. 0 or -errno. */
+int client_mesh_record_save(struct client *cl);
+int client_mesh_record_load(struct client *cl);
+
+/* A lease exchange is to start: the poll, which needs the same addresses
+ * and ports, is ended, and sent again once cl->requesting is over. */
+void client_mesh_pause_poll(struct client *cl);
+/* The link came back up: a poll out lost its source address; ask again. */
+void client_mesh_restart_poll(struct client *cl, uint64_t now_ms);
+
+/*
+ * STATE_DIR/IFACE.mesh-status, which the client rewrites (at most once per
+ * MESH_STATUS_EVERY_MS, when it changed) for show to read: "mesh=STATE",
+ * "epoch=", "version=", then a line per peer, "peer=KEY IP4|- IP6|- PATH
+ * ENDPOINT|- SINCE", SINCE the CLOCK_BOOTTIME millisecond its path began.
+ */
+char *client_mesh_status_format(const struct client *cl, size_t *len);
+/* wg-dynamic-client show: the mesh part, from the status file in the
+ * state directory dirfd, when a client runs; json: one member, "mesh",
+ * of the object being printed, with its leading comma. */
+void client_mesh_show(FILE *f, int dirfd, const char *ifname, bool running, bool json);
 
 #endif

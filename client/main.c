@@ -6,7 +6,8 @@
  *
  * This file holds the options, the checks at start-up, the system calls
  * behind struct client_sys, and the event loop. The states and timers are
- * in state.c, what the hub may configure in configure.c.
+ * in state.c, what the hub may configure in configure.c, the mesh in
+ * mesh.c.
  */
 
 #include <arpa/inet.h>
@@ -31,6 +32,7 @@
 
 #include <sodium.h>
 
+#include "../common/array.h"
 #include "../common/caps.h"
 #include "../common/clock.h"
 #include "../common/file.h"
@@ -67,6 +69,8 @@ static int sig_fd = -1;
 /* The lease's exchange: a request, a renewal or, at the end, the release.
  * Every exchange has a slot of its own in the loop's poll set. */
 static struct exchange lease_ex = { .fd = -1 };
+/* The mesh's long poll for the hub's directory (mesh.c). */
+static struct exchange peers_ex = { .fd = -1 };
 static bool releasing;
 
 /* A system call failed: the status docs/errors.md gives that case, where
@@ -232,6 +236,69 @@ static int sys_hub_connect(struct client *c)
 	return fd;
 }
 
+/*
+ * The addresses of every interface but ours, for the mesh's candidates:
+ * one list per interface, as rtnl_addr_list() lists one. A host has few;
+ * past MAX_HOST_IFACES the rest are not looked at. Interfaces that are
+ * down, loopback, or WireGuard (reached through a tunnel of their own)
+ * have no address a peer could use.
+ */
+#define MAX_HOST_IFACES 64
+
+static int sys_host_addrs(struct client *c, struct rtnl_addr **out, size_t *n)
+{
+	struct if_nameindex *ifs = if_nameindex(), *i;
+	struct rtnl_addr *all = NULL;
+	size_t n_all = 0, cap = 0;
+	unsigned seen = 0;
+	int ret = 0;
+
+	*out = NULL;
+	*n = 0;
+	if (!ifs)
+		return -errno;
+	for (i = ifs; i->if_index && seen < MAX_HOST_IFACES && !ret; i++, seen++) {
+		struct rtnl_addr *addrs = NULL;
+		struct rtnl_link link;
+		size_t k = 0;
+
+		if (i->if_index == c->ifindex || rtnl_link_get(c->rt, i->if_name, &link) ||
+		    !(link.flags & IFF_UP) || (link.flags & IFF_LOOPBACK) ||
+		    !strcmp(link.kind, "wireguard") ||
+		    rtnl_addr_list(c->rt, i->if_index, AF_UNSPEC, &addrs, &k))
+			continue;
+		for (size_t j = 0; j < k && !ret; j++) {
+			ret = array_reserve(&all, &cap, n_all, sizeof(*all), 8);
+			if (!ret)
+				all[n_all++] = addrs[j];
+		}
+		free(addrs);
+	}
+	if_freenameindex(ifs);
+	if (ret) {
+		free(all);
+		return ret;
+	}
+	*out = all;
+	*n = n_all;
+	return 0;
+}
+
+static int sys_mesh_apply(struct client *c, const struct mesh_action *a)
+{
+	switch (a->kind) {
+	case MESH_ACT_ADD_PEER:
+		return wgctl_peer_add(c->wg, a->key, &a->endpoint, a->keepalive_s);
+	case MESH_ACT_REMOVE_PEER:
+		return wgctl_peer_remove(c->wg, a->key);
+	case MESH_ACT_ALLOWEDIPS_ADD:
+		return wgctl_allowedips_update(c->wg, a->key, a->ips, a->n_ips, NULL, 0);
+	case MESH_ACT_ALLOWEDIPS_DEL:
+		return wgctl_allowedips_update(c->wg, a->key, NULL, 0, a->ips, a->n_ips);
+	}
+	return -EINVAL;
+}
+
 static const struct client_sys sys_real = {
 	.addr_add = sys_addr_add,
 	.addr_del = sys_addr_del,
@@ -246,6 +313,8 @@ static const struct client_sys sys_real = {
 	.save = sys_save,
 	.load = sys_load,
 	.hub_connect = sys_hub_connect,
+	.host_addrs = sys_host_addrs,
+	.mesh_apply = sys_mesh_apply,
 };
 
 /* ---- requests ---- */
@@ -255,6 +324,7 @@ static void request_lease(uint64_t now)
 	struct wgd_msg req;
 
 	state_build_request(&cl, &req);
+	client_mesh_pause_poll(&cl);
 	cl.requesting = true;
 	/* A failure to start is an answer too, taken on the loop's next pass. */
 	exchange_start(&lease_ex, &cl, &req, now, REQUEST_TIMEOUT_MS);
@@ -281,6 +351,8 @@ __attribute__((noreturn))
 static void release_finish(int result)
 {
 	exchange_end(&lease_ex);
+	/* The mesh first: its peers' addresses route through the lease. */
+	client_mesh_leave(&cl, false);
 	if (cl.lease.bound) {
 		if (result)
 			log_info("could not tell the server of the release; the lease will expire");
@@ -316,6 +388,7 @@ static void on_stop_signal(uint64_t now)
 	/* A request still out is dropped: its answer would come too late. */
 	cl.requesting = false;
 	releasing = true;
+	client_mesh_pause_poll(&cl);
 	exchange_start(&lease_ex, &cl, &req, now, RELEASE_TIMEOUT_MS);
 }
 
@@ -431,6 +504,7 @@ static void on_rtnl_event(const struct rtnl_event *ev, void *ctx)
 		return;
 	if (ev->type == RTNL_EV_LINK_DEL) {
 		log_info("%s is gone; exiting", cl.ifname);
+		client_mesh_leave(&cl, true);
 		if (cl.lease.bound)
 			state_run_hook(&cl, "STOP", &cl.lease, NULL);
 		configure_dns_remove(&cl, &cl.lease);
@@ -450,6 +524,7 @@ static void on_rtnl_event(const struct rtnl_event *ev, void *ctx)
 				exchange_end(&lease_ex);
 				cl.requesting = false;
 			}
+			client_mesh_restart_poll(&cl, clock_boot_ms());
 			cl.next_try_ms = clock_boot_ms();
 			cl.backoff_ms = 0;
 		} else if (!up && cl.link_up) {
@@ -517,36 +592,94 @@ static void daemonize(void)
 	}
 }
 
-/* wg-dynamic-client show IFACE [--state-dir DIR]: the remembered lease and
- * whether a client holds the interface. */
+/* A string for JSON: printable ASCII as it is, bar the quote and the
+ * backslash, and every other byte as \u00XX. */
+static void json_string(const char *s)
+{
+	putchar('"');
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\')
+			putchar(c);
+		else
+			printf("\\u%04x", c);
+	}
+	putchar('"');
+}
+
+/* The remembered lease, m NULL when there is none, as members of the
+ * object show --json prints. */
+static void show_lease_json(const struct wgd_msg *m, const uint8_t hub[WG_KEY_LEN], uint32_t now)
+{
+	char a[WGD_IP_STRLEN], key[WG_KEY_B64_LEN];
+	uint64_t end;
+
+	if (!m) {
+		printf(",\n  \"lease\": null");
+		return;
+	}
+	end = (uint64_t)m->leasestart + m->leasetime;
+	wgkey_to_base64(key, hub);
+	printf(",\n  \"lease\": {\"hub\": \"%s\", ", key);
+	printf("\"ipv4\": ");
+	if (m->has_ip4)
+		printf("\"%s\", ", wgd_ip_format_addr(&m->ip4, a, sizeof(a)));
+	else
+		printf("null, ");
+	printf("\"ipv6\": ");
+	if (m->has_ip6)
+		printf("\"%s\", ", wgd_ip_format_addr(&m->ip6, a, sizeof(a)));
+	else
+		printf("null, ");
+	printf("\"routes\": [");
+	for (size_t i = 0; i < m->n_routes; i++)
+		printf("%s\"%s\"", i ? ", " : "", wgd_ip_format(&m->routes[i], a, sizeof(a)));
+	printf("], \"dns\": [");
+	for (size_t i = 0; i < m->n_dns; i++)
+		printf("%s\"%s\"", i ? ", " : "", wgd_ip_format_addr(&m->dns[i], a, sizeof(a)));
+	printf("], \"dns_search\": ");
+	json_string(m->dns_search);
+	printf(", \"lease_time\": %u, \"time_left\": %llu}", m->leasetime,
+	       (unsigned long long)(m->leasetime && end > now ? end - now : 0));
+}
+
+/* wg-dynamic-client show IFACE [--json] [--state-dir DIR]: the remembered
+ * lease, whether a client holds the interface, and its mesh. */
 static int show_main(int argc, char *argv[])
 {
 	const char *ifname = NULL;
 	char buf[WGD_MAX_MESSAGE + WG_KEY_B64_LEN + 8], name[IF_NAMESIZE + 8];
 	char a[WGD_IP_STRLEN], key[WG_KEY_B64_LEN];
 	uint8_t hub[WG_KEY_LEN];
-	struct wgd_msg *m;
-	bool running = false;
+	struct wgd_msg *m = NULL;
+	bool running = false, json = false;
+	int fd, status = EXIT_OK;
 	ssize_t len;
-	int fd;
 
 	cl.state_dir = DEFAULT_STATE_DIR;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--state-dir") && i + 1 < argc)
 			cl.state_dir = argv[++i];
+		else if (!strcmp(argv[i], "--json"))
+			json = true;
 		else if (!ifname && argv[i][0] != '-')
 			ifname = argv[i];
 		else
 			ifname = NULL, i = argc;
 	}
 	if (!ifname || strlen(ifname) >= IF_NAMESIZE) {
-		fprintf(stderr, "Usage: wg-dynamic-client show IFACE [--state-dir DIR]\n");
+		fprintf(stderr, "Usage: wg-dynamic-client show IFACE [--json] [--state-dir DIR]\n");
 		return EXIT_USAGE;
 	}
 	log_init("wg-dynamic-client", false, 0);
-	printf("interface: %s\n", ifname);
 	if (open_state_dir(false)) {
-		printf("  client: unknown\n  lease: none remembered\n");
+		if (json)
+			printf("{\n  \"interface\": \"%s\",\n  \"client\": \"unknown\"\n}\n",
+			       ifname);
+		else
+			printf("interface: %s\n  client: unknown\n  lease: none remembered\n",
+			       ifname);
 		return EXIT_STATE_DIR;
 	}
 	snprintf(name, sizeof(name), "%s.lock", ifname);
@@ -555,55 +688,73 @@ static int show_main(int argc, char *argv[])
 		running = flock(fd, LOCK_SH | LOCK_NB) && errno == EWOULDBLOCK;
 		close(fd);
 	}
-	printf("  client: %s\n", running ? "running" : "not running");
 	snprintf(cl.state_file, sizeof(cl.state_file), "%s.lease", ifname);
 	len = file_read_at(cl.state_fd, cl.state_file, buf, sizeof(buf));
-	if (len < 0) {
-		printf("  lease: none remembered\n");
-		return EXIT_OK;
-	}
-	m = malloc(sizeof(*m));
-	if (!m)
-		return EXIT_SYSTEM;
-	if (leasefile_parse(buf, (size_t)len, NULL, hub, m)) {
-		printf("  lease: unreadable (%s/%s)\n", cl.state_dir, cl.state_file);
-		free(m);
-		return EXIT_SYSTEM;
+	if (len >= 0) {
+		m = malloc(sizeof(*m));
+		if (!m)
+			return EXIT_SYSTEM;
+		if (leasefile_parse(buf, (size_t)len, NULL, hub, m)) {
+			free(m);
+			m = NULL;
+			status = EXIT_SYSTEM;
+		}
 	}
 	uint32_t now = clock_real_s();
-	uint64_t end = (uint64_t)m->leasestart + m->leasetime;
 
-	wgkey_to_base64(key, hub);
-	printf("  hub: %s\n", key);
-	if (m->has_ip4)
-		printf("  ipv4: %s\n", wgd_ip_format_addr(&m->ip4, a, sizeof(a)));
-	if (m->has_ip6)
-		printf("  ipv6: %s\n", wgd_ip_format_addr(&m->ip6, a, sizeof(a)));
-	for (size_t i = 0; i < m->n_routes; i++)
-		printf("  route: %s\n", wgd_ip_format(&m->routes[i], a, sizeof(a)));
-	for (size_t i = 0; i < m->n_dns; i++)
-		printf("  dns: %s\n", wgd_ip_format_addr(&m->dns[i], a, sizeof(a)));
-	/* Written by the client after its checks; escaped all the same. */
-	if (m->dns_search[0]) {
-		char esc[LOG_ESCAPED_SIZE(WGD_MAX_DNS_SEARCH)];
-
-		printf("  dns search: %s\n",
-		       log_escape(m->dns_search, strlen(m->dns_search), esc, sizeof(esc)));
+	if (json) {
+		/* The interface name is the caller's, and may hold anything. */
+		printf("{\n  \"interface\": ");
+		json_string(ifname);
+		printf(",\n  \"client\": \"%s\"", running ? "running" : "not running");
+		show_lease_json(m, hub, now);
+		client_mesh_show(stdout, cl.state_fd, ifname, running, true);
+		printf("\n}\n");
+		free(m);
+		return status;
 	}
-	if (m->leasetime && end > now)
-		printf("  lease: %u seconds, %llu left\n", m->leasetime,
-		       (unsigned long long)(end - now));
-	else
-		printf("  lease: ended; these addresses are asked for next\n");
+	printf("interface: %s\n", ifname);
+	printf("  client: %s\n", running ? "running" : "not running");
+	if (len < 0) {
+		printf("  lease: none remembered\n");
+	} else if (!m) {
+		printf("  lease: unreadable (%s/%s)\n", cl.state_dir, cl.state_file);
+	} else {
+		uint64_t end = (uint64_t)m->leasestart + m->leasetime;
+
+		wgkey_to_base64(key, hub);
+		printf("  hub: %s\n", key);
+		if (m->has_ip4)
+			printf("  ipv4: %s\n", wgd_ip_format_addr(&m->ip4, a, sizeof(a)));
+		if (m->has_ip6)
+			printf("  ipv6: %s\n", wgd_ip_format_addr(&m->ip6, a, sizeof(a)));
+		for (size_t i = 0; i < m->n_routes; i++)
+			printf("  route: %s\n", wgd_ip_format(&m->routes[i], a, sizeof(a)));
+		for (size_t i = 0; i < m->n_dns; i++)
+			printf("  dns: %s\n", wgd_ip_format_addr(&m->dns[i], a, sizeof(a)));
+		/* Written by the client after its checks; escaped all the same. */
+		if (m->dns_search[0]) {
+			char esc[LOG_ESCAPED_SIZE(WGD_MAX_DNS_SEARCH)];
+
+			printf("  dns search: %s\n",
+			       log_escape(m->dns_search, strlen(m->dns_search), esc, sizeof(esc)));
+		}
+		if (m->leasetime && end > now)
+			printf("  lease: %u seconds, %llu left\n", m->leasetime,
+			       (unsigned long long)(end - now));
+		else
+			printf("  lease: ended; these addresses are asked for next\n");
+	}
+	client_mesh_show(stdout, cl.state_fd, ifname, running, false);
 	free(m);
-	return EXIT_OK;
+	return status;
 }
 
 static void usage(FILE *f)
 {
 	fprintf(f,
 		"Usage: wg-dynamic-client [options] IFACE\n"
-		"       wg-dynamic-client show IFACE [--state-dir DIR]\n"
+		"       wg-dynamic-client show IFACE [--json] [--state-dir DIR]\n"
 		"\n"
 		"  -f, --foreground    stay in the foreground, logging to stderr\n"
 		"  -v, --verbose       log debug messages\n"
@@ -614,6 +765,7 @@ static void usage(FILE *f)
 		"  --script-timeout SECS  kill the script after SECS (default 10)\n"
 		"  --no-dns            do not hand pushed DNS servers to resolvconf\n"
 		"  --no-mtu            do not apply a pushed MTU\n"
+		"  --no-mesh           do not join the hub's mesh of direct paths\n"
 		"  -h, --help          show this help\n"
 		"  --version           show the version\n");
 }
@@ -621,22 +773,37 @@ static void usage(FILE *f)
 /*
  * The exchanges the loop drives, each with what takes its result once it
  * is done; each has a slot in the poll set after PFD_EXCHANGES. The mesh's
- * long poll to the hub is to be one more, out next to the lease's.
+ * long poll to the hub is out next to the lease's.
  */
+static void peers_done(uint64_t now)
+{
+	client_mesh_answered(&cl, now);
+}
+
 static const struct {
 	struct exchange *ex;
 	void (*done)(uint64_t now);
 } exchanges[] = {
 	{ &lease_ex, lease_done },
+	{ &peers_ex, peers_done },
 };
 #define N_EXCHANGES (sizeof(exchanges) / sizeof(exchanges[0]))
 
 enum { PFD_SIGNAL, PFD_RTNL, PFD_HOOK, PFD_EXCHANGES };
 
-/* Until the next timer of the state machine or deadline of an exchange. */
+/* Until the next timer of the state machine or the mesh, or deadline of
+ * an exchange. */
 static int poll_timeout(uint64_t now)
 {
 	int timeout = state_poll_timeout(&cl, now);
+	/* Releasing, the loop no longer runs the mesh: its timers would
+	 * only spin it. */
+	uint64_t mesh = releasing ? UINT64_MAX : client_mesh_next_wake(&cl);
+
+	if (mesh <= now)
+		return 0;
+	if (mesh - now < (uint64_t)timeout)
+		timeout = (int)(mesh - now);
 
 	for (size_t i = 0; i < N_EXCHANGES; i++) {
 		uint64_t wake = exchange_wake(exchanges[i].ex);
@@ -707,6 +874,7 @@ int main(int argc, char *argv[])
 		{ "script-timeout", required_argument, NULL, 'T' },
 		{ "no-dns", no_argument, NULL, 'N' },
 		{ "no-mtu", no_argument, NULL, 'M' },
+		{ "no-mesh", no_argument, NULL, 'm' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -756,6 +924,9 @@ int main(int argc, char *argv[])
 			break;
 		case 'M':
 			cl.no_mtu = true;
+			break;
+		case 'm':
+			cl.no_mesh = true;
 			break;
 		case 'V':
 			printf("wg-dynamic-client %s\n", WGD_VERSION);
@@ -838,7 +1009,12 @@ int main(int argc, char *argv[])
 	}
 	cl.has_pubkey = dev->has_pubkey;
 	memcpy(cl.pubkey, dev->pubkey, WG_KEY_LEN);
+	/* Whether this run joins a mesh or not, what an earlier one left of
+	 * it goes. */
+	ret = client_mesh_init(&cl, dev, &peers_ex);
 	wgdev_free(dev);
+	if (ret)
+		fatal_system("cannot set up the mesh: %s", strerror(-ret));
 	ret = ensure_ll();
 	if (ret)
 		return ret;
@@ -881,6 +1057,8 @@ int main(int argc, char *argv[])
 		state_tick(&cl, now);
 		if (cl.link_up && !cl.requesting && !releasing && now >= cl.next_try_ms)
 			request_lease(now);
+		if (!releasing)
+			client_mesh_run(&cl, now);
 		wait_events();
 	}
 }

@@ -464,6 +464,11 @@ bool state_take_response(struct client *cl, const struct wgd_msg *req,
 	cl->has_hint6 = ls->has_ip6;
 	cl->hint4 = ls->ip4;
 	cl->hint6 = ls->ip6;
+	/* The mesh follows the hub's latest word: a hub restarted without
+	 * --mesh no longer offers it. */
+	if (resp->mesh && !cl->mesh_offered && !cl->no_mesh)
+		log_info("the hub offers its mesh");
+	cl->mesh_offered = resp->mesh;
 	state_transition(cl, CLIENT_BOUND, now_ms);
 	return true;
 }

@@ -85,3 +85,30 @@ size_t key_index_find(const struct key_index *ki, const uint8_t pubkey[WG_KEY_LE
 	pos = key_find(ki, pubkey, hashtab_hash(&ki->table, pubkey, WG_KEY_LEN));
 	return pos == HASHTAB_NONE ? SIZE_MAX : pos;
 }
+
+int key_index_add(struct key_index *ki, const uint8_t (*keys)[WG_KEY_LEN], size_t pos)
+{
+	int ret;
+
+	if (pos >= HASHTAB_NONE)
+		return -ENOMEM;
+	ret = hashtab_insert(&ki->table, hashtab_hash(&ki->table, keys[pos], WG_KEY_LEN),
+			     (uint32_t)pos);
+	if (ret)
+		return ret;
+	ki->keys = keys;
+	ki->n_unique++;
+	return 0;
+}
+
+void key_index_remove(struct key_index *ki, size_t pos)
+{
+	uint32_t hash;
+
+	if (pos >= HASHTAB_NONE)
+		return;
+	hash = hashtab_hash(&ki->table, ki->keys[pos], WG_KEY_LEN);
+	/* A repeat of a key indexed elsewhere was never indexed here. */
+	if (!hashtab_remove(&ki->table, hash, (uint32_t)pos))
+		ki->n_unique--;
+}

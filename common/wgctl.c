@@ -394,3 +394,42 @@ void wgctl_allowedips_update_batch(struct wgctl *ctl, const struct wgdev_change 
 	free(which);
 	free(send_err);
 }
+
+/*
+ * The mesh's peer operations go to the device as they are, without a look
+ * at the view first: whether the peer is there changes nothing of the
+ * request. The view then takes the outcome; a refused request may have
+ * been made in part (wireguard-go stops at the failing line, after the
+ * removal), so the view is read again before the next update.
+ */
+static int peer_op_done(struct wgctl *ctl, const uint8_t pubkey[WG_KEY_LEN], int ret, bool add)
+{
+	if (ret)
+		wgview_invalidate(ctl->view);
+	else if (add)
+		wgview_add_peer(ctl->view, pubkey);
+	else
+		wgview_remove_peer(ctl->view, pubkey);
+	return ret;
+}
+
+int wgctl_peer_add(struct wgctl *ctl, const uint8_t pubkey[WG_KEY_LEN],
+		   const struct wgd_endpoint *endpoint, uint16_t keepalive_s)
+{
+	/* Bad input is refused before anything reaches the device. */
+	if (endpoint && endpoint->addr.family &&
+	    ((endpoint->addr.family != AF_INET && endpoint->addr.family != AF_INET6) ||
+	     !endpoint->port))
+		return -EINVAL;
+	if (!ctl->ops->add_peer)
+		return -EOPNOTSUPP;
+	return peer_op_done(ctl, pubkey,
+			    ctl->ops->add_peer(ctl->conn, pubkey, endpoint, keepalive_s), true);
+}
+
+int wgctl_peer_remove(struct wgctl *ctl, const uint8_t pubkey[WG_KEY_LEN])
+{
+	if (!ctl->ops->remove_peer)
+		return -EOPNOTSUPP;
+	return peer_op_done(ctl, pubkey, ctl->ops->remove_peer(ctl->conn, pubkey), false);
+}

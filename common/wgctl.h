@@ -104,7 +104,9 @@ void wgctl_allowedips_update_batch(struct wgctl *ctl, const struct wgdev_change 
  * afresh: it is removed first when present, then added with this endpoint
  * and persistent keepalive and no allowed-IPs, in one request, so that
  * WireGuard sends a handshake initiation now. wgctl_peer_remove() removes
- * it; one that is absent is not an error. Both keep the view up.
+ * it; one that is absent is not an error. Both keep the view up. An
+ * endpoint of family 0 sets none; -EINVAL for one of another family or of
+ * port 0.
  */
 struct wgd_endpoint;
 int wgctl_peer_add(struct wgctl *ctl, const uint8_t pubkey[WG_KEY_LEN],

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* Copyright (C) 2026 The wg-dynamic Authors. */
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -166,6 +167,106 @@ int genl_build_set_allowedips(void *buf, size_t len, uint16_t family_id,
 		mnl_attr_nest_end(nlh, aips);
 	}
 	mnl_attr_nest_end(nlh, peer);
+	mnl_attr_nest_end(nlh, peers);
+	return (int)nlh->nlmsg_len;
+}
+
+/* The WG_CMD_SET_DEVICE headers, the device's name and an open WGDEVICE_A_PEERS. */
+static struct nlmsghdr *put_set_device(void *buf, size_t len, uint16_t family_id,
+				       uint32_t seq, const char *ifname, struct nlattr **peers)
+{
+	struct nlmsghdr *nlh = put_headers(buf, len, family_id, NLM_F_REQUEST | NLM_F_ACK,
+					   seq, WG_CMD_SET_DEVICE, WG_GENL_VERSION);
+
+	if (!nlh || !mnl_attr_put_strz_check(nlh, len, WGDEVICE_A_IFNAME, ifname))
+		return NULL;
+	*peers = mnl_attr_nest_start_check(nlh, len, WGDEVICE_A_PEERS);
+	return *peers ? nlh : NULL;
+}
+
+static bool put_peer_remove(struct nlmsghdr *nlh, size_t len, const uint8_t pubkey[WG_KEY_LEN])
+{
+	struct nlattr *peer = mnl_attr_nest_start_check(nlh, len, 0);
+
+	if (!peer ||
+	    !mnl_attr_put_check(nlh, len, WGPEER_A_PUBLIC_KEY, WG_KEY_LEN, pubkey) ||
+	    !mnl_attr_put_u32_check(nlh, len, WGPEER_A_FLAGS, WGPEER_F_REMOVE_ME))
+		return false;
+	mnl_attr_nest_end(nlh, peer);
+	return true;
+}
+
+union endpoint_sa {
+	struct sockaddr_in sin;
+	struct sockaddr_in6 sin6;
+};
+
+/* The kernel's endpoint: a sockaddr_in or sockaddr_in6 of exactly its size. */
+static int endpoint_sockaddr(const struct wgd_endpoint *ep, union endpoint_sa *sa, size_t *len)
+{
+	memset(sa, 0, sizeof(*sa));
+	if (!ep->port)
+		return -EINVAL;
+	switch (ep->addr.family) {
+	case AF_INET:
+		sa->sin.sin_family = AF_INET;
+		sa->sin.sin_port = htons(ep->port);
+		memcpy(&sa->sin.sin_addr, ep->addr.bytes, 4);
+		*len = sizeof(sa->sin);
+		return 0;
+	case AF_INET6:
+		sa->sin6.sin6_family = AF_INET6;
+		sa->sin6.sin6_port = htons(ep->port);
+		memcpy(&sa->sin6.sin6_addr, ep->addr.bytes, 16);
+		*len = sizeof(sa->sin6);
+		return 0;
+	default:
+		return -EINVAL;
+	}
+}
+
+int genl_build_add_peer(void *buf, size_t len, uint16_t family_id, uint32_t seq,
+			const char *ifname, const uint8_t pubkey[WG_KEY_LEN],
+			const struct wgd_endpoint *endpoint, uint16_t keepalive_s)
+{
+	struct nlattr *peers, *peer;
+	union endpoint_sa sa;
+	struct nlmsghdr *nlh;
+	size_t sa_len = 0;
+
+	if (!ifname_ok(ifname))
+		return -EINVAL;
+	if (endpoint && endpoint->addr.family && endpoint_sockaddr(endpoint, &sa, &sa_len))
+		return -EINVAL;
+	len = cap_len(len);
+	nlh = put_set_device(buf, len, family_id, seq, ifname, &peers);
+	if (!nlh || !put_peer_remove(nlh, len, pubkey))
+		return -EMSGSIZE;
+	peer = mnl_attr_nest_start_check(nlh, len, 0);
+	if (!peer ||
+	    !mnl_attr_put_check(nlh, len, WGPEER_A_PUBLIC_KEY, WG_KEY_LEN, pubkey) ||
+	    !mnl_attr_put_u32_check(nlh, len, WGPEER_A_FLAGS, WGPEER_F_REPLACE_ALLOWEDIPS) ||
+	    (sa_len && !mnl_attr_put_check(nlh, len, WGPEER_A_ENDPOINT, sa_len, &sa)) ||
+	    !mnl_attr_put_u16_check(nlh, len, WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL,
+				    keepalive_s))
+		return -EMSGSIZE;
+	mnl_attr_nest_end(nlh, peer);
+	mnl_attr_nest_end(nlh, peers);
+	return (int)nlh->nlmsg_len;
+}
+
+int genl_build_remove_peer(void *buf, size_t len, uint16_t family_id, uint32_t seq,
+			   const char *ifname, const uint8_t pubkey[WG_KEY_LEN])
+{
+	struct nlattr *peers;
+	struct nlmsghdr *nlh;
+
+	if (!ifname_ok(ifname))
+		return -EINVAL;
+	len = cap_len(len);
+	nlh = put_set_device(buf, len, family_id, seq, ifname, &peers);
+	if (!nlh || !put_peer_remove(nlh, len, pubkey))
+		return -EMSGSIZE;
 	mnl_attr_nest_end(nlh, peers);
 	return (int)nlh->nlmsg_len;
 }
@@ -371,8 +472,17 @@ static int peer_cb(const struct nlattr *attr, void *data)
 
 		memcpy(&ts, mnl_attr_get_payload(p.tb[WGPEER_A_LAST_HANDSHAKE_TIME]),
 		       sizeof(ts));
+		if (ts.tv_nsec < 0 || ts.tv_nsec > 999999999)
+			return -EPROTO;
 		peer->last_handshake_sec = ts.tv_sec;
+		peer->last_handshake_nsec = (uint32_t)ts.tv_nsec;
 	}
+	if (p.tb[WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL])
+		peer->keepalive_s = mnl_attr_get_u16(p.tb[WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL]);
+	if (p.tb[WGPEER_A_RX_BYTES])
+		peer->rx_bytes = mnl_attr_get_u64(p.tb[WGPEER_A_RX_BYTES]);
+	if (p.tb[WGPEER_A_TX_BYTES])
+		peer->tx_bytes = mnl_attr_get_u64(p.tb[WGPEER_A_TX_BYTES]);
 	if (p.tb[WGPEER_A_ALLOWEDIPS])
 		return nest_walk(p.tb[WGPEER_A_ALLOWEDIPS], allowedip_cb, peer);
 	return 0;
@@ -904,6 +1014,38 @@ int genl_conn_replace_allowedips(struct genl_conn *gc, const uint8_t pubkey[WG_K
 	return ret;
 }
 
+/* One peer operation: its message, built into gc->buf, then the ACK. */
+static int send_peer_op(struct genl_conn *gc, const uint8_t pubkey[WG_KEY_LEN],
+			const struct wgd_endpoint *endpoint, uint16_t keepalive_s, bool add)
+{
+	uint32_t seq = ++gc->seq;
+	int ret, len;
+
+	ret = sock_ensure(gc);
+	if (ret)
+		return ret;
+	if (add)
+		len = genl_build_add_peer(gc->buf, GENL_SET_MSG_MAX, gc->family_id, seq,
+					  gc->ifname, pubkey, endpoint, keepalive_s);
+	else
+		len = genl_build_remove_peer(gc->buf, GENL_SET_MSG_MAX, gc->family_id, seq,
+					     gc->ifname, pubkey);
+	if (len < 0)
+		return len;
+	return sock_transact(gc, (size_t)len, seq, parse_ack_io, NULL);
+}
+
+int genl_conn_add_peer(struct genl_conn *gc, const uint8_t pubkey[WG_KEY_LEN],
+		       const struct wgd_endpoint *endpoint, uint16_t keepalive_s)
+{
+	return send_peer_op(gc, pubkey, endpoint, keepalive_s, true);
+}
+
+int genl_conn_remove_peer(struct genl_conn *gc, const uint8_t pubkey[WG_KEY_LEN])
+{
+	return send_peer_op(gc, pubkey, NULL, 0, false);
+}
+
 static void ops_close(void *conn)
 {
 	genl_conn_close(conn);
@@ -927,6 +1069,17 @@ static int ops_replace_allowedips(void *conn, const uint8_t pubkey[WG_KEY_LEN],
 	return genl_conn_replace_allowedips(conn, pubkey, ips, n);
 }
 
+static int ops_add_peer(void *conn, const uint8_t pubkey[WG_KEY_LEN],
+			const struct wgd_endpoint *endpoint, uint16_t keepalive_s)
+{
+	return genl_conn_add_peer(conn, pubkey, endpoint, keepalive_s);
+}
+
+static int ops_remove_peer(void *conn, const uint8_t pubkey[WG_KEY_LEN])
+{
+	return genl_conn_remove_peer(conn, pubkey);
+}
+
 /*
  * The kernel takes a change in a few microseconds, so there is no batch:
  * changes go one after another.
@@ -937,4 +1090,6 @@ const struct wgctl_ops genl_ops = {
 	.get_device = ops_get_device,
 	.change = ops_change,
 	.replace_allowedips = ops_replace_allowedips,
+	.add_peer = ops_add_peer,
+	.remove_peer = ops_remove_peer,
 };

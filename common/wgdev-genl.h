@@ -103,6 +103,25 @@ int genl_build_set_allowedips(void *buf, size_t len, uint16_t family_id,
 			      const struct genl_allowedip *ips, size_t n, size_t *pos);
 
 /*
+ * The mesh's peer operations, each one WG_CMD_SET_DEVICE request
+ * (NLM_F_REQUEST | NLM_F_ACK). genl_build_add_peer(): two nested peers,
+ * which the kernel takes in order: the key with WGPEER_F_REMOVE_ME (the
+ * kernel skips the removal of an absent peer), then the key again, a new
+ * peer, with WGPEER_F_REPLACE_ALLOWEDIPS and no allowed-IPs, the endpoint
+ * unless it is NULL or of family 0, and the keepalive, which the kernel
+ * follows with a keepalive, and so a handshake initiation, at once.
+ * genl_build_remove_peer(): the first peer alone. The length, or -EINVAL
+ * for a bad name or an endpoint of another family or port 0, -EMSGSIZE
+ * when len is short (GENL_SET_MSG_MAX suffices).
+ */
+struct wgd_endpoint;
+int genl_build_add_peer(void *buf, size_t len, uint16_t family_id, uint32_t seq,
+			const char *ifname, const uint8_t pubkey[WG_KEY_LEN],
+			const struct wgd_endpoint *endpoint, uint16_t keepalive_s);
+int genl_build_remove_peer(void *buf, size_t len, uint16_t family_id, uint32_t seq,
+			   const char *ifname, const uint8_t pubkey[WG_KEY_LEN]);
+
+/*
  * Walks one received buffer for the ACK of request seq. Returns 0 for a
  * positive ACK, the kernel's -errno, 1 when the ACK has not come yet, or
  * -EPROTO.
@@ -146,6 +165,9 @@ int genl_conn_change(struct genl_conn *gc, const uint8_t pubkey[WG_KEY_LEN],
 		     const struct wgd_ip *del, size_t n_del, bool *first_refused);
 int genl_conn_replace_allowedips(struct genl_conn *gc, const uint8_t pubkey[WG_KEY_LEN],
 				 const struct wgd_ip *ips, size_t n);
+int genl_conn_add_peer(struct genl_conn *gc, const uint8_t pubkey[WG_KEY_LEN],
+		       const struct wgd_endpoint *endpoint, uint16_t keepalive_s);
+int genl_conn_remove_peer(struct genl_conn *gc, const uint8_t pubkey[WG_KEY_LEN]);
 
 /* This backend for wgctl.c. */
 struct wgctl_ops;

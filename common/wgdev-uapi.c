@@ -235,8 +235,12 @@ static int parse_peer_line(struct get_state *st, const char *k, size_t klen,
 			peer->last_handshake_sec = (int64_t)num;
 		return ret;
 	}
-	if (key_is(k, klen, "last_handshake_time_nsec"))
-		return parse_num(v, vlen, 999999999, &num);
+	if (key_is(k, klen, "last_handshake_time_nsec")) {
+		ret = parse_num(v, vlen, 999999999, &num);
+		if (!ret)
+			peer->last_handshake_nsec = (uint32_t)num;
+		return ret;
+	}
 	if (key_is(k, klen, "preshared_key")) {
 		ret = parse_key(v, vlen, key);
 		sodium_memzero(key, sizeof(key));
@@ -244,10 +248,16 @@ static int parse_peer_line(struct get_state *st, const char *k, size_t klen,
 	}
 	if (key_is(k, klen, "protocol_version"))
 		return parse_num(v, vlen, UINT32_MAX, &num);
-	if (key_is(k, klen, "persistent_keepalive_interval"))
-		return parse_num(v, vlen, UINT16_MAX, &num);
-	if (key_is(k, klen, "tx_bytes") || key_is(k, klen, "rx_bytes"))
-		return parse_num(v, vlen, UINT64_MAX, &num);
+	if (key_is(k, klen, "persistent_keepalive_interval")) {
+		ret = parse_num(v, vlen, UINT16_MAX, &num);
+		if (!ret)
+			peer->keepalive_s = (uint16_t)num;
+		return ret;
+	}
+	if (key_is(k, klen, "rx_bytes"))
+		return parse_num(v, vlen, UINT64_MAX, &peer->rx_bytes);
+	if (key_is(k, klen, "tx_bytes"))
+		return parse_num(v, vlen, UINT64_MAX, &peer->tx_bytes);
 	/* A device key after the first peer is out of place. */
 	if (key_is(k, klen, "private_key") || key_is(k, klen, "listen_port") ||
 	    key_is(k, klen, "fwmark"))
@@ -510,6 +520,61 @@ int uapi_build_set_batch(char **out, size_t *out_len, const struct wgdev_change 
 	*out = s;
 	*out_len = len;
 	return 0;
+}
+
+/* ADDR:PORT, or [ADDR]:PORT for IPv6, with no zone: mesh endpoints are never link-local. */
+static int format_endpoint(char *buf, size_t len, const struct wgd_endpoint *ep)
+{
+	char host[INET6_ADDRSTRLEN];
+	int n;
+
+	if ((ep->addr.family != AF_INET && ep->addr.family != AF_INET6) || !ep->port ||
+	    !inet_ntop(ep->addr.family, ep->addr.bytes, host, sizeof(host)))
+		return -EINVAL;
+	n = snprintf(buf, len, ep->addr.family == AF_INET6 ? "[%s]:%u" : "%s:%u", host,
+		     (unsigned)ep->port);
+	return n < 0 || (size_t)n >= len ? -EINVAL : 0;
+}
+
+/*
+ * wireguard-go runs a set operation line by line: public_key selects the
+ * peer, creating it when absent, and remove=true drops it again, so that
+ * removing an absent peer succeeds and the second public_key creates it
+ * afresh, with new handshake state and counters. Setting a keepalive on a
+ * fresh peer of an up device sends a keepalive, and with it a handshake
+ * initiation, at once. The removal leaves the peer no allowed-IPs;
+ * replace_allowed_ips=true states it in the request itself, as
+ * WGPEER_F_REPLACE_ALLOWEDIPS does in the kernel's.
+ */
+ssize_t uapi_build_add_peer(char *buf, size_t len, const uint8_t pubkey[WG_KEY_LEN],
+			    const struct wgd_endpoint *endpoint, uint16_t keepalive_s)
+{
+	char hex[WG_KEY_LEN * 2 + 1], ep[WGD_ENDPOINT_STRLEN] = "";
+	int n;
+
+	if (endpoint && endpoint->addr.family && format_endpoint(ep, sizeof(ep), endpoint))
+		return -EINVAL;
+	sodium_bin2hex(hex, sizeof(hex), pubkey, WG_KEY_LEN);
+	n = snprintf(buf, len,
+		     "set=1\npublic_key=%s\nremove=true\npublic_key=%s\n%s%s%s"
+		     "persistent_keepalive_interval=%u\nreplace_allowed_ips=true\n\n",
+		     hex, hex, *ep ? "endpoint=" : "", ep, *ep ? "\n" : "",
+		     (unsigned)keepalive_s);
+	if (n < 0 || (size_t)n >= len)
+		return -ENOSPC;
+	return n;
+}
+
+ssize_t uapi_build_remove_peer(char *buf, size_t len, const uint8_t pubkey[WG_KEY_LEN])
+{
+	char hex[WG_KEY_LEN * 2 + 1];
+	int n;
+
+	sodium_bin2hex(hex, sizeof(hex), pubkey, WG_KEY_LEN);
+	n = snprintf(buf, len, "set=1\npublic_key=%s\nremove=true\n\n", hex);
+	if (n < 0 || (size_t)n >= len)
+		return -ENOSPC;
+	return n;
 }
 
 int uapi_socket_path(char *buf, size_t len, const char *dir, const char *ifname)
@@ -784,11 +849,30 @@ int uapi_conn_get_device(struct uapi_conn *uc, struct wgdev **out)
 	}
 }
 
+/*
+ * One set operation built whole beforehand. wireguard-go stops reading a
+ * failed set at the bad line and takes the rest of the operation for the
+ * next one, so after an error the connection is out of step: start a
+ * fresh one next time.
+ */
+static int send_op(struct uapi_conn *uc, const char *req, size_t req_len)
+{
+	size_t len;
+	int ret;
+
+	ret = transact(uc, req, req_len, &len);
+	if (!ret)
+		ret = uapi_parse_set(uc->buf, len);
+	if (ret)
+		conn_drop(uc);
+	return ret;
+}
+
 static int send_set(struct uapi_conn *uc, const uint8_t pubkey[WG_KEY_LEN], bool replace,
 		    const struct wgd_ip *add, size_t n_add,
 		    const struct wgd_ip *del, size_t n_del)
 {
-	size_t req_len, len;
+	size_t req_len;
 	char *req;
 	int ret;
 
@@ -796,16 +880,7 @@ static int send_set(struct uapi_conn *uc, const uint8_t pubkey[WG_KEY_LEN], bool
 					add, n_add, del, n_del);
 	if (ret)
 		return ret;
-	ret = transact(uc, req, req_len, &len);
-	if (!ret)
-		ret = uapi_parse_set(uc->buf, len);
-	/*
-	 * wireguard-go stops reading a failed set at the bad line and takes
-	 * the rest of the operation for the next one, so after an error the
-	 * connection is out of step: start a fresh one next time.
-	 */
-	if (ret)
-		conn_drop(uc);
+	ret = send_op(uc, req, req_len);
 	free(req);
 	return ret;
 }
@@ -833,20 +908,33 @@ int uapi_conn_replace_allowedips(struct uapi_conn *uc, const uint8_t pubkey[WG_K
 
 int uapi_conn_change_batch(struct uapi_conn *uc, const struct wgdev_change *c, size_t n)
 {
-	size_t req_len, len;
+	size_t req_len;
 	char *req;
 	int ret;
 
 	ret = uapi_build_set_batch(&req, &req_len, c, n);
 	if (ret)
 		return ret;
-	ret = transact(uc, req, req_len, &len);
-	if (!ret)
-		ret = uapi_parse_set(uc->buf, len);
-	if (ret)
-		conn_drop(uc); /* out of step after a failed set */
+	ret = send_op(uc, req, req_len);
 	free(req);
 	return ret;
+}
+
+int uapi_conn_add_peer(struct uapi_conn *uc, const uint8_t pubkey[WG_KEY_LEN],
+		       const struct wgd_endpoint *endpoint, uint16_t keepalive_s)
+{
+	char req[UAPI_PEER_OP_MAX];
+	ssize_t n = uapi_build_add_peer(req, sizeof(req), pubkey, endpoint, keepalive_s);
+
+	return n < 0 ? (int)n : send_op(uc, req, (size_t)n);
+}
+
+int uapi_conn_remove_peer(struct uapi_conn *uc, const uint8_t pubkey[WG_KEY_LEN])
+{
+	char req[UAPI_PEER_OP_MAX];
+	ssize_t n = uapi_build_remove_peer(req, sizeof(req), pubkey);
+
+	return n < 0 ? (int)n : send_op(uc, req, (size_t)n);
 }
 
 static void ops_close(void *conn)
@@ -877,6 +965,17 @@ static int ops_replace_allowedips(void *conn, const uint8_t pubkey[WG_KEY_LEN],
 	return uapi_conn_replace_allowedips(conn, pubkey, ips, n);
 }
 
+static int ops_add_peer(void *conn, const uint8_t pubkey[WG_KEY_LEN],
+			const struct wgd_endpoint *endpoint, uint16_t keepalive_s)
+{
+	return uapi_conn_add_peer(conn, pubkey, endpoint, keepalive_s);
+}
+
+static int ops_remove_peer(void *conn, const uint8_t pubkey[WG_KEY_LEN])
+{
+	return uapi_conn_remove_peer(conn, pubkey);
+}
+
 const struct wgctl_ops uapi_ops = {
 	.name = "userspace",
 	.close = ops_close,
@@ -884,4 +983,6 @@ const struct wgctl_ops uapi_ops = {
 	.change = ops_change,
 	.change_batch = ops_change_batch,
 	.replace_allowedips = ops_replace_allowedips,
+	.add_peer = ops_add_peer,
+	.remove_peer = ops_remove_peer,
 };

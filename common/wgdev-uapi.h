@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "wgdev.h"
 
@@ -58,6 +59,22 @@ int uapi_build_set_allowedips(char **out, size_t *out_len,
 /* The same for several changes in one operation, none replacing. */
 int uapi_build_set_batch(char **out, size_t *out_len, const struct wgdev_change *c, size_t n);
 
+/*
+ * The mesh's peer operations, each one set=1 operation written into buf.
+ * uapi_build_add_peer(): the peer removed and added again (see
+ * wgctl-ops.h), with the endpoint unless it is NULL or of family 0, the
+ * keepalive, and no allowed-IPs. uapi_build_remove_peer(): the peer
+ * removed. wireguard-go takes the removal of an absent peer as a success.
+ * The length written, without a NUL; -EINVAL for an endpoint of another
+ * family or of port 0, -ENOSPC when buf is short (UAPI_PEER_OP_MAX
+ * suffices).
+ */
+#define UAPI_PEER_OP_MAX 384
+struct wgd_endpoint;
+ssize_t uapi_build_add_peer(char *buf, size_t len, const uint8_t pubkey[WG_KEY_LEN],
+			    const struct wgd_endpoint *endpoint, uint16_t keepalive_s);
+ssize_t uapi_build_remove_peer(char *buf, size_t len, const uint8_t pubkey[WG_KEY_LEN]);
+
 /* One persistent connection to a UAPI socket, reconnected when it drops. */
 struct uapi_conn;
 
@@ -79,6 +96,9 @@ int uapi_conn_change(struct uapi_conn *uc, const uint8_t pubkey[WG_KEY_LEN],
 int uapi_conn_change_batch(struct uapi_conn *uc, const struct wgdev_change *c, size_t n);
 int uapi_conn_replace_allowedips(struct uapi_conn *uc, const uint8_t pubkey[WG_KEY_LEN],
 				 const struct wgd_ip *ips, size_t n);
+int uapi_conn_add_peer(struct uapi_conn *uc, const uint8_t pubkey[WG_KEY_LEN],
+		       const struct wgd_endpoint *endpoint, uint16_t keepalive_s);
+int uapi_conn_remove_peer(struct uapi_conn *uc, const uint8_t pubkey[WG_KEY_LEN]);
 
 /* This backend for wgctl.c. */
 struct wgctl_ops;

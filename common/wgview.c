@@ -24,8 +24,12 @@ struct wgview {
 	bool valid;
 	uint64_t read_ms;
 
-	uint8_t (*keys)[WG_KEY_LEN]; /* in device order: peers do not come and go here */
-	size_t n_keys;
+	/*
+	 * In device order as read; a peer added since goes at the end, and a
+	 * peer removed leaves its place to the last one.
+	 */
+	uint8_t (*keys)[WG_KEY_LEN];
+	size_t n_keys, cap_keys;
 	struct key_index peers;     /* a peer's id is its position in keys */
 
 	/*
@@ -62,7 +66,7 @@ void wgview_invalidate(struct wgview *v)
 	hashtab_free(&v->table);
 	v->keys = NULL;
 	v->ips = NULL;
-	v->n_keys = v->n_ips = v->cap_ips = 0;
+	v->n_keys = v->cap_keys = v->n_ips = v->cap_ips = 0;
 	memset(v->n_len, 0, sizeof(v->n_len));
 	v->valid = false;
 }
@@ -215,6 +219,7 @@ int wgview_rebuild(struct wgview *v, const struct wgdev *dev, uint64_t now_ms)
 	v->keys = malloc((dev->n_peers + 1) * WG_KEY_LEN);
 	if (!v->keys)
 		return -ENOMEM;
+	v->cap_keys = dev->n_peers + 1;
 	for (size_t i = 0; i < dev->n_peers; i++)
 		memcpy(v->keys[i], dev->peers[i].pubkey, WG_KEY_LEN);
 	v->n_keys = dev->n_peers;
@@ -336,6 +341,78 @@ int wgview_apply(struct wgview *v, const uint8_t pubkey[WG_KEY_LEN],
 		if (ip_set(v, &ip, peer))
 			goto fail;
 	}
+	return 0;
+fail:
+	wgview_invalidate(v);
+	return -ENOMEM;
+}
+
+/* Forgets every allowed-IP of peer: a pass over them all. 0 or -ENOMEM. */
+static int ips_drop_peer(struct wgview *v, uint32_t peer)
+{
+	size_t i = 0;
+
+	/* A deletion moves the last entry into place i, to be looked at next. */
+	while (i < v->n_ips) {
+		if (v->ips[i].peer != peer)
+			i++;
+		else if (ip_delete(v, (uint32_t)i, ip_hash(v, &v->ips[i].ip)))
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+int wgview_add_peer(struct wgview *v, const uint8_t pubkey[WG_KEY_LEN])
+{
+	uint32_t peer;
+
+	if (!v->valid)
+		return 0;
+	peer = peer_of(v, pubkey);
+	/* Present: the device made it afresh, with no allowed-IPs. */
+	if (peer != NO_PEER) {
+		if (ips_drop_peer(v, peer))
+			goto fail;
+		return 0;
+	}
+	if (v->n_keys + 1 >= NO_PEER ||
+	    array_reserve(&v->keys, &v->cap_keys, v->n_keys, WG_KEY_LEN, 8))
+		goto fail;
+	memcpy(v->keys[v->n_keys], pubkey, WG_KEY_LEN);
+	if (key_index_add(&v->peers, (const uint8_t (*)[WG_KEY_LEN])v->keys, v->n_keys))
+		goto fail;
+	v->n_keys++;
+	return 0;
+fail:
+	wgview_invalidate(v);
+	return -ENOMEM;
+}
+
+int wgview_remove_peer(struct wgview *v, const uint8_t pubkey[WG_KEY_LEN])
+{
+	uint32_t peer, last;
+
+	if (!v->valid)
+		return 0;
+	peer = peer_of(v, pubkey);
+	if (peer == NO_PEER)
+		return 0;
+	if (ips_drop_peer(v, peer))
+		goto fail;
+	/* The last peer moves into the place, its allowed-IPs with it. */
+	last = (uint32_t)v->n_keys - 1;
+	key_index_remove(&v->peers, peer);
+	if (peer != last) {
+		key_index_remove(&v->peers, last);
+		memcpy(v->keys[peer], v->keys[last], WG_KEY_LEN);
+		for (size_t i = 0; i < v->n_ips; i++) {
+			if (v->ips[i].peer == last)
+				v->ips[i].peer = peer;
+		}
+		if (key_index_add(&v->peers, (const uint8_t (*)[WG_KEY_LEN])v->keys, peer))
+			goto fail;
+	}
+	v->n_keys--;
 	return 0;
 fail:
 	wgview_invalidate(v);

@@ -65,4 +65,16 @@ int wgview_apply(struct wgview *v, const uint8_t pubkey[WG_KEY_LEN],
 		 const struct wgd_ip *add, size_t n_add,
 		 const struct wgd_ip *del, size_t n_del);
 
+/*
+ * Record the mesh's peer operations the device accepted (wgctl.h):
+ * wgview_add_peer() leaves the peer on the device with no allowed-IPs,
+ * whether it was there before or not; wgview_remove_peer() takes the peer
+ * away, and its allowed-IPs with it (an absent peer is no change). Each
+ * costs a pass over the allowed-IPs, which the mesh, making a few a
+ * second on a client's device of a few hundred entries, can afford. Nothing
+ * on an invalid view. 0 or -ENOMEM, after which the view is invalid.
+ */
+int wgview_add_peer(struct wgview *v, const uint8_t pubkey[WG_KEY_LEN]);
+int wgview_remove_peer(struct wgview *v, const uint8_t pubkey[WG_KEY_LEN]);
+
 #endif

@@ -47,6 +47,12 @@ void conn_close(struct conn *c)
 
 	/* The descriptor is ours alone: closing it unregisters it. */
 	close(c->w.fd);
+	if (c->state == CONN_POLLING) {
+		mesh_poll_unlink(c);
+		free(c->big_out);
+		free(c);
+		return;
+	}
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -142,6 +148,10 @@ static void handle_request(struct conn *c, const struct wgd_msg *req)
 	ssize_t len;
 	int ret;
 
+	if (req->cmd == WGD_CMD_REQUEST_PEERS) {
+		mesh_request(c, req);
+		return;
+	}
 	memset(&resp, 0, sizeof(resp));
 	ret = lease_request(e->leases, c->pubkey, &c->ll, req, cfg->leasetime, &now, &resp,
 			    &c->change);
@@ -173,6 +183,7 @@ static void handle_request(struct conn *c, const struct wgd_msg *req)
 		journal_lease(e, l);
 	else if (renewal)
 		journal_release(e, &c->change, 0);
+	mesh_lease_changed(e, c->pubkey);
 
 	/*
 	 * Grants and releases change what the device carries and are logged;
@@ -205,6 +216,8 @@ static void handle_request(struct conn *c, const struct wgd_msg *req)
 	}
 
 queue:
+	/* Offered in every answer: upstream clients ignore it. */
+	resp.mesh = cfg->mesh;
 	len = wgd_serialize_response(&resp, c->out, sizeof(c->out));
 	if (len < 0)
 		fatalx_status(EXIT_SYSTEM, "a response does not fit: %s", strerror((int)-len));

@@ -80,7 +80,24 @@ static void ctl_answer(struct conn *c, enum status_format format)
 
 	st.leases = calloc(lease_count(e->leases) + 1, sizeof(*st.leases));
 	st.pools = calloc(poolset_count(e->pools) + 1, sizeof(*st.pools));
-	if (st.leases && st.pools) {
+	if (cfg->mesh) {
+		st.mesh = true;
+		st.mesh_epoch = e->dir.epoch;
+		st.mesh_version = e->dir.version;
+		st.mesh_tombstones = e->dir.n_gone;
+		st.mesh_polls = e->n_polls;
+		st.mesh_peers = calloc(e->dir.n_live + 1, sizeof(*st.mesh_peers));
+	}
+	if (st.leases && st.pools && (!st.mesh || st.mesh_peers)) {
+		const struct dir_entry *d;
+		uint32_t pos = DIR_NONE;
+
+		while (st.mesh && (d = dir_next(&e->dir, &pos)) && st.n_mesh < e->dir.n_live) {
+			if (d->pe.gone)
+				continue;
+			st.mesh_peers[st.n_mesh].pe = d->pe;
+			st.mesh_peers[st.n_mesh++].version = d->version;
+		}
 		if (!priv_get_device(&fill.dev) && fill.dev->n_peers)
 			qsort(fill.dev->peers, fill.dev->n_peers, sizeof(fill.dev->peers[0]),
 			      by_pubkey);
@@ -96,6 +113,7 @@ static void ctl_answer(struct conn *c, enum status_format format)
 	wgdev_free(fill.dev);
 	free(st.leases);
 	free(st.pools);
+	free(st.mesh_peers);
 	if (!c->big_out) {
 		conn_close(c);
 		return;

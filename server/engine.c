@@ -242,6 +242,7 @@ static void end_lease(struct engine *e, struct lease *l, const char *why, bool q
 	else
 		lease_release(e->leases, l, c);
 	journal_release(e, c, quarantine ? cfg->quarantine : 0);
+	mesh_lease_changed(e, c->pubkey);
 	if (quarantine)
 		log_info("peer %s: lease %s; its addresses are quarantined for %us",
 			 fmt_key(c->pubkey, kb), why, cfg->quarantine);
@@ -296,13 +297,18 @@ int index_device(struct engine *e, struct wgdev *dev, const struct peer_visit *v
 	peer_index_free(e->peers);
 	e->peers = pi;
 	rebuild_reservations(e, dev, visit);
-	log_debug("device read: %zu peers", peer_index_count(pi));
+	/* With --mesh the device is read every second: a line only when
+	 * the count moves. */
+	if (!cfg->mesh || peer_index_count(pi) != e->last_peer_count)
+		log_debug("device read: %zu peers", peer_index_count(pi));
+	e->last_peer_count = peer_index_count(pi);
 	return 0;
 }
 
 /* Re-reads the device. */
 int refresh_device(struct engine *e)
 {
+	struct peer_visit mesh = { mesh_device_peer, e };
 	struct wgdev *dev = NULL;
 	int ret;
 
@@ -310,7 +316,7 @@ int refresh_device(struct engine *e)
 	ret = priv_get_device(&dev);
 	if (ret)
 		return ret;
-	ret = index_device(e, dev, NULL);
+	ret = index_device(e, dev, cfg->mesh ? &mesh : NULL);
 	wgdev_free(dev);
 	return ret;
 }
@@ -453,6 +459,8 @@ static int next_timeout_ms(struct engine *e)
 	for (const struct conn *c = e->conns; c; c = c->next)
 		if (c->deadline_ms < next)
 			next = c->deadline_ms;
+	if (cfg->mesh && mesh_next_timeout(e) < next)
+		next = mesh_next_timeout(e);
 	return next <= now ? 0 : (int)(next - now);
 }
 
@@ -597,6 +605,7 @@ void __attribute__((noreturn)) engine_main(const struct engine_start *start)
 	priv_engine_init(start->parent_fd);
 	e->rt = start->rt;
 	e->commit_tail = &e->commit_head;
+	mesh_init(e);
 	ratelimit_init(&e->logrl, RATELIMIT_LOG_MS);
 	ret = rtnl_monitor_open(&e->mon, RTMGRP_LINK | RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE |
 				RTMGRP_IPV4_IFADDR);
@@ -684,7 +693,13 @@ void __attribute__((noreturn)) engine_main(const struct engine_start *start)
 		expire_leases(e);
 		expire_quarantine(e);
 		expire_conns(e);
-		if (clock_boot_ms() - e->last_refresh_ms >= cfg->refresh_ms) {
+		/* A peer that joined the mesh has its first answer after a
+		 * device read, to carry its endpoint: one now, unless the
+		 * last is less than a quarter second old. */
+		if (clock_boot_ms() - e->last_refresh_ms >= cfg->refresh_ms ||
+		    (e->mesh_refresh &&
+		     clock_boot_ms() - e->last_refresh_ms >= REFRESH_MIN_MS / 4)) {
+			e->mesh_refresh = false;
 			ret = refresh_device(e);
 			if (ret)
 				log_warnx("cannot read %s: %s", cfg->ifname, strerror(-ret));
@@ -692,6 +707,7 @@ void __attribute__((noreturn)) engine_main(const struct engine_start *start)
 				drop_departed_peers(e);
 		}
 		commit_round(e);
+		mesh_round(e);
 		if (journal_wants_compaction(e->journal, lease_count(e->leases)))
 			compact_journal(e);
 	}

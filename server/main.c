@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <pwd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -79,6 +80,81 @@ static void disable_iface_forwarding(void)
 			log_warn("cannot write %s", path);
 	}
 	close(fd);
+}
+
+/* Whether a sysctl under /proc/sys/net reads 0; false when unreadable. */
+static bool sysctl_off(const char *path)
+{
+	char val = 0;
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	bool off;
+
+	if (fd < 0)
+		return false;
+	off = read(fd, &val, 1) == 1 && val == '0';
+	close(fd);
+	return off;
+}
+
+/* Whether the hub leases IPv6: an IPv6 pool given, or an IPv6 route on the
+ * interface other than a link-local one, which the engine takes as a pool. */
+static bool has_ipv6_pool(void)
+{
+	struct wgd_ip *routes = NULL;
+	bool v6 = false;
+	size_t n = 0;
+
+	for (size_t i = 0; i < config.n_pools && !v6; i++)
+		v6 = config.pools[i].family == AF_INET6;
+	if (!v6 && !rtnl_route_list(setup.rt, config.ifindex, AF_INET6, &routes, &n)) {
+		for (size_t i = 0; i < n && !v6; i++)
+			v6 = routes[i].family == AF_INET6 && !wgd_ip_is_linklocal6(&routes[i]);
+		free(routes);
+	}
+	return v6;
+}
+
+/*
+ * Mesh peers that cannot reach each other directly go through the hub,
+ * which then forwards between its peers: warn when it would not. The
+ * interface's own IPv6 switch is off (disable_iface_forwarding()), but the
+ * global one decides.
+ */
+static void check_mesh_forwarding(void)
+{
+	if (!config.mesh)
+		return;
+	if (sysctl_off("/proc/sys/net/ipv4/ip_forward"))
+		log_warnx("--mesh: IPv4 forwarding is off, so the hub cannot relay between peers "
+			  "not yet direct: sysctl -w net.ipv4.ip_forward=1");
+	if (has_ipv6_pool() && sysctl_off("/proc/sys/net/ipv6/conf/all/forwarding"))
+		log_warnx("--mesh: IPv6 forwarding is off, so the hub cannot relay between peers "
+			  "not yet direct: sysctl -w net.ipv6.conf.all.forwarding=1");
+}
+
+/*
+ * Every long poll holds a descriptor in the engine, beside the
+ * connections, the journal and the sockets: the soft limit a service
+ * manager gives (1024) is too low for --mesh-max-polls, and a descriptor
+ * short, accept() would fail while the connections wait.
+ */
+static void raise_fd_limit(void)
+{
+	rlim_t want = (rlim_t)(config.max_polls + config.max_conns + 64);
+	struct rlimit rl;
+
+	if (!config.mesh || getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur >= want)
+		return;
+	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want) {
+		log_warnx("--mesh: at most %llu open files, fewer than the %llu that %zu long polls "
+			  "and %zu connections take: raise LimitNOFILE, or lower --mesh-max-polls",
+			  (unsigned long long)rl.rlim_max, (unsigned long long)want,
+			  config.max_polls, config.max_conns);
+		want = rl.rlim_max;
+	}
+	rl.rlim_cur = want;
+	if (setrlimit(RLIMIT_NOFILE, &rl))
+		log_warn("cannot raise the open files limit to %llu", (unsigned long long)want);
 }
 
 static void ensure_server_ll(void)
@@ -474,7 +550,10 @@ static void usage(FILE *f)
 		"  --quarantine SECS   hold back a departed peer's addresses this long\n"
 		"                      (default: the lease time)\n"
 		"  --device-refresh SECS  re-read the device this often (default 30,\n"
-		"                      or 3 with --auto-ll)\n"
+		"                      3 with --auto-ll, 1 with --mesh)\n"
+		"  --mesh              give leased peers the directory of each other, so that\n"
+		"                      they connect directly\n"
+		"  --mesh-max-polls N  directory long polls held at once (default 4096)\n"
 		"  -v, --verbose       log debug messages\n"
 		"  -h, --help          show this help\n"
 		"  --version           show the version\n");
@@ -506,6 +585,8 @@ int main(int argc, char *argv[])
 		{ "max-connections-per-peer", required_argument, NULL, 'P' },
 		{ "quarantine", required_argument, NULL, 'q' },
 		{ "device-refresh", required_argument, NULL, 'R' },
+		{ "mesh", no_argument, NULL, 'M' },
+		{ "mesh-max-polls", required_argument, NULL, 'O' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -524,6 +605,7 @@ int main(int argc, char *argv[])
 	config.idle_timeout_ms = IDLE_TIMEOUT_S * 1000;
 	config.max_conns = MAX_CONNS;
 	config.max_conns_per_peer = MAX_CONNS_PER_PEER;
+	config.max_polls = MESH_MAX_POLLS;
 	while ((opt = getopt_long(argc, argv, "vh", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'p':
@@ -592,6 +674,13 @@ int main(int argc, char *argv[])
 		case 'a':
 			config.auto_ll = true;
 			break;
+		case 'M':
+			config.mesh = true;
+			break;
+		case 'O':
+			config.max_polls =
+				(size_t)count_arg("--mesh-max-polls", optarg, 1, 1000000);
+			break;
 		case 'v':
 			verbose++;
 			break;
@@ -613,6 +702,7 @@ int main(int argc, char *argv[])
 	config.ifname = argv[optind];
 	config.quarantine = quarantine >= 0 ? (uint32_t)quarantine : config.leasetime;
 	config.refresh_ms = refresh > 0 ? (uint32_t)refresh * 1000 :
+		config.mesh ? REFRESH_PERIOD_MESH_MS :
 		config.auto_ll ? REFRESH_PERIOD_AUTO_LL_MS : REFRESH_PERIOD_MS;
 	log_init("wg-dynamic-server", false, verbose);
 	if (sodium_init() < 0)
@@ -653,6 +743,8 @@ int main(int argc, char *argv[])
 		return EXIT_USER;
 	}
 	prepare_state_dir();
+	check_mesh_forwarding();
+	raise_fd_limit();
 	disable_iface_forwarding();
 	ensure_server_ll();
 	setup.listen_fd = open_listener();

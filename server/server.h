@@ -18,6 +18,7 @@
 #include "../common/wgctl.h"
 #include "../common/wgdev.h"
 #include "../protocol/proto.h"
+#include "directory.h"
 #include "journal.h"
 #include "lease.h"
 #include "peers.h"
@@ -32,6 +33,10 @@
 #define REFRESH_MIN_MS 1000      /* device re-reads on lookup misses, at most */
 #define REFRESH_PERIOD_MS 30000  /* periodic re-read: peers come and go */
 #define REFRESH_PERIOD_AUTO_LL_MS 3000
+#define REFRESH_PERIOD_MESH_MS 1000 /* endpoints move when NATs do */
+#define MESH_POLL_HOLD_MS 25000  /* a long poll with nothing new is answered then */
+#define MESH_MAX_POLLS 4096      /* long polls held at once, one per peer */
+#define MESH_CLAIM_MIN_MS 1000   /* a peer's port and candidates change no faster */
 #define CONTROL_DIR "/run/wg-dynamic"
 #define STATE_DIR "/var/lib/wg-dynamic"
 #define ENGINE_USER "wg-dynamic"
@@ -71,6 +76,7 @@ enum conn_state {
 	CONN_READING,
 	CONN_COMMITTING,              /* answered; waiting for the journal commit */
 	CONN_WRITING,                 /* flushing out[] */
+	CONN_POLLING,                 /* a request_peers held until the directory moves */
 };
 
 struct conn {
@@ -89,6 +95,9 @@ struct conn {
 	size_t out_len, out_off;
 	char out[WGD_MAX_MESSAGE];
 	struct wgd_parser parser;
+	uint32_t poll_epoch, poll_since; /* what a request_peers holds */
+	uint64_t poll_read_ms;        /* answered after a device read past this */
+	/* In the engine's conns, or in its polls while CONN_POLLING. */
 	struct conn *prev, *next;
 };
 
@@ -105,6 +114,8 @@ struct server_config {
 	uint32_t idle_timeout_ms;
 	size_t max_conns, max_conns_per_peer;
 	bool auto_ll;
+	bool mesh;                    /* --mesh: the directory of peers */
+	size_t max_polls;             /* --mesh-max-polls */
 	const char *state_dir;
 	const char *user;
 	char journal_name[4096 + 64]; /* for logs: the engine sees it from a chroot */
@@ -145,11 +156,23 @@ struct engine {
 	struct status_counters counters;
 	struct ratelimit logrl;       /* per-peer log lines */
 	uint64_t last_refresh_ms;
+	size_t last_peer_count;       /* at the last device read */
 	bool all_leases_on_device;    /* at the last device read: no lease departed */
 	struct conn *conns;
 	size_t n_conns;
 	/* Answered requests waiting for this round's commit, in order. */
 	struct conn *commit_head, **commit_tail;
+
+	/* The mesh (meshpoll.c): the directory, and the long polls held,
+	 * oldest first, which is their deadlines' order too. */
+	struct directory dir;
+	struct conn *polls, *polls_tail;
+	size_t n_polls;
+	bool polls_pending;           /* a poll came that may be answered now */
+	bool mesh_refresh;            /* a peer joined: read its endpoint soon */
+	bool polls_wait_read;         /* a poll waits for the next device read */
+	uint64_t polls_read_ms;       /* the device read the polls last saw */
+	uint32_t polls_epoch, polls_version; /* what the polls held last saw */
 };
 
 /* The control socket, opened by main.c before the split and served by
@@ -173,6 +196,8 @@ enum log_cause {
 	LC_REPEAT,
 	LC_RECORD,
 	LC_DEVICE,
+	LC_MESH,
+	LC_MESH_LEAVE,
 };
 
 
@@ -219,6 +244,15 @@ void conn_flush(struct conn *c);
 void commit_round(struct engine *e);
 void accept_conns(struct watcher *w, uint32_t events);
 void expire_conns(struct engine *e);
+
+/* meshpoll.c */
+void mesh_init(struct engine *e);
+void mesh_request(struct conn *c, const struct wgd_msg *req);
+void mesh_lease_changed(struct engine *e, const uint8_t *pubkey);
+void mesh_device_peer(const struct wgdev_peer *peer, const struct lease *l, void *ctx);
+void mesh_poll_unlink(struct conn *c);
+void mesh_round(struct engine *e);
+uint64_t mesh_next_timeout(const struct engine *e);
 
 /* restore.c */
 void start_up_state(struct engine *e);

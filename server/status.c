@@ -86,6 +86,26 @@ static const char *fmt_endpoint(const struct sockaddr_in6 *ep, char *out, size_t
 	return out;
 }
 
+/* A directory endpoint: "ADDR:PORT", "[ADDR]:PORT", or none. */
+static const char *fmt_mesh_endpoint(const struct wgd_endpoint *ep, char *out, size_t len,
+				     const char *none)
+{
+	char a[INET6_ADDRSTRLEN];
+
+	if (!ep->addr.family || !inet_ntop(ep->addr.family, ep->addr.bytes, a, sizeof(a)))
+		snprintf(out, len, "%s", none);
+	else if (ep->addr.family == AF_INET)
+		snprintf(out, len, "%s:%u", a, ep->port);
+	else
+		snprintf(out, len, "[%s]:%u", a, ep->port);
+	return out;
+}
+
+static const char *fmt_addr(const struct wgd_ip *ip, char *out, size_t len)
+{
+	return inet_ntop(ip->family, ip->bytes, out, (socklen_t)len) ? out : "?";
+}
+
 /* "1 hour, 2 minutes, 3 seconds", as wg(8) writes times. */
 static void put_duration(struct buf *b, uint64_t s)
 {
@@ -129,6 +149,10 @@ static void render_table(struct buf *b, const struct status *st)
 	STATUS_COUNTERS(X)
 #undef X
 	put(b, "\n");
+	if (st->mesh)
+		put(b, "  mesh: epoch %u, version %u, %zu members, %zu tombstones, %zu polls held\n",
+		    st->mesh_epoch, st->mesh_version, st->n_mesh, st->mesh_tombstones,
+		    st->mesh_polls);
 
 	for (size_t i = 0; i < st->n_leases; i++) {
 		const struct status_lease *l = &st->leases[i];
@@ -146,6 +170,26 @@ static void render_table(struct buf *b, const struct status *st)
 		put(b, "\n  last renewal: ");
 		put_duration(b, st->now > l->start ? st->now - l->start : 0);
 		put(b, " ago\n");
+	}
+
+	for (size_t i = 0; i < st->n_mesh; i++) {
+		const struct status_mesh_peer *m = &st->mesh_peers[i];
+
+		wgkey_to_base64(kb, m->pe.key);
+		put(b, "\nmesh peer: %s\n", kb);
+		if (m->pe.has_ip4)
+			put(b, "  ipv4: %s\n", fmt_addr(&m->pe.ip4, a, sizeof(a)));
+		if (m->pe.has_ip6)
+			put(b, "  ipv6: %s\n", fmt_addr(&m->pe.ip6, a, sizeof(a)));
+		put(b, "  endpoint: %s\n", fmt_mesh_endpoint(&m->pe.endpoint, ep, sizeof(ep), "(none)"));
+		put(b, "  listen port: %u\n", m->pe.port);
+		if (m->pe.n_cand) {
+			put(b, "  candidates:");
+			for (size_t j = 0; j < m->pe.n_cand; j++)
+				put(b, " %s", fmt_addr(&m->pe.cand[j], a, sizeof(a)));
+			put(b, "\n");
+		}
+		put(b, "  version: %u\n", m->version);
 	}
 }
 
@@ -192,7 +236,38 @@ static void render_json(struct buf *b, const struct status *st)
 	first = false;
 	STATUS_COUNTERS(X)
 #undef X
-	put(b, "}\n}\n");
+	put(b, "}");
+	if (st->mesh) {
+		put(b, ",\n  \"mesh\": {\"epoch\": %u, \"version\": %u, \"members\": %zu, "
+		       "\"tombstones\": %zu, \"polls\": %zu, \"peers\": [",
+		    st->mesh_epoch, st->mesh_version, st->n_mesh, st->mesh_tombstones,
+		    st->mesh_polls);
+		for (size_t i = 0; i < st->n_mesh; i++) {
+			const struct status_mesh_peer *m = &st->mesh_peers[i];
+
+			wgkey_to_base64(kb, m->pe.key);
+			put(b, "%s\n    {\"peer\": \"%s\"", i ? "," : "", kb);
+			if (m->pe.has_ip4)
+				put(b, ", \"ipv4\": \"%s\"", fmt_addr(&m->pe.ip4, a, sizeof(a)));
+			else
+				put(b, ", \"ipv4\": null");
+			if (m->pe.has_ip6)
+				put(b, ", \"ipv6\": \"%s\"", fmt_addr(&m->pe.ip6, a, sizeof(a)));
+			else
+				put(b, ", \"ipv6\": null");
+			if (m->pe.endpoint.addr.family)
+				put(b, ", \"endpoint\": \"%s\"",
+				    fmt_mesh_endpoint(&m->pe.endpoint, ep, sizeof(ep), ""));
+			else
+				put(b, ", \"endpoint\": null");
+			put(b, ", \"port\": %u, \"candidates\": [", m->pe.port);
+			for (size_t j = 0; j < m->pe.n_cand; j++)
+				put(b, "%s\"%s\"", j ? ", " : "", fmt_addr(&m->pe.cand[j], a, sizeof(a)));
+			put(b, "], \"version\": %u}", m->version);
+		}
+		put(b, "%s]}", st->n_mesh ? "\n  " : "");
+	}
+	put(b, "\n}\n");
 }
 
 static void render_prometheus(struct buf *b, const struct status *st)
@@ -223,6 +298,22 @@ static void render_prometheus(struct buf *b, const struct status *st)
 	    name, help, name, name, st->ifname, (unsigned long long)st->counters.field);
 	STATUS_COUNTERS(X)
 #undef X
+	if (st->mesh) {
+		put(b, "# HELP wg_dynamic_mesh_members Peers in the mesh directory.\n"
+		       "# TYPE wg_dynamic_mesh_members gauge\n"
+		       "wg_dynamic_mesh_members{interface=\"%s\"} %zu\n", st->ifname, st->n_mesh);
+		put(b, "# HELP wg_dynamic_mesh_tombstones Departures the mesh directory still "
+		       "lists.\n# TYPE wg_dynamic_mesh_tombstones gauge\n"
+		       "wg_dynamic_mesh_tombstones{interface=\"%s\"} %zu\n", st->ifname,
+		    st->mesh_tombstones);
+		put(b, "# HELP wg_dynamic_mesh_polls Directory long polls held.\n"
+		       "# TYPE wg_dynamic_mesh_polls gauge\n"
+		       "wg_dynamic_mesh_polls{interface=\"%s\"} %zu\n", st->ifname, st->mesh_polls);
+		put(b, "# HELP wg_dynamic_mesh_version The mesh directory's version.\n"
+		       "# TYPE wg_dynamic_mesh_version gauge\n"
+		       "wg_dynamic_mesh_version{interface=\"%s\",epoch=\"%u\"} %u\n", st->ifname,
+		    st->mesh_epoch, st->mesh_version);
+	}
 	put(b, "# HELP wg_dynamic_lease_seconds_left Seconds until a lease expires.\n"
 	       "# TYPE wg_dynamic_lease_seconds_left gauge\n");
 	for (size_t i = 0; i < st->n_leases; i++) {

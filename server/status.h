@@ -10,6 +10,7 @@
 
 #include "../common/wgdev.h"
 #include "../protocol/ipaddr.h"
+#include "../protocol/proto.h"
 
 /*
  * What `wg-dynamic-server show IFACE` prints: every lease, the pools and the
@@ -33,7 +34,9 @@
 	X(unavailable, "unavailable", "Requests answered errno 3: no address free") \
 	X(idle_timeouts, "idle_timeouts", "Connections closed at the idle timeout") \
 	X(errors, "errors", "Device updates that failed")                      \
-	X(journal_records, "journal_records", "Records appended to the lease journal")
+	X(journal_records, "journal_records", "Records appended to the lease journal") \
+	X(mesh_answers, "mesh_answers", "Mesh directory answers sent")           \
+	X(mesh_bytes, "mesh_bytes", "Bytes of mesh directory answers sent")
 
 #define X(field, name, help) uint64_t field;
 struct status_counters {
@@ -52,6 +55,12 @@ struct status_lease {
 	struct sockaddr_in6 endpoint; /* sin6_family 0 when unknown; may hold a sockaddr_in */
 };
 
+/* A member of the mesh directory, as the directory has it. */
+struct status_mesh_peer {
+	struct wgd_peer_entry pe;
+	uint32_t version;
+};
+
 struct status_pool {
 	struct wgd_ip prefix;
 	uint64_t size, free;
@@ -67,6 +76,12 @@ struct status {
 	struct status_pool *pools;
 	size_t n_quarantined;
 	struct status_counters counters;
+	/* --mesh: the directory, and its members in version order. */
+	bool mesh;
+	uint32_t mesh_epoch, mesh_version;
+	size_t mesh_tombstones, mesh_polls;
+	size_t n_mesh;
+	struct status_mesh_peer *mesh_peers;
 };
 
 enum status_format {

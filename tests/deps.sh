@@ -10,7 +10,7 @@ if [ "$#" -gt 0 ]; then
 	pkgs="$*"
 else
 	pkgs="build-essential pkg-config libmnl-dev libsodium-dev check wireguard-go
-wireguard-tools iproute2 iputils-ping procps psmisc"
+wireguard-tools iproute2 iputils-ping procps psmisc nftables conntrack"
 fi
 
 missing=

@@ -11,7 +11,9 @@
 # win. Each time: up starts the client, which leases an IPv4 and an IPv6
 # address; save keeps `auto' and leaves the lease out; strip gives what wg
 # setconf accepts; down stops the client, which releases the lease, and the
-# interface and wireguard-go go; the saved file comes up again. Then a client
+# interface and wireguard-go go; the saved file comes up again. The hub runs
+# its mesh, with a second client (lib.sh's client 2) in it: the wg-quick
+# client learns it as a peer, and save leaves that peer out. Then a client
 # that refuses to start fails wg-quick up, which undoes everything.
 #
 # wg-quick starts wg-dynamic-client without --state-dir, so the client keeps
@@ -107,10 +109,18 @@ e2e_before_cleanup() {
 	done
 	stop_ns_procs
 	for ifname in "${WGQ_IFS[@]}"; do
-		rm -f "$WG_SOCK_DIR/$ifname.sock" "$STATE_DIR/$ifname.lease" "$STATE_DIR/$ifname.lock"
+		rm -f "$WG_SOCK_DIR/$ifname.sock" "$STATE_DIR/$ifname.lease" "$STATE_DIR/$ifname.lock" \
+			"$STATE_DIR/$ifname.mesh" "$STATE_DIR/$ifname.mesh-status"
 	done
 	[ "$state_dir_existed" = 1 ] || rmdir "$STATE_DIR" 2>/dev/null
 	[ "$E2E_FAILS" -eq 0 ] || { say "---- wg-quick.log ----"; cat "$WGQ_LOG"; }
+}
+
+# learned_peer IFACE KEY: whether IFACE has KEY as a peer, in the record of
+# the peers the client's mesh added.
+learned_peer() {
+	ip netns exec "$NS" wg show "$1" peers | grep -qxF "$2" &&
+		grep -qxF "$2" "$STATE_DIR/$1.mesh"
 }
 
 # write_conf IFACE KEY-NAME ADDRESS ALLOWED-IPS [DNS MTU]: the config file
@@ -270,7 +280,11 @@ run_variant() {
 			wait_for -t 5 resolv_has "$ifname" "$HUB_DNS"
 	fi
 
-	# save: auto stays, the lease does not go into the file.
+	# The mesh: client 2 is on the device, learned from the hub.
+	check "$tag: the client learned client 2 from the hub's mesh" \
+		wait_for -t 10 learned_peer "$ifname" "${CLIENT_PUB[2]}"
+
+	# save: auto stays, the lease and the learned peer do not go into the file.
 	wgq save "$conf"
 	rc=$?
 	check_eq "$tag: wg-quick save succeeds" 0 "$rc"
@@ -280,6 +294,8 @@ run_variant() {
 	check "$tag: saved hub peer has AllowedIPs fe80::/128 alone, no pushed route" \
 		conf_has_line "$conf" "AllowedIPs = fe80::/128"
 	check "$tag: saved file keeps the hub's key and endpoint" conf_has_hub "$conf"
+	check "$tag: saved file has no peer the mesh learned" \
+		not grep -qF "${CLIENT_PUB[2]}" "$conf"
 	if [ -n "$ll" ]; then
 		check "$tag: saved file keeps $ll/128" conf_has_line "$conf" "Address = $ll/128"
 	else
@@ -341,7 +357,11 @@ chmod 0755 "$BIN/resolvconf"
 
 hub_create
 hub_route "$POOL4" "$POOL6"
-server_start --pool "$POOL4" --pool "$POOL6" --dns "$HUB_DNS" --mtu "$HUB_MTU"
+server_start --mesh --pool "$POOL4" --pool "$POOL6" --dns "$HUB_DNS" --mtu "$HUB_MTU"
+# Client 2, in the mesh with every wg-quick client.
+client_create 2
+client_start 2
+client_wait_lease 2 || die "client 2 got no IPv4 and IPv6 lease"
 
 netns_add "$NS"
 ip -n "$HUB_NS" link add "veth${E2E_ID}h1" type veth peer name "veth${E2E_ID}c1" netns "$NS" ||

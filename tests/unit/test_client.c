@@ -2,13 +2,18 @@
 /* Copyright (C) 2026 The wg-dynamic Authors. */
 
 /*
- * The client's checks on what the hub sends, its timers and its lease
- * file, through a recording struct client_sys: no root, no network.
+ * The client's checks on what the hub sends, its timers, its lease file
+ * and its side of the mesh, through a recording struct client_sys: no
+ * root, no network. The mesh's files go to a directory of the run's own
+ * under /tmp.
  */
 
 #include <arpa/inet.h>
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/if_addr.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +23,7 @@
 
 #include "../../client/client.h"
 #include "../../common/clock.h"
+#include "../../common/file.h"
 #include "../../common/log.h"
 
 static struct wgd_ip ip_of(const char *s)
@@ -41,6 +47,11 @@ static struct {
 	int hub_end;          /* the hub's end of the last connection */
 	struct wgd_ip route_added[WGD_MAX_ROUTES * 2];
 	struct wgd_ip route_deleted[WGD_MAX_ROUTES * 2];
+	int n_applied;
+	int apply_err;        /* what mesh_apply() fails with; 0: it works */
+	struct mesh_action applied[16];
+	size_t n_host;        /* the host's other addresses */
+	struct rtnl_addr host[16];
 } rec;
 
 static const uint8_t hub_key[WG_KEY_LEN] = { 1 };
@@ -200,11 +211,40 @@ static int r_hub_connect(struct client *c)
 	return sv[0];
 }
 
+static int r_host_addrs(struct client *c, struct rtnl_addr **out, size_t *n)
+{
+	(void)c;
+	*out = calloc(rec.n_host + 1, sizeof(**out));
+	memcpy(*out, rec.host, rec.n_host * sizeof(**out));
+	*n = rec.n_host;
+	return 0;
+}
+
+static int r_mesh_apply(struct client *c, const struct mesh_action *a)
+{
+	if (a->kind == MESH_ACT_ADD_PEER && c->state_fd >= 0) {
+		/* The key is on the disk before it is on the device. */
+		char b64[WG_KEY_B64_LEN], text[1024];
+		ssize_t len = file_read_at(c->state_fd, c->mesh.rec_file, text, sizeof(text) - 1);
+
+		ck_assert_int_gt(len, 0);
+		text[len] = '\0';
+		wgkey_to_base64(b64, a->key);
+		ck_assert_ptr_nonnull(strstr(text, b64));
+	}
+	if (rec.apply_err)
+		return -rec.apply_err;
+	ck_assert_int_lt(rec.n_applied, 16);
+	rec.applied[rec.n_applied++] = *a;
+	return 0;
+}
+
 static const struct client_sys sys_rec = {
 	.addr_add = r_addr_add, .addr_del = r_addr_del, .addr_list = r_addr_list,
 	.route_add = r_route_add, .route_del = r_route_del, .set_mtu = r_set_mtu,
 	.get_device = r_get_device, .hub_allowedips = r_hub, .resolvconf = r_resolvconf,
 	.hook = r_hook, .save = r_save, .load = r_load, .hub_connect = r_hub_connect,
+	.host_addrs = r_host_addrs, .mesh_apply = r_mesh_apply,
 };
 
 static struct client cl;
@@ -232,6 +272,7 @@ static void setup(void)
 
 static void teardown(void)
 {
+	client_mesh_free(&cl);
 	log_set_sink(NULL);
 }
 
@@ -761,6 +802,677 @@ START_TEST(test_exchanges_side_by_side)
 }
 END_TEST
 
+/* ---- the mesh ---- */
+
+/* One directory for the run, removed by an unchecked teardown, which runs
+ * in the parent even when a test fails; a fresh one inside it per test. */
+static char base[64];
+
+static void remove_dir(const char *d)
+{
+	struct dirent *e;
+	DIR *dp = opendir(d);
+
+	if (!dp)
+		return;
+	while ((e = readdir(dp)))
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+			unlinkat(dirfd(dp), e->d_name, 0);
+	closedir(dp);
+	rmdir(d);
+}
+
+static void make_base(void)
+{
+	strcpy(base, "/tmp/wgd-client-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(base));
+}
+
+static void remove_base(void)
+{
+	struct dirent *e;
+	char sub[256];
+	DIR *dp = opendir(base);
+
+	if (!dp)
+		return;
+	while ((e = readdir(dp))) {
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
+		    snprintf(sub, sizeof(sub), "%s/%s", base, e->d_name) < (int)sizeof(sub))
+			remove_dir(sub);
+	}
+	closedir(dp);
+	rmdir(base);
+}
+
+/* The state directory of one test: cl.state_fd. */
+static void state_dir(void)
+{
+	static char dir[128];
+
+	snprintf(dir, sizeof(dir), "%s/t-XXXXXX", base);
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	cl.state_dir = dir;
+	cl.state_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	ck_assert_int_ge(cl.state_fd, 0);
+}
+
+static bool file_exists(const char *name)
+{
+	struct stat st;
+
+	return !fstatat(cl.state_fd, name, &st, AT_SYMLINK_NOFOLLOW);
+}
+
+static const uint8_t key_a[WG_KEY_LEN] = { 0xa1, 1 }, key_b[WG_KEY_LEN] = { 0xb2, 2 };
+static const uint8_t key_c[WG_KEY_LEN] = { 0xc3, 3 }, self_key[WG_KEY_LEN] = { 0x5e };
+
+START_TEST(test_mesh_join_decision)
+{
+	struct wgd_msg req, resp = response(good);
+
+	cl.has_pubkey = true;
+	/* A hub that does not say mesh=1 is not asked for peers. */
+	state_build_request(&cl, &req);
+	ck_assert(state_take_response(&cl, &req, &resp, 1000, 1000));
+	ck_assert(!cl.mesh_offered);
+	ck_assert(!client_mesh_wanted(&cl));
+
+	resp.mesh = true;
+	ck_assert(state_take_response(&cl, &req, &resp, 2000, 2000));
+	ck_assert(cl.mesh_offered);
+	ck_assert(client_mesh_wanted(&cl));
+	cl.no_mesh = true;
+	ck_assert(!client_mesh_wanted(&cl));
+	cl.no_mesh = false;
+	/* Without a key of our own the mesh cannot tell us from the others. */
+	cl.has_pubkey = false;
+	ck_assert(!client_mesh_wanted(&cl));
+	cl.has_pubkey = true;
+
+	/* The hub's latest word counts: restarted without --mesh, it no
+	 * longer offers it. */
+	resp.mesh = false;
+	ck_assert(state_take_response(&cl, &req, &resp, 3000, 3000));
+	ck_assert(!client_mesh_wanted(&cl));
+	resp.mesh = true;
+	ck_assert(state_take_response(&cl, &req, &resp, 4000, 4000));
+	ck_assert(client_mesh_wanted(&cl));
+	/* Without the lease, no mesh. */
+	state_drop_lease(&cl, "EXPIRE");
+	ck_assert(!client_mesh_wanted(&cl));
+
+	/* An answer that is refused whole changes nothing. */
+	cl.mesh_offered = false;
+	resp = response("ip=127.0.0.1\nleasetime=60\nerrno=0\n\n");
+	resp.mesh = true;
+	ck_assert(!state_take_response(&cl, &req, &resp, 5000, 5000));
+	ck_assert(!cl.mesh_offered);
+}
+END_TEST
+
+static struct rtnl_addr host_addr(const char *s, uint8_t cidr, uint32_t flags)
+{
+	struct rtnl_addr a = { .ip = ip_of(s), .flags = flags };
+
+	a.ip.cidr = cidr;
+	return a;
+}
+
+START_TEST(test_mesh_candidates)
+{
+	struct rtnl_addr addrs[] = {
+		host_addr("127.0.0.1", 8, 0),
+		host_addr("169.254.3.4", 16, 0),
+		host_addr("224.0.0.5", 32, 0),
+		host_addr("0.0.0.0", 32, 0),
+		host_addr("240.1.2.3", 8, 0),
+		host_addr("192.168.1.23", 24, 0),
+		host_addr("10.90.0.5", 24, 0),                   /* inside a route */
+		host_addr("172.16.0.1", 16, IFA_F_TENTATIVE),     /* not ours yet */
+		host_addr("203.0.113.7", 24, 0),
+		host_addr("192.168.1.23", 24, 0),                 /* twice */
+		host_addr("198.51.100.9", 24, 0),
+		host_addr("100.64.0.9", 10, 0),
+		host_addr("::1", 128, 0),
+		host_addr("fe80::1", 64, 0),
+		host_addr("fd00::1", 64, 0),
+		host_addr("ff02::1", 128, 0),
+		host_addr("2001:db8:2::5", 64, 0),                /* inside a route */
+		host_addr("2001:db8:3::7", 64, IFA_F_DEPRECATED),
+		host_addr("2001:db8:1::23", 64, 0),
+		host_addr("::", 128, 0),
+	};
+	struct wgd_ip routes[] = { ip_of("10.90.0.0"), ip_of("2001:db8:2::") };
+	struct wgd_ip out[WGD_MAX_CANDIDATES + 1];
+	size_t n;
+
+	routes[0].cidr = 24;
+	routes[1].cidr = 48;
+	memset(out, 0, sizeof(out));
+	n = client_mesh_candidates(addrs, sizeof(addrs) / sizeof(addrs[0]), routes, 2, out);
+	/* Three IPv4, in the host's order, and a place kept for IPv6. */
+	ck_assert_uint_eq(n, 4);
+	ck_assert(wgd_ip_equal(&out[0], &(struct wgd_ip){ .family = AF_INET, .cidr = 32,
+							   .bytes = { 192, 168, 1, 23 } }));
+	ck_assert(wgd_ip_equal(&out[1], &(struct wgd_ip){ .family = AF_INET, .cidr = 32,
+							   .bytes = { 203, 0, 113, 7 } }));
+	ck_assert(wgd_ip_equal(&out[2], &(struct wgd_ip){ .family = AF_INET, .cidr = 32,
+							   .bytes = { 198, 51, 100, 9 } }));
+	ck_assert(wgd_ip_equal(&out[3], &(struct wgd_ip){ .family = AF_INET6, .cidr = 128,
+							   .bytes = { 0x20, 0x01, 0x0d, 0xb8, 0, 1,
+								      [15] = 0x23 } }));
+	ck_assert_int_eq(out[4].family, 0);
+
+	/* Without the routes, the address inside them is one too. */
+	n = client_mesh_candidates(addrs + 6, 1, NULL, 0, out);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_uint_eq(out[0].cidr, 32);
+	/* IPv6 alone fills every place; nothing usable gives none. */
+	{
+		struct rtnl_addr v6[] = {
+			host_addr("2001:db8::1", 64, 0), host_addr("2001:db8::2", 64, 0),
+			host_addr("2001:db8::3", 64, 0), host_addr("2001:db8::4", 64, 0),
+			host_addr("2001:db8::5", 64, 0),
+		};
+
+		ck_assert_uint_eq(client_mesh_candidates(v6, 5, NULL, 0, out), WGD_MAX_CANDIDATES);
+		ck_assert_uint_eq(client_mesh_candidates(addrs, 5, routes, 2, out), 0);
+	}
+}
+END_TEST
+
+START_TEST(test_mesh_record_format)
+{
+	const uint8_t keys[3][WG_KEY_LEN] = { { 0xa1, 1 }, { 0xb2, 2 }, { 0xc3, 3 } };
+	uint8_t back[4][WG_KEY_LEN];
+	char buf[512], bad[512];
+	ssize_t len;
+
+	len = client_mesh_record_format(keys, 3, buf, sizeof(buf));
+	ck_assert_int_eq(len, 3 * (WG_KEY_B64_LEN - 1 + 1));
+	ck_assert_int_eq(client_mesh_record_parse(buf, (size_t)len, back, 4), 3);
+	ck_assert_mem_eq(back, keys, sizeof(keys));
+	/* Too small a buffer, and more keys than the caller has room for. */
+	ck_assert_int_eq(client_mesh_record_format(keys, 3, buf, 3 * 45), -ENOSPC);
+	ck_assert_int_eq(client_mesh_record_parse(buf, (size_t)len, back, 2), -EBADMSG);
+	/* Cut short, a line too long, a bad key: no record at all. */
+	ck_assert_int_eq(client_mesh_record_parse(buf, (size_t)len - 1, back, 4), -EBADMSG);
+	memcpy(bad, buf, (size_t)len);
+	bad[44] = 'x';
+	ck_assert_int_eq(client_mesh_record_parse(bad, (size_t)len, back, 4), -EBADMSG);
+	memcpy(bad, buf, (size_t)len);
+	bad[3] = '*';
+	ck_assert_int_eq(client_mesh_record_parse(bad, (size_t)len, back, 4), -EBADMSG);
+	/* A key twice is one key. */
+	memcpy(bad, buf, 45);
+	memcpy(bad + 45, buf, 45);
+	ck_assert_int_eq(client_mesh_record_parse(bad, 90, back, 4), 1);
+	ck_assert_int_eq(client_mesh_record_parse(buf, 0, back, 4), 0);
+}
+END_TEST
+
+START_TEST(test_mesh_record_round_trip)
+{
+	struct client_mesh *cm = &cl.mesh;
+
+	state_dir();
+	snprintf(cm->rec_file, sizeof(cm->rec_file), "wgt0.mesh");
+	ck_assert_int_eq(client_mesh_record_load(&cl), -ENOENT);
+	cm->rec = calloc(3, WG_KEY_LEN);
+	cm->cap_rec = 3;
+	memcpy(cm->rec[0], key_a, WG_KEY_LEN);
+	memcpy(cm->rec[1], key_b, WG_KEY_LEN);
+	cm->n_rec = 2;
+	ck_assert_int_eq(client_mesh_record_save(&cl), 0);
+	ck_assert(file_exists("wgt0.mesh"));
+	ck_assert(!file_exists("wgt0.mesh.tmp"));
+	memset(cm->rec, 0, 3 * WG_KEY_LEN);
+	cm->n_rec = 0;
+	ck_assert_int_eq(client_mesh_record_load(&cl), 0);
+	ck_assert_uint_eq(cm->n_rec, 2);
+	ck_assert_mem_eq(cm->rec[0], key_a, WG_KEY_LEN);
+	ck_assert_mem_eq(cm->rec[1], key_b, WG_KEY_LEN);
+
+	/* No key left: no file. */
+	cm->n_rec = 0;
+	ck_assert_int_eq(client_mesh_record_save(&cl), 0);
+	ck_assert(!file_exists("wgt0.mesh"));
+	ck_assert_int_eq(client_mesh_record_load(&cl), -ENOENT);
+
+	/* A link planted in its place is neither read nor followed. */
+	ck_assert_int_eq(symlinkat("elsewhere", cl.state_fd, "wgt0.mesh"), 0);
+	ck_assert_int_ne(client_mesh_record_load(&cl), 0);
+	ck_assert_uint_eq(cm->n_rec, 0);
+	cm->n_rec = 1;
+	ck_assert_int_eq(client_mesh_record_save(&cl), 0);
+	ck_assert(!file_exists("elsewhere"));
+	ck_assert_int_eq(client_mesh_record_load(&cl), 0);
+	ck_assert_uint_eq(cm->n_rec, 1);
+	ck_assert_mem_eq(cm->rec[0], key_a, WG_KEY_LEN);
+	close(cl.state_fd);
+}
+END_TEST
+
+/* The hub, an administrator's peer (key_a), and key_b, which an earlier
+ * run recorded and left; key_c was recorded and is gone already. */
+static struct wgdev *mesh_dev(bool hub_alone)
+{
+	struct wgdev *dev = calloc(1, sizeof(*dev));
+
+	dev->peers = calloc(4, sizeof(*dev->peers));
+	memcpy(dev->pubkey, self_key, WG_KEY_LEN);
+	dev->has_pubkey = true;
+	dev->listen_port = 51820;
+	add_peer(dev, hub_key, "192.0.2.1", "fe80::/128", NULL);
+	if (hub_alone)
+		return dev;
+	add_peer(dev, key_a, "198.51.100.7", "10.44.0.0/16", NULL);
+	add_peer(dev, key_b, "198.51.100.8", "10.90.0.77/32", NULL);
+	return dev;
+}
+
+START_TEST(test_mesh_startup_cleanup)
+{
+	static struct exchange ex;
+	struct client_mesh *cm = &cl.mesh;
+	struct wgdev *dev = mesh_dev(false);
+	char text[256];
+	ssize_t len;
+	const uint8_t left[3][WG_KEY_LEN] = { { 0xb2, 2 }, { 0xc3, 3 }, { 1 } };
+
+	state_dir();
+	/* The hub's key in a record is never taken for one of ours. */
+	len = client_mesh_record_format(left, 3, text, sizeof(text));
+	ck_assert_int_gt(len, 0);
+	ck_assert_int_eq(file_write_atomic_at(cl.state_fd, "wgt0.mesh", text, (size_t)len, 0600),
+			 0);
+	ck_assert_int_eq(file_write_atomic_at(cl.state_fd, "wgt0.mesh-status", "mesh=joined\n",
+					      12, 0600), 0);
+	exchange_init(&ex);
+	ck_assert_int_eq(client_mesh_init(&cl, dev, &ex), 0);
+	/* key_b removed, nothing else touched. */
+	ck_assert_int_eq(rec.n_applied, 1);
+	ck_assert_int_eq(rec.applied[0].kind, MESH_ACT_REMOVE_PEER);
+	ck_assert_mem_eq(rec.applied[0].key, key_b, WG_KEY_LEN);
+	ck_assert_uint_eq(cm->n_rec, 0);
+	ck_assert(!file_exists("wgt0.mesh"));
+	ck_assert(!file_exists("wgt0.mesh-status"));
+	/* The administrator's peer is never the mesh's; the hub is apart,
+	 * and a recorded peer is ours, removed or not. */
+	ck_assert_uint_eq(cm->n_admin, 1);
+	ck_assert_mem_eq(cm->admin[0], key_a, WG_KEY_LEN);
+	ck_assert_mem_eq(cm->self_key, self_key, WG_KEY_LEN);
+	ck_assert_uint_eq(cm->port, 51820);
+	ck_assert_int_eq(cm->hub_endpoint.addr.family, AF_INET);
+	client_mesh_free(&cl);
+
+	/* A removal that fails keeps its key recorded, for the next run,
+	 * and does not make the peer the administrator's. */
+	rec.n_applied = 0;
+	rec.apply_err = EIO;
+	ck_assert_int_eq(file_write_atomic_at(cl.state_fd, "wgt0.mesh", text, (size_t)len, 0600),
+			 0);
+	ck_assert_int_eq(client_mesh_init(&cl, dev, &ex), 0);
+	ck_assert_uint_eq(cm->n_rec, 1);
+	ck_assert_mem_eq(cm->rec[0], key_b, WG_KEY_LEN);
+	ck_assert_uint_eq(cm->n_admin, 1);
+	ck_assert_mem_eq(cm->admin[0], key_a, WG_KEY_LEN);
+	len = file_read_at(cl.state_fd, "wgt0.mesh", text, sizeof(text));
+	ck_assert_int_eq(len, 45);
+	/* Leaving with the device there: removed, record gone. */
+	rec.apply_err = 0;
+	client_mesh_leave(&cl, false);
+	ck_assert_int_eq(rec.n_applied, 1);
+	ck_assert_mem_eq(rec.applied[0].key, key_b, WG_KEY_LEN);
+	ck_assert(!file_exists("wgt0.mesh"));
+	wgdev_free(dev);
+	close(cl.state_fd);
+}
+END_TEST
+
+/* A client bound with routes 10.90.0.0/24, whose hub offers the mesh. */
+static void mesh_client(struct exchange *ex)
+{
+	struct wgdev *dev = mesh_dev(true);
+	struct wgd_msg req, resp = response(good);
+
+	cl.has_pubkey = true;
+	cl.state_fd = -1;
+	exchange_init(ex);
+	ck_assert_int_eq(client_mesh_init(&cl, dev, ex), 0);
+	wgdev_free(dev);
+	resp.mesh = true;
+	state_build_request(&cl, &req);
+	ck_assert(state_take_response(&cl, &req, &resp, 1000, 1000));
+	rec.host[rec.n_host++] = host_addr("192.168.1.23", 24, 0);
+	rec.host[rec.n_host++] = host_addr("10.90.0.200", 24, 0);
+	rec.host[rec.n_host++] = host_addr("2001:db8:1::23", 64, 0);
+}
+
+START_TEST(test_mesh_poll_request)
+{
+	static struct exchange ex;
+	struct client_mesh *cm = &cl.mesh;
+	struct wgd_msg req;
+
+	mesh_client(&ex);
+	/* Before any answer: no directory held. */
+	cm->port = 51820;
+	cm->n_cand = 1;
+	cm->cand[0] = ip_of("192.168.1.23");
+	client_mesh_build_request(&cl, &req);
+	ck_assert_int_eq(req.cmd, WGD_CMD_REQUEST_PEERS);
+	ck_assert(req.has_epoch && req.has_since);
+	ck_assert_uint_eq(req.epoch, 0);
+	ck_assert_uint_eq(req.since, 0);
+	ck_assert_uint_eq(req.port, 51820);
+	ck_assert_uint_eq(req.n_cand, 1);
+	ck_assert(!req.has_ip4 && !req.has_ip6);
+	cm->epoch = 3735928559u;
+	cm->since = 17;
+	client_mesh_build_request(&cl, &req);
+	ck_assert_uint_eq(req.epoch, 3735928559u);
+	ck_assert_uint_eq(req.since, 17);
+	/* Half a directory is none. */
+	cm->since = 0;
+	client_mesh_build_request(&cl, &req);
+	ck_assert_uint_eq(req.epoch, 0);
+	cm->epoch = 0;
+
+	/* The loop joins and sends it, with the host's candidates outside
+	 * the tunnel's routes. */
+	client_mesh_run(&cl, 2000);
+	ck_assert_ptr_nonnull(cm->m);
+	ck_assert(cm->polling);
+	ck_assert_int_eq(ex.step, EXCHANGE_CONNECTING);
+	ck_assert_uint_eq(exchange_wake(&ex), 2000 + MESH_POLL_TIMEOUT_MS);
+	ck_assert_int_eq(ex.req.cmd, WGD_CMD_REQUEST_PEERS);
+	ck_assert_uint_eq(ex.req.port, 51820);
+	ck_assert_uint_eq(ex.req.n_cand, 2);
+	ck_assert(wgd_ip_equal(&ex.req.cand[0], &(struct wgd_ip){ .family = AF_INET, .cidr = 32,
+								   .bytes = { 192, 168, 1, 23 } }));
+	ck_assert_int_eq(ex.req.cand[1].family, AF_INET6);
+	/* One poll at a time. */
+	client_mesh_run(&cl, 2500);
+	ck_assert_uint_eq(ex.started_ms, 2000);
+	close(rec.hub_end);
+
+	/* A lease request takes the one address pair both use: the poll is
+	 * ended, and sent again once the request is over. */
+	cl.requesting = true;
+	client_mesh_pause_poll(&cl);
+	ck_assert(!cm->polling);
+	ck_assert_int_eq(ex.step, EXCHANGE_IDLE);
+	client_mesh_run(&cl, 3000);
+	ck_assert(!cm->polling);
+	ck_assert_uint_gt(client_mesh_next_wake(&cl), 3000);
+	cl.requesting = false;
+	ck_assert_uint_le(client_mesh_next_wake(&cl), 3000);
+	client_mesh_run(&cl, 3100);
+	ck_assert(cm->polling);
+	ck_assert_uint_eq(ex.started_ms, 3100);
+	close(rec.hub_end);
+	client_mesh_leave(&cl, false);
+	ck_assert_ptr_null(cm->m);
+	ck_assert_int_eq(ex.step, EXCHANGE_IDLE);
+}
+END_TEST
+
+/* The request as the hub reads it off the connection. */
+START_TEST(test_mesh_poll_on_the_wire)
+{
+	static struct exchange ex;
+	static struct wgd_parser p;
+	char got[WGD_MAX_MESSAGE];
+	ssize_t n;
+
+	mesh_client(&ex);
+	client_mesh_run(&cl, 2000);
+	exchange_advance(&ex, ready(&ex), 2000);
+	ck_assert_int_eq(ex.step, EXCHANGE_RECEIVING);
+	n = read(rec.hub_end, got, sizeof(got));
+	ck_assert_int_gt(n, 0);
+	ck_assert_ptr_nonnull(memmem(got, (size_t)n, "request_peers=1\n", 16));
+	wgd_parser_init(&p, WGD_PARSE_REQUEST);
+	ck_assert_int_eq(wgd_parse(&p, got, (size_t)n), n);
+	ck_assert_int_eq(p.msg.cmd, WGD_CMD_REQUEST_PEERS);
+	ck_assert_uint_eq(p.msg.epoch, 0);
+	ck_assert_uint_eq(p.msg.since, 0);
+	ck_assert_uint_eq(p.msg.port, 51820);
+	ck_assert_uint_eq(p.msg.n_cand, 2);
+	close(rec.hub_end);
+}
+END_TEST
+
+/* The poll's exchange done with result, and resp as the answer. */
+static void answer(struct exchange *ex, int result, const struct wgd_msg *resp, uint64_t now)
+{
+	if (ex->fd >= 0)
+		close(ex->fd);
+	ex->fd = -1;
+	ex->step = EXCHANGE_DONE;
+	ex->result = result;
+	if (resp)
+		ex->parser.msg = *resp;
+	client_mesh_answered(&cl, now);
+	ck_assert_int_eq(ex->step, EXCHANGE_IDLE);
+}
+
+START_TEST(test_mesh_poll_answers)
+{
+	static struct exchange ex;
+	static struct wgd_msg resp;
+	struct client_mesh *cm = &cl.mesh;
+	uint64_t now = 2000;
+	uint32_t waits[8];
+
+	mesh_client(&ex);
+	rec.connect_err = ENETUNREACH;
+	/* No answer: 1 s, doubling to 30 s, and what was known is kept. */
+	for (int i = 0; i < 8; i++) {
+		client_mesh_run(&cl, now);
+		ck_assert(cm->polling);
+		if (!i) {
+			cm->epoch = 7;
+			cm->since = 3;
+		}
+		ck_assert_int_eq(ex.step, EXCHANGE_DONE);
+		answer(&ex, ex.result, NULL, now);
+		ck_assert(!cm->polling);
+		waits[i] = (uint32_t)(cm->next_poll_ms - now);
+		/* Not before its time. */
+		client_mesh_run(&cl, cm->next_poll_ms - 1);
+		ck_assert(!cm->polling);
+		now = cm->next_poll_ms;
+	}
+	ck_assert_uint_eq(waits[0], 1000);
+	ck_assert_uint_eq(waits[1], 2000);
+	ck_assert_uint_eq(waits[4], 16000);
+	ck_assert_uint_eq(waits[5], 30000);
+	ck_assert_uint_eq(waits[7], 30000);
+	ck_assert_uint_eq(cm->epoch, 7);
+	ck_assert_uint_eq(cm->since, 3);
+	ck_assert_ptr_nonnull(cm->m);
+
+	/* An answer: the directory is taken and the next poll goes at once. */
+	rec.connect_err = 0;
+	client_mesh_run(&cl, now);
+	ck_assert(cm->polling);
+	memset(&resp, 0, sizeof(resp));
+	resp.has_epoch = resp.has_dir_version = resp.reset = true;
+	resp.epoch = 3735928559u;
+	resp.dir_version = 18;
+	resp.n_peers = 1;
+	memcpy(resp.peers[0].key, self_key, WG_KEY_LEN);
+	answer(&ex, 0, &resp, now + 25000);
+	ck_assert_uint_eq(cm->epoch, 3735928559u);
+	ck_assert_uint_eq(cm->since, 18);
+	ck_assert_uint_eq(cm->backoff_ms, 0);
+	ck_assert_uint_eq(cm->next_poll_ms, now + 25000);
+	close(rec.hub_end);
+	/* Answered at once: the next waits the least gap. */
+	now += 25000;
+	client_mesh_run(&cl, now);
+	ck_assert(cm->polling);
+	answer(&ex, 0, &resp, now);
+	ck_assert_uint_eq(cm->next_poll_ms, now + MESH_POLL_GAP_MS);
+	close(rec.hub_end);
+
+	/* errno= and an answer without the directory's version are failures. */
+	client_mesh_run(&cl, now + MESH_POLL_GAP_MS);
+	memset(&resp, 0, sizeof(resp));
+	resp.err = WGD_E_INVALID;
+	answer(&ex, 0, &resp, now + 100);
+	ck_assert_uint_eq(cm->backoff_ms, MESH_POLL_BACKOFF_MIN_MS);
+	close(rec.hub_end);
+	client_mesh_run(&cl, cm->next_poll_ms);
+	memset(&resp, 0, sizeof(resp));
+	answer(&ex, 0, &resp, now + 2000);
+	ck_assert_uint_eq(cm->backoff_ms, 2 * MESH_POLL_BACKOFF_MIN_MS);
+	ck_assert_uint_eq(cm->epoch, 3735928559u);
+	close(rec.hub_end);
+
+	/* The lease gone, the mesh is left and the poll ended. */
+	client_mesh_run(&cl, cm->next_poll_ms);
+	ck_assert(cm->polling);
+	close(rec.hub_end);
+	state_drop_lease(&cl, "EXPIRE");
+	client_mesh_run(&cl, cm->next_poll_ms + 1);
+	ck_assert_ptr_null(cm->m);
+	ck_assert(!cm->polling);
+	ck_assert_int_eq(ex.step, EXCHANGE_IDLE);
+	ck_assert_uint_eq(client_mesh_next_wake(&cl), UINT64_MAX);
+}
+END_TEST
+
+/* A peer from the directory goes on the device, recorded first, and off
+ * it again when the client leaves. */
+START_TEST(test_mesh_peer_recorded_first)
+{
+	static struct exchange ex;
+	static struct wgd_msg resp;
+	struct client_mesh *cm = &cl.mesh;
+	struct wgd_peer_entry *e;
+
+	mesh_client(&ex);
+	state_dir();
+	client_mesh_run(&cl, 2000);
+	ck_assert(cm->polling);
+	memset(&resp, 0, sizeof(resp));
+	resp.has_epoch = resp.has_dir_version = resp.reset = true;
+	resp.epoch = 5;
+	resp.dir_version = 2;
+	resp.n_peers = 2;
+	e = &resp.peers[0];
+	memcpy(e->key, key_c, WG_KEY_LEN);
+	e->has_ip4 = true;
+	e->ip4 = ip_of("10.90.0.50");
+	e->endpoint.addr = ip_of("198.51.100.20");
+	e->endpoint.port = 51820;
+	e->port = 51820;
+	e = &resp.peers[1];
+	memcpy(e->key, self_key, WG_KEY_LEN);
+	e->has_ip4 = true;
+	e->ip4 = ip_of("10.90.0.9");
+	e->endpoint.addr = ip_of("203.0.113.9");
+	e->endpoint.port = 51820;
+	e->port = 51820;
+	answer(&ex, 0, &resp, 2100);
+	close(rec.hub_end);
+	for (uint64_t t = 2100; t < 4000 && !rec.n_applied; t += 50)
+		client_mesh_run(&cl, t);
+	close(rec.hub_end);
+	ck_assert_int_ge(rec.n_applied, 1);
+	ck_assert_int_eq(rec.applied[0].kind, MESH_ACT_ADD_PEER);
+	ck_assert_mem_eq(rec.applied[0].key, key_c, WG_KEY_LEN);
+	ck_assert(file_exists("wgt0.mesh"));
+	ck_assert_uint_eq(cm->n_rec, 1);
+
+	/* Leaving: removed, then the record goes. */
+	rec.n_applied = 0;
+	client_mesh_leave(&cl, false);
+	ck_assert_int_ge(rec.n_applied, 1);
+	ck_assert_int_eq(rec.applied[rec.n_applied - 1].kind, MESH_ACT_REMOVE_PEER);
+	ck_assert_mem_eq(rec.applied[rec.n_applied - 1].key, key_c, WG_KEY_LEN);
+	ck_assert(!file_exists("wgt0.mesh"));
+	ck_assert(!file_exists("wgt0.mesh-status"));
+
+	/* The device gone, nothing is asked of it, and no record is left. */
+	free(cm->rec);
+	cm->rec = calloc(1, WG_KEY_LEN);
+	cm->cap_rec = cm->n_rec = 1;
+	memcpy(cm->rec[0], key_c, WG_KEY_LEN);
+	ck_assert_int_eq(client_mesh_record_save(&cl), 0);
+	rec.n_applied = 0;
+	client_mesh_leave(&cl, true);
+	ck_assert_int_eq(rec.n_applied, 0);
+	ck_assert(!file_exists("wgt0.mesh"));
+	close(cl.state_fd);
+}
+END_TEST
+
+START_TEST(test_mesh_show)
+{
+	char status[1024], *out = NULL, ka[WG_KEY_B64_LEN], kb[WG_KEY_B64_LEN];
+	char kc[WG_KEY_B64_LEN], want[256];
+	uint64_t now = clock_boot_ms();
+	size_t len = 0;
+	FILE *f;
+	int n;
+
+	state_dir();
+	wgkey_to_base64(ka, key_a);
+	wgkey_to_base64(kb, key_b);
+	wgkey_to_base64(kc, key_c);
+	n = snprintf(status, sizeof(status),
+		     "mesh=joined\nepoch=9\nversion=4\n"
+		     "peer=%s 10.90.0.7 fd90::7 %s 203.0.113.7:51820 %llu\n"
+		     "peer=%s - fd90::8 %s - %llu\n"
+		     "peer=%s 10.90.0.9 - no-such-path - 1\n"
+		     "peer=AAAA 10.90.0.9 - %s - 1\n",
+		     ka, mesh_path_name(MESH_DIRECT),
+		     (unsigned long long)(now > 5000 ? now - 5000 : 0),
+		     kb, mesh_path_name(MESH_RELAY), (unsigned long long)now, kc,
+		     mesh_path_name(MESH_LOST));
+	ck_assert_int_eq(file_write_atomic_at(cl.state_fd, "wgt0.mesh-status", status, (size_t)n,
+					      0600), 0);
+
+	f = open_memstream(&out, &len);
+	client_mesh_show(f, cl.state_fd, "wgt0", true, false);
+	fclose(f);
+	ck_assert_ptr_nonnull(strstr(out, "mesh: joined, directory 9 version 4\n"));
+	snprintf(want, sizeof(want), "mesh peer: %s\n    ipv4: 10.90.0.7\n    ipv6: fd90::7\n"
+		 "    path: direct via 203.0.113.7:51820, for ", ka);
+	ck_assert_ptr_nonnull(strstr(out, want));
+	ck_assert_ptr_nonnull(strstr(out, "path: relayed, for 0 s\n"));
+	/* Lines that are not ours are left out. */
+	ck_assert_ptr_null(strstr(out, kc));
+	ck_assert_ptr_null(strstr(out, "AAAA 10"));
+	free(out);
+
+	f = open_memstream(&out, &len);
+	client_mesh_show(f, cl.state_fd, "wgt0", true, true);
+	fclose(f);
+	snprintf(want, sizeof(want), ",\n  \"mesh\": {\"state\": \"joined\", \"epoch\": 9, "
+		 "\"version\": 4, \"peers\": [\n      {\"key\": \"%s\", "
+		 "\"ipv4\": \"10.90.0.7\"", ka);
+	ck_assert_ptr_nonnull(strstr(out, want));
+	ck_assert_ptr_nonnull(strstr(out, "\"ipv4\": null, \"ipv6\": \"fd90::8\""));
+	ck_assert_ptr_nonnull(strstr(out, "\"endpoint\": \"203.0.113.7:51820\""));
+	ck_assert_ptr_nonnull(strstr(out, "\"since_s\": 0}\n    ]}"));
+	free(out);
+
+	/* With no client running, the file is a crash's leftover. */
+	f = open_memstream(&out, &len);
+	client_mesh_show(f, cl.state_fd, "wgt0", false, false);
+	fclose(f);
+	ck_assert_str_eq(out, "  mesh: not running\n");
+	free(out);
+	close(cl.state_fd);
+}
+END_TEST
+
 static Suite *client_suite(void)
 {
 	Suite *s = suite_create("client");
@@ -785,6 +1497,21 @@ static Suite *client_suite(void)
 	tcase_add_test(tc, test_exchange_in_pieces);
 	tcase_add_test(tc, test_exchange_failures);
 	tcase_add_test(tc, test_exchanges_side_by_side);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("mesh");
+	tcase_add_unchecked_fixture(tc, make_base, remove_base);
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_mesh_join_decision);
+	tcase_add_test(tc, test_mesh_candidates);
+	tcase_add_test(tc, test_mesh_record_format);
+	tcase_add_test(tc, test_mesh_record_round_trip);
+	tcase_add_test(tc, test_mesh_startup_cleanup);
+	tcase_add_test(tc, test_mesh_poll_request);
+	tcase_add_test(tc, test_mesh_poll_on_the_wire);
+	tcase_add_test(tc, test_mesh_poll_answers);
+	tcase_add_test(tc, test_mesh_peer_recorded_first);
+	tcase_add_test(tc, test_mesh_show);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -99,6 +99,11 @@ START_TEST(follow_changes)
 	ck_assert_int_eq(wgdev_add_peer(dev, key, &peer), 0);
 	ck_assert_int_eq(wgdev_peer_add_allowedip(peer, &ip[0]), 0);
 	ck_assert_int_eq(wgdev_peer_add_allowedip(peer, &ip[1]), 0);
+	peer->last_handshake_sec = 1700000000;
+	peer->last_handshake_nsec = 999999999;
+	peer->keepalive_s = 25;
+	peer->rx_bytes = 1;
+	peer->tx_bytes = UINT64_MAX;
 
 	wgdev_follow(&dev, key, &ip[2], 1, &ip[0], 1);
 	ck_assert_ptr_nonnull(dev);
@@ -106,6 +111,12 @@ START_TEST(follow_changes)
 	ck_assert_uint_eq(peer->n_allowedips, 2);
 	ck_assert(wgd_ip_equal(&peer->allowedips[0], &ip[1]));
 	ck_assert(wgd_ip_equal(&peer->allowedips[1], &ip[2]));
+	/* Only the list changes: the rest of the peer is as it was read. */
+	ck_assert_int_eq(peer->last_handshake_sec, 1700000000);
+	ck_assert_uint_eq(peer->last_handshake_nsec, 999999999);
+	ck_assert_uint_eq(peer->keepalive_s, 25);
+	ck_assert_uint_eq(peer->rx_bytes, 1);
+	ck_assert_uint_eq(peer->tx_bytes, UINT64_MAX);
 
 	/* A peer the device did not have is no reason to read it again. */
 	wgdev_follow(&dev, other, &ip[0], 1, NULL, 0);

@@ -265,6 +265,182 @@ START_TEST(build_set_errors)
 }
 END_TEST
 
+static struct wgd_endpoint endpoint4(uint8_t a, uint8_t b, uint8_t c, uint8_t d, uint16_t port)
+{
+	struct wgd_endpoint ep = { .port = port };
+
+	ip4(&ep.addr, a, b, c, d, 32);
+	return ep;
+}
+
+START_TEST(build_add_peer)
+{
+	static const uint8_t want[] = {
+		/* nlmsghdr: len 156, type = family, REQUEST|ACK, seq 16, pid 0 */
+		0x9c, 0x00, 0x00, 0x00, 0x1a, 0x00, 0x05, 0x00,
+		0x10, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+		/* genlmsghdr: WG_CMD_SET_DEVICE, version 1 */
+		0x01, 0x01, 0x00, 0x00,
+		/* WGDEVICE_A_IFNAME "wg0\0" */
+		0x08, 0x00, 0x02, 0x00, 'w', 'g', '0', 0x00,
+		/* WGDEVICE_A_PEERS | NLA_F_NESTED, len 128 */
+		0x80, 0x00, 0x08, 0x80,
+		/*  peer 0 | NLA_F_NESTED, len 48: the removal */
+		0x30, 0x00, 0x00, 0x80,
+		/*   WGPEER_A_PUBLIC_KEY, len 36 */
+		0x24, 0x00, 0x01, 0x00, KEY_A_BYTES,
+		/*   WGPEER_A_FLAGS = WGPEER_F_REMOVE_ME */
+		0x08, 0x00, 0x03, 0x00, 0x01, 0x00, 0x00, 0x00,
+		/*  peer 0 | NLA_F_NESTED, len 76: the peer anew */
+		0x4c, 0x00, 0x00, 0x80,
+		0x24, 0x00, 0x01, 0x00, KEY_A_BYTES,
+		/*   WGPEER_A_FLAGS = WGPEER_F_REPLACE_ALLOWEDIPS */
+		0x08, 0x00, 0x03, 0x00, 0x02, 0x00, 0x00, 0x00,
+		/*   WGPEER_A_ENDPOINT: sockaddr_in AF_INET, port 51820, 192.0.2.7 */
+		0x14, 0x00, 0x04, 0x00, 0x02, 0x00, 0xca, 0x6c,
+		0xc0, 0x00, 0x02, 0x07, 0x00, 0x00, 0x00, 0x00,
+		0x00, 0x00, 0x00, 0x00,
+		/*   WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL = 25, u16 padded */
+		0x06, 0x00, 0x05, 0x00, 0x19, 0x00, 0x00, 0x00,
+	};
+	static const uint8_t want_remove[] = {
+		/* nlmsghdr: len 80, seq 17 */
+		0x50, 0x00, 0x00, 0x00, 0x1a, 0x00, 0x05, 0x00,
+		0x11, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+		0x01, 0x01, 0x00, 0x00,
+		0x08, 0x00, 0x02, 0x00, 'w', 'g', '0', 0x00,
+		/* PEERS, len 52; the removal alone */
+		0x34, 0x00, 0x08, 0x80,
+		0x30, 0x00, 0x00, 0x80,
+		0x24, 0x00, 0x01, 0x00, KEY_A_BYTES,
+		0x08, 0x00, 0x03, 0x00, 0x01, 0x00, 0x00, 0x00,
+	};
+	struct wgd_endpoint ep = endpoint4(192, 0, 2, 7, 51820);
+	uint32_t buf[128];
+	int len;
+
+	memset(buf, 0xaa, sizeof(buf));
+	len = genl_build_add_peer(buf, sizeof(buf), FAMILY, 16, "wg0", key_a, &ep, 25);
+	ck_assert_int_gt(len, 0);
+	assert_bytes(buf, (size_t)len, want, sizeof(want));
+	memset(buf, 0xaa, sizeof(buf));
+	len = genl_build_remove_peer(buf, sizeof(buf), FAMILY, 17, "wg0", key_a);
+	ck_assert_int_gt(len, 0);
+	assert_bytes(buf, (size_t)len, want_remove, sizeof(want_remove));
+}
+END_TEST
+
+struct built_peer {
+	const uint8_t *key;
+	uint32_t flags;
+	const struct nlattr *endpoint, *keepalive, *aips;
+	int n_attrs;
+};
+
+/* The nested peers of a built WG_CMD_SET_DEVICE, in order. */
+static size_t built_peers(const struct nlmsghdr *nlh, struct built_peer *out, size_t max)
+{
+	const struct nlattr *attr, *pattr, *a;
+	size_t n = 0;
+
+	ck_assert_uint_eq(((const struct genlmsghdr *)mnl_nlmsg_get_payload(nlh))->cmd,
+			  WG_CMD_SET_DEVICE);
+	mnl_attr_for_each(attr, nlh, sizeof(struct genlmsghdr)) {
+		if (mnl_attr_get_type(attr) != WGDEVICE_A_PEERS)
+			continue;
+		mnl_attr_for_each_nested(pattr, attr) {
+			struct built_peer *p = &out[n++];
+
+			ck_assert_uint_le(n, max);
+			memset(p, 0, sizeof(*p));
+			mnl_attr_for_each_nested(a, pattr) {
+				p->n_attrs++;
+				switch (mnl_attr_get_type(a)) {
+				case WGPEER_A_PUBLIC_KEY:
+					ck_assert_uint_eq(mnl_attr_get_payload_len(a), WG_KEY_LEN);
+					p->key = mnl_attr_get_payload(a);
+					break;
+				case WGPEER_A_FLAGS:
+					p->flags = mnl_attr_get_u32(a);
+					break;
+				case WGPEER_A_ENDPOINT:
+					p->endpoint = a;
+					break;
+				case WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL:
+					ck_assert_uint_eq(mnl_attr_get_payload_len(a), 2);
+					p->keepalive = a;
+					break;
+				case WGPEER_A_ALLOWEDIPS:
+					p->aips = a;
+					break;
+				default:
+					ck_abort_msg("unexpected peer attribute %u", mnl_attr_get_type(a));
+				}
+			}
+		}
+	}
+	return n;
+}
+
+START_TEST(build_add_peer_attrs)
+{
+	struct wgd_endpoint ep = { .port = 443 };
+	const struct sockaddr_in6 *sin6;
+	struct built_peer p[4];
+	uint32_t buf[128];
+	int len;
+
+	ip6(&ep.addr, 0x2001, 7, 128);
+	len = genl_build_add_peer(buf, sizeof(buf), FAMILY, 1, "wg0", key_b, &ep, 65535);
+	ck_assert_int_gt(len, 0);
+	ck_assert_uint_eq(built_peers((struct nlmsghdr *)buf, p, 4), 2);
+	ck_assert_mem_eq(p[0].key, key_b, WG_KEY_LEN);
+	ck_assert_uint_eq(p[0].flags, WGPEER_F_REMOVE_ME);
+	ck_assert_int_eq(p[0].n_attrs, 2);
+	ck_assert_mem_eq(p[1].key, key_b, WG_KEY_LEN);
+	ck_assert_uint_eq(p[1].flags, WGPEER_F_REPLACE_ALLOWEDIPS);
+	ck_assert_ptr_null(p[1].aips);
+	ck_assert_ptr_nonnull(p[1].endpoint);
+	ck_assert_uint_eq(mnl_attr_get_payload_len(p[1].endpoint), sizeof(*sin6));
+	sin6 = mnl_attr_get_payload(p[1].endpoint);
+	ck_assert_uint_eq(sin6->sin6_family, AF_INET6);
+	ck_assert_uint_eq(ntohs(sin6->sin6_port), 443);
+	ck_assert_mem_eq(&sin6->sin6_addr, ep.addr.bytes, 16);
+	ck_assert_uint_eq(sin6->sin6_flowinfo, 0);
+	ck_assert_uint_eq(sin6->sin6_scope_id, 0);
+	ck_assert_uint_eq(mnl_attr_get_u16(p[1].keepalive), 65535);
+
+	/* No endpoint: the peer anew has none, and a keepalive of 0 still says so. */
+	memset(&ep, 0, sizeof(ep));
+	len = genl_build_add_peer(buf, sizeof(buf), FAMILY, 1, "wg0", key_b, &ep, 0);
+	ck_assert_int_gt(len, 0);
+	ck_assert_uint_eq(built_peers((struct nlmsghdr *)buf, p, 4), 2);
+	ck_assert_ptr_null(p[1].endpoint);
+	ck_assert_uint_eq(mnl_attr_get_u16(p[1].keepalive), 0);
+	ck_assert_int_eq(genl_build_add_peer(buf, sizeof(buf), FAMILY, 1, "wg0", key_b, NULL, 0),
+			 len);
+
+	/* Bad input, and a buffer too short for the second peer. */
+	ep = endpoint4(192, 0, 2, 7, 0);
+	ck_assert_int_eq(genl_build_add_peer(buf, sizeof(buf), FAMILY, 1, "wg0", key_b, &ep, 25),
+			 -EINVAL);
+	ep.port = 1;
+	ep.addr.family = AF_UNIX;
+	ck_assert_int_eq(genl_build_add_peer(buf, sizeof(buf), FAMILY, 1, "wg0", key_b, &ep, 25),
+			 -EINVAL);
+	ep = endpoint4(192, 0, 2, 7, 1);
+	ck_assert_int_eq(genl_build_add_peer(buf, sizeof(buf), FAMILY, 1, "", key_b, &ep, 25),
+			 -EINVAL);
+	ck_assert_int_eq(genl_build_remove_peer(buf, sizeof(buf), FAMILY, 1, "", key_b), -EINVAL);
+	ck_assert_int_eq(genl_build_add_peer(buf, 100, FAMILY, 1, "wg0", key_b, &ep, 25),
+			 -EMSGSIZE);
+	ck_assert_int_eq(genl_build_remove_peer(buf, 79, FAMILY, 1, "wg0", key_b), -EMSGSIZE);
+	ck_assert_int_eq(genl_build_add_peer(buf, 155, FAMILY, 1, "wg0", key_b, &ep, 25),
+			 -EMSGSIZE);
+	ck_assert_int_eq(genl_build_add_peer(buf, 156, FAMILY, 1, "wg0", key_b, &ep, 25), 156);
+}
+END_TEST
+
 /* ---- parsing: dump messages built by hand with libmnl's put helpers ---- */
 
 static struct nlmsghdr *msg_start(void *buf, uint16_t type, uint16_t flags, uint32_t seq)
@@ -419,6 +595,10 @@ static void check_device(const struct wgdev *dev)
 	ck_assert_uint_eq(ntohl(a->endpoint.sin.sin_addr.s_addr), 0xc0000201);
 	ck_assert_uint_eq(ntohs(a->endpoint.sin.sin_port), 51820);
 	ck_assert_int_eq(a->last_handshake_sec, 1700000000);
+	ck_assert_uint_eq(a->last_handshake_nsec, 5);
+	ck_assert_uint_eq(a->keepalive_s, 25);
+	ck_assert_uint_eq(a->tx_bytes, 1000);
+	ck_assert_uint_eq(a->rx_bytes, 2000);
 	ck_assert_uint_eq(a->n_allowedips, 2);
 	ip4(&ip, 10, 0, 0, 1, 32);
 	ck_assert_mem_eq(&a->allowedips[0], &ip, sizeof(ip));
@@ -437,6 +617,12 @@ static void check_device(const struct wgdev *dev)
 
 	ck_assert_int_eq(c->endpoint.sa.sa_family, 0);
 	ck_assert_uint_eq(c->n_allowedips, 0);
+	/* Without the attributes, never and nothing. */
+	ck_assert_int_eq(c->last_handshake_sec, 0);
+	ck_assert_uint_eq(c->last_handshake_nsec, 0);
+	ck_assert_uint_eq(c->keepalive_s, 0);
+	ck_assert_uint_eq(c->tx_bytes, 0);
+	ck_assert_uint_eq(c->rx_bytes, 0);
 }
 
 START_TEST(parse_dump_one_buffer)
@@ -572,6 +758,15 @@ static int parse_bad(int which)
 	}
 	if (which == 8) /* handshake time of 8 bytes */
 		mnl_attr_put_u64(nlh, WGPEER_A_LAST_HANDSHAKE_TIME, 1);
+	if (which == 15 || which == 16) { /* nanoseconds past a second, or negative */
+		struct __kernel_timespec ts = { .tv_sec = 1, .tv_nsec = which == 15 ? 1000000000 : -1 };
+
+		mnl_attr_put(nlh, WGPEER_A_LAST_HANDSHAKE_TIME, sizeof(ts), &ts);
+	}
+	if (which == 17) /* keepalive as u32 */
+		mnl_attr_put_u32(nlh, WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL, 25);
+	if (which == 18) /* a counter as u32 */
+		mnl_attr_put_u32(nlh, WGPEER_A_RX_BYTES, 1);
 	aips = mnl_attr_nest_start(nlh, WGPEER_A_ALLOWEDIPS);
 	aip = mnl_attr_nest_start(nlh, 0);
 	mnl_attr_put_u16(nlh, WGALLOWEDIP_A_FAMILY, which == 11 ? 99 : AF_INET);
@@ -718,6 +913,10 @@ struct fk_peer {
 	uint8_t key[WG_KEY_LEN];
 	struct wgd_ip ips[FK_MAX_IPS];
 	size_t n;
+	struct sockaddr_in6 endpoint;   /* a sockaddr_in in its first bytes for IPv4 */
+	size_t endpoint_len;
+	uint16_t keepalive;
+	uint64_t rx, tx;
 };
 
 struct fake_kernel {
@@ -726,6 +925,8 @@ struct fake_kernel {
 	int intr_dumps;           /* dumps still to flag NLM_F_DUMP_INTR */
 	size_t ips_per_msg;       /* allowed-IPs per dump message */
 	bool vanish_on_set;       /* the peer goes away just before a set */
+	int refuse_sets;          /* -errno every set gets, after the removals */
+	int removals;             /* peers removed by WGPEER_F_REMOVE_ME */
 	struct fk_peer peers[4];
 	size_t n_peers;
 
@@ -817,6 +1018,16 @@ static void fk_dump(struct fake_kernel *fk, uint32_t seq)
 			peers = mnl_attr_nest_start(nlh, WGDEVICE_A_PEERS);
 			peer = mnl_attr_nest_start(nlh, 0);
 			mnl_attr_put(nlh, WGPEER_A_PUBLIC_KEY, WG_KEY_LEN, p->key);
+			/* The rest of a peer comes once, with its first message. */
+			if (!done) {
+				if (p->endpoint_len)
+					mnl_attr_put(nlh, WGPEER_A_ENDPOINT, p->endpoint_len,
+						     &p->endpoint);
+				mnl_attr_put_u16(nlh, WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL,
+						 p->keepalive);
+				mnl_attr_put_u64(nlh, WGPEER_A_RX_BYTES, p->rx);
+				mnl_attr_put_u64(nlh, WGPEER_A_TX_BYTES, p->tx);
+			}
 			aips = mnl_attr_nest_start(nlh, WGPEER_A_ALLOWEDIPS);
 			for (size_t k = 0; k < fk->ips_per_msg && done < p->n; ++k, ++done)
 				put_aip(nlh, p->ips[done].family, p->ips[done].bytes,
@@ -905,7 +1116,7 @@ static int fk_set(struct fake_kernel *fk, const struct nlmsghdr *nlh)
 			continue;
 		mnl_attr_for_each_nested(pattr, attr) {
 			const uint8_t *key = NULL;
-			const struct nlattr *aips = NULL;
+			const struct nlattr *aips = NULL, *endpoint = NULL, *keepalive = NULL;
 			uint32_t flags = 0;
 			struct fk_peer *p;
 			int ret;
@@ -917,9 +1128,24 @@ static int fk_set(struct fake_kernel *fk, const struct nlmsghdr *nlh)
 					flags = mnl_attr_get_u32(a);
 				else if (mnl_attr_get_type(a) == WGPEER_A_ALLOWEDIPS)
 					aips = a;
+				else if (mnl_attr_get_type(a) == WGPEER_A_ENDPOINT)
+					endpoint = a;
+				else if (mnl_attr_get_type(a) == WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL)
+					keepalive = a;
 			}
 			ck_assert_ptr_nonnull(key);
 			fk->set_flags[fk->sets - 1] = flags;
+			/* Like the kernel: the removal of an absent peer is skipped. */
+			if (flags & WGPEER_F_REMOVE_ME) {
+				p = fk_find(fk, key);
+				if (p) {
+					*p = fk->peers[--fk->n_peers];
+					++fk->removals;
+				}
+				continue;
+			}
+			if (fk->refuse_sets)
+				return fk->refuse_sets;
 			if (fk->vanish_on_set) {
 				p = fk_find(fk, key);
 				if (p) {
@@ -935,6 +1161,14 @@ static int fk_set(struct fake_kernel *fk, const struct nlmsghdr *nlh)
 			}
 			if (p && (flags & WGPEER_F_REPLACE_ALLOWEDIPS))
 				p->n = 0;
+			if (p && endpoint) {
+				ck_assert_uint_le(mnl_attr_get_payload_len(endpoint), sizeof(p->endpoint));
+				memcpy(&p->endpoint, mnl_attr_get_payload(endpoint),
+				       mnl_attr_get_payload_len(endpoint));
+				p->endpoint_len = mnl_attr_get_payload_len(endpoint);
+			}
+			if (p && keepalive)
+				p->keepalive = mnl_attr_get_u16(keepalive);
 			if (!aips)
 				continue;
 			mnl_attr_for_each_nested(a, aips) {
@@ -1230,6 +1464,105 @@ START_TEST(io_update_missing_peer)
 END_TEST
 
 /*
+ * The mesh's peer operations through the handle: one message each, and the
+ * view follows them with no dump: a fresh peer holds nothing, a removed
+ * peer's allowed-IPs are free.
+ */
+START_TEST(io_peer_ops)
+{
+	struct fake_kernel *fk = fk_new(true);
+	struct wgd_endpoint ep = endpoint4(192, 0, 2, 7, 51820);
+	struct wgd_ip a9, a1;
+	struct wgdev_peer *p;
+	struct wgctl *ctl;
+	struct wgdev *dev;
+	struct fk_peer *c;
+
+	ctl = fk_ctl(fk);
+	ip4(&a9, 10, 0, 0, 9, 32);
+	ip4(&a1, 10, 0, 0, 1, 32);
+	fk->sets = fk->dumps = 0;
+	ck_assert_int_eq(wgctl_peer_add(ctl, key_c, &ep, 25), 0);
+	ck_assert_int_eq(fk->sets, 1);
+	ck_assert_int_eq(fk->removals, 0);
+	c = fk_find(fk, key_c);
+	ck_assert_ptr_nonnull(c);
+	ck_assert_uint_eq(c->endpoint_len, sizeof(struct sockaddr_in));
+	ck_assert_uint_eq(c->keepalive, 25);
+	ck_assert_uint_eq(c->n, 0);
+	ck_assert_int_eq(wgctl_allowedips_update(ctl, key_c, &a9, 1, NULL, 0), 0);
+	ck_assert_int_eq(wgctl_allowedips_update(ctl, key_b, &a9, 1, NULL, 0), -EEXIST);
+	ck_assert_uint_eq(fk_find(fk, key_c)->n, 1);
+
+	/* Afresh, in one message: removed, then added with nothing. */
+	ip6(&ep.addr, 0x2001, 7, 128);
+	ep.port = 4000;
+	ck_assert_int_eq(wgctl_peer_add(ctl, key_c, &ep, 5), 0);
+	ck_assert_int_eq(fk->sets, 3);
+	ck_assert_int_eq(fk->removals, 1);
+	c = fk_find(fk, key_c);
+	ck_assert_uint_eq(c->n, 0);
+	ck_assert_uint_eq(c->endpoint_len, sizeof(struct sockaddr_in6));
+	ck_assert_int_eq(wgctl_allowedips_update(ctl, key_b, &a9, 1, NULL, 0), 0);
+
+	/* A leaves, and its addresses are free; removing it again is no error. */
+	ck_assert_int_eq(wgctl_peer_remove(ctl, key_a), 0);
+	ck_assert_int_eq(fk->removals, 2);
+	ck_assert_ptr_null(fk_find(fk, key_a));
+	ck_assert_int_eq(wgctl_allowedips_update(ctl, key_a, &a9, 1, NULL, 0), -ENOENT);
+	ck_assert_int_eq(wgctl_allowedips_update(ctl, key_b, &a1, 1, NULL, 0), 0);
+	ck_assert_int_eq(wgctl_peer_remove(ctl, key_a), 0);
+	ck_assert_int_eq(fk->removals, 2);
+	ck_assert_int_eq(fk->dumps, 0);
+	/* Bad input never reaches the kernel. */
+	ep.port = 0;
+	ck_assert_int_eq(wgctl_peer_add(ctl, key_a, &ep, 25), -EINVAL);
+	ck_assert_int_eq(fk->sets, 7);
+
+	/* Read back: the endpoint, the keepalive and the counters. */
+	fk_find(fk, key_c)->rx = 1234;
+	fk_find(fk, key_c)->tx = UINT64_MAX;
+	ck_assert_int_eq(wgctl_get_device(ctl, &dev), 0);
+	ck_assert_uint_eq(dev->n_peers, 2);
+	p = wgdev_find_peer(dev, key_c);
+	ck_assert_ptr_nonnull(p);
+	ck_assert_int_eq(p->endpoint.sa.sa_family, AF_INET6);
+	ck_assert_uint_eq(ntohs(p->endpoint.sin6.sin6_port), 4000);
+	ck_assert_mem_eq(&p->endpoint.sin6.sin6_addr, ep.addr.bytes, 16);
+	ck_assert_uint_eq(p->keepalive_s, 5);
+	ck_assert_uint_eq(p->rx_bytes, 1234);
+	ck_assert_uint_eq(p->tx_bytes, UINT64_MAX);
+	ck_assert_uint_eq(p->n_allowedips, 0);
+	wgdev_free(dev);
+	wgctl_close(ctl);
+	free(fk);
+}
+END_TEST
+
+/* A refused message may have been made in part: the view is read again. */
+START_TEST(io_peer_add_refused)
+{
+	struct fake_kernel *fk = fk_new(true);
+	struct wgd_endpoint ep = endpoint4(192, 0, 2, 7, 51820);
+	struct wgctl *ctl;
+	struct wgd_ip a1;
+
+	ctl = fk_ctl(fk);
+	ip4(&a1, 10, 0, 0, 1, 32);
+	fk->refuse_sets = -ENOMEM;
+	fk->dumps = 0;
+	ck_assert_int_eq(wgctl_peer_add(ctl, key_a, &ep, 25), -ENOMEM);
+	ck_assert_ptr_null(fk_find(fk, key_a));
+	fk->refuse_sets = 0;
+	ck_assert_int_eq(wgctl_allowedips_update(ctl, key_a, &a1, 1, NULL, 0), -ENOENT);
+	ck_assert_int_eq(fk->dumps, 1);
+	ck_assert_int_eq(wgctl_allowedips_update(ctl, key_b, &a1, 1, NULL, 0), 0);
+	wgctl_close(ctl);
+	free(fk);
+}
+END_TEST
+
+/*
  * With no UAPI socket and a name no kernel device has, the kernel path
  * answers -ENODEV whether this kernel has WireGuard or not.
  */
@@ -1259,6 +1592,8 @@ static Suite *wgdev_genl_suite(void)
 	tcase_add_test(tc, build_set_split);
 	tcase_add_test(tc, build_set_empty_replace);
 	tcase_add_test(tc, build_set_errors);
+	tcase_add_test(tc, build_add_peer);
+	tcase_add_test(tc, build_add_peer_attrs);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("parse");
@@ -1267,7 +1602,7 @@ static Suite *wgdev_genl_suite(void)
 	tcase_add_test(tc, parse_dump_per_message);
 	tcase_add_test(tc, parse_dump_interrupted);
 	tcase_add_test(tc, parse_dump_errors);
-	tcase_add_loop_test(tc, parse_malformed, 0, 15);
+	tcase_add_loop_test(tc, parse_malformed, 0, 19);
 	tcase_add_test(tc, parse_unknown_attrs_skipped);
 	tcase_add_test(tc, parse_family);
 	tcase_add_test(tc, parse_ack);
@@ -1285,6 +1620,8 @@ static Suite *wgdev_genl_suite(void)
 	tcase_add_test(tc, io_update_fallback);
 	tcase_add_test(tc, io_update_long_list);
 	tcase_add_test(tc, io_update_missing_peer);
+	tcase_add_test(tc, io_peer_ops);
+	tcase_add_test(tc, io_peer_add_refused);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -3,10 +3,12 @@
 
 /*
  * The UAPI backend against a real wireguard-go, run in a network namespace
- * of its own so no traffic leaves it. Skipped (and passing) unless root
- * with wireguard-go, wg and ip installed.
+ * of its own so no traffic leaves it, with a second one there to answer
+ * handshakes. Skipped (and passing) unless root with wireguard-go, wg and
+ * ip installed.
  */
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -25,18 +27,25 @@
 
 #include "../../common/wgctl.h"
 #include "../../common/wgdev.h"
+#include "../../protocol/proto.h"
 
 #define PRIV_A "30a7e7b87aa82e66b31b50d8c97a416f35dd2cb86d9f25ff1ee1b4ed3e544f52"
 #define PUB_A  "34ac31dedd2bc10437605ab1ddecd86e10bb32f31a70f3db0f56c25038459c3b"
 #define PUB_B  "881cac65368107eb504145efcae6101181996f69e4b309eb75fb53528f1f7f42"
 #define PUB_C  "2f15a6f026498c7263c69a0179415f019aa48f5e09d1188c8b9e754a2d71b228"
 #define PUB_D  "b492ddcb0b5999cd09e1a485a546576d8588601a898514b1aad84f76f38b901a"
+/* A second device, in the same namespace, for a real handshake. */
+#define PRIV_E "50e31cfa0de3c725c93f67ae28fcaa89d72a120bc28d77fa9f2452fd5d1ef946"
+#define PUB_E  "faddada95222bc423d86f3a0908efdd16f9f5f8df0cdf04b8d70e839bab05b60"
+#define B64_E  "+t2tqVIivEI9hvOgkI790W+fX43wzfBLjXDoObqwW2A="
+#define PORT_E 51001
 /* The same public keys in base64, as wg(8) prints them. */
 #define B64_B "iBysZTaBB+tQQUXvyuYQEYGZb2nkswnrdftTUo8ff0I="
 #define B64_C "LxWm8CZJjHJjxpoBeUFfAZqkj14J0RiMi551Si1xsig="
 
 static char netns[32], ifname[IF_NAMESIZE], sock_path[96];
-static pid_t daemon_pid = -1;
+static char ifname_e[IF_NAMESIZE], sock_path_e[96];
+static pid_t daemon_pid = -1, daemon_e_pid = -1;
 
 static bool have(const char *path)
 {
@@ -75,14 +84,14 @@ static int run(const char *fmt, ...)
 }
 
 /* Sends one UAPI operation the way wg(8) would and checks errno=0. */
-static void uapi_raw(const char *req)
+static void uapi_raw_at(const char *path, const char *req)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	char reply[4096];
 	size_t len = 0;
 	int fd;
 
-	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", sock_path);
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
 	fd = socket(AF_UNIX, SOCK_STREAM, 0);
 	ck_assert_int_ge(fd, 0);
 	ck_assert_int_eq(connect(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
@@ -99,6 +108,11 @@ static void uapi_raw(const char *req)
 	}
 	close(fd);
 	ck_assert_str_eq(reply, "errno=0\n\n");
+}
+
+static void uapi_raw(const char *req)
+{
+	uapi_raw_at(sock_path, req);
 }
 
 /* `wg show IFACE allowed-ips` for one peer, as one line. */
@@ -144,41 +158,65 @@ static struct wgd_ip ip_of(const char *s)
  * Runs in main, outside the forked test, so a failed test cannot leave the
  * daemon or the namespace behind. Returns whether the daemon came up.
  */
-static bool live_setup(void)
+/* Starts wireguard-go for name in the namespace, and waits for its socket. */
+static bool start_daemon(const char *name, const char *path, pid_t *pid)
 {
 	struct stat st;
 
-	snprintf(netns, sizeof(netns), "wgdlive%d", (int)getpid());
-	snprintf(ifname, sizeof(ifname), "wgdl%d", (int)getpid() % 10000000);
-	snprintf(sock_path, sizeof(sock_path), "/var/run/wireguard/%s.sock", ifname);
-	if (run("%s netns add %s", find_tool("ip"), netns))
-		return false;
-	daemon_pid = fork();
-	if (daemon_pid == 0) {
+	*pid = fork();
+	if (*pid == 0) {
 		int null = open("/dev/null", O_RDWR);
 
 		dup2(null, 1);
 		dup2(null, 2);
 		execl(find_tool("ip"), "ip", "netns", "exec", netns,
-		      find_tool("wireguard-go"), "-f", ifname, (char *)NULL);
+		      find_tool("wireguard-go"), "-f", name, (char *)NULL);
 		_exit(127);
 	}
 	for (int i = 0; i < 100; ++i) {
-		if (!stat(sock_path, &st) && S_ISSOCK(st.st_mode))
+		if (!stat(path, &st) && S_ISSOCK(st.st_mode))
 			return true;
 		nanosleep(&(struct timespec){ .tv_nsec = 50000000 }, NULL);
 	}
 	return false;
 }
 
+static void stop_daemon(pid_t *pid, const char *path)
+{
+	if (*pid > 0) {
+		kill(*pid, SIGTERM);
+		waitpid(*pid, NULL, 0);
+		*pid = -1;
+	}
+	unlink(path);
+}
+
+/*
+ * Two devices, up, with the loopback up: the one under test, and a second
+ * one that answers its handshakes over 127.0.0.1 and ::1.
+ */
+static bool live_setup(void)
+{
+	const char *ip = find_tool("ip");
+
+	snprintf(netns, sizeof(netns), "wgdlive%d", (int)getpid());
+	snprintf(ifname, sizeof(ifname), "wgdl%d", (int)getpid() % 10000000);
+	snprintf(ifname_e, sizeof(ifname_e), "wgdm%d", (int)getpid() % 10000000);
+	snprintf(sock_path, sizeof(sock_path), "/var/run/wireguard/%s.sock", ifname);
+	snprintf(sock_path_e, sizeof(sock_path_e), "/var/run/wireguard/%s.sock", ifname_e);
+	if (run("%s netns add %s", ip, netns))
+		return false;
+	return start_daemon(ifname, sock_path, &daemon_pid) &&
+	       start_daemon(ifname_e, sock_path_e, &daemon_e_pid) &&
+	       !run("%s -n %s link set lo up", ip, netns) &&
+	       !run("%s -n %s link set %s up", ip, netns, ifname) &&
+	       !run("%s -n %s link set %s up", ip, netns, ifname_e);
+}
+
 static void live_teardown(void)
 {
-	if (daemon_pid > 0) {
-		kill(daemon_pid, SIGTERM);
-		waitpid(daemon_pid, NULL, 0);
-		daemon_pid = -1;
-	}
-	unlink(sock_path);
+	stop_daemon(&daemon_pid, sock_path);
+	stop_daemon(&daemon_e_pid, sock_path_e);
 	run("%s netns del %s 2>/dev/null", find_tool("ip"), netns);
 }
 
@@ -245,6 +283,106 @@ START_TEST(live_wireguard_go)
 }
 END_TEST
 
+/* The device read again until peer key has a handshake; NULL after 5 s. */
+static struct wgdev *wait_handshake(struct wgctl *ctl, const uint8_t key[WG_KEY_LEN],
+				    int64_t after_sec)
+{
+	for (int i = 0; i < 100; ++i) {
+		struct wgdev *dev;
+		struct wgdev_peer *p;
+
+		ck_assert_int_eq(wgctl_get_device(ctl, &dev), 0);
+		p = wgdev_find_peer(dev, key);
+		ck_assert_ptr_nonnull(p);
+		if (p->last_handshake_sec >= after_sec && p->rx_bytes)
+			return dev;
+		wgdev_free(dev);
+		nanosleep(&(struct timespec){ .tv_nsec = 50000000 }, NULL);
+	}
+	return NULL;
+}
+
+/*
+ * The mesh's peer operations on a real wireguard-go: a peer added with an
+ * endpoint and a keepalive sends its handshake at once and the second
+ * device answers; added again it is fresh, without its allowed-IPs;
+ * removed it is gone, and removing it again is no error.
+ */
+START_TEST(live_peer_ops)
+{
+	struct wgd_endpoint ep = { .port = PORT_E };
+	uint8_t key_e[WG_KEY_LEN], key_b[WG_KEY_LEN], key_d[WG_KEY_LEN];
+	struct wgd_ip add = ip_of("10.88.0.2/32");
+	int64_t start = (int64_t)time(NULL);
+	struct wgdev_peer *p;
+	struct wgctl *ctl;
+	struct wgdev *dev;
+	char ips[512];
+	char cmd[256];
+
+	uapi_raw("set=1\nprivate_key=" PRIV_A "\n\n");
+	snprintf(cmd, sizeof(cmd), "set=1\nprivate_key=%s\nlisten_port=%d\n"
+		 "public_key=%s\nallowed_ip=10.77.0.1/32\n\n", PRIV_E, PORT_E, PUB_A);
+	uapi_raw_at(sock_path_e, cmd);
+	hex_key(key_e, PUB_E);
+	hex_key(key_b, PUB_B);
+	hex_key(key_d, PUB_D);
+	ck_assert_int_eq(wgctl_open(&ctl, ifname), 0);
+	ck_assert_int_eq(wgctl_get_device(ctl, &dev), 0);
+	ck_assert_ptr_null(wgdev_find_peer(dev, key_e));
+	wgdev_free(dev);
+
+	ck_assert_int_eq(wgd_ip_parse(&ep.addr, "127.0.0.1", 9, true), 0);
+	ck_assert_int_eq(wgctl_peer_add(ctl, key_e, &ep, 25), 0);
+	dev = wait_handshake(ctl, key_e, start - 1);
+	ck_assert_msg(dev != NULL, "no handshake with the second device");
+	p = wgdev_find_peer(dev, key_e);
+	ck_assert_int_eq(p->endpoint.sa.sa_family, AF_INET);
+	ck_assert_uint_eq(ntohl(p->endpoint.sin.sin_addr.s_addr), 0x7f000001);
+	ck_assert_uint_eq(ntohs(p->endpoint.sin.sin_port), PORT_E);
+	ck_assert_uint_eq(p->keepalive_s, 25);
+	ck_assert_uint_gt(p->tx_bytes, 0);
+	ck_assert_uint_gt(p->rx_bytes, 0);
+	ck_assert_int_le(p->last_handshake_sec, (int64_t)time(NULL) + 1);
+	ck_assert_uint_lt(p->last_handshake_nsec, 1000000000);
+	ck_assert_uint_eq(p->n_allowedips, 0);
+	wgdev_free(dev);
+
+	/* The view knows the new peer: an update needs no read. */
+	ck_assert_int_eq(wgctl_allowedips_update(ctl, key_e, &add, 1, NULL, 0), 0);
+	wg_allowed_ips(B64_E, ips, sizeof(ips));
+	ck_assert_str_eq(ips, "10.88.0.2/32");
+
+	/* Again, afresh, over IPv6: nothing of the old peer is left. */
+	ck_assert_int_eq(wgd_ip_parse(&ep.addr, "::1", 3, true), 0);
+	ck_assert_int_eq(wgctl_peer_add(ctl, key_e, &ep, 7), 0);
+	wg_allowed_ips(B64_E, ips, sizeof(ips));
+	ck_assert_str_eq(ips, "(none)");
+	dev = wait_handshake(ctl, key_e, start - 1);
+	ck_assert_msg(dev != NULL, "no handshake over IPv6");
+	p = wgdev_find_peer(dev, key_e);
+	ck_assert_int_eq(p->endpoint.sa.sa_family, AF_INET6);
+	ck_assert(IN6_IS_ADDR_LOOPBACK(&p->endpoint.sin6.sin6_addr));
+	ck_assert_uint_eq(ntohs(p->endpoint.sin6.sin6_port), PORT_E);
+	ck_assert_uint_eq(p->keepalive_s, 7);
+	ck_assert_uint_eq(p->n_allowedips, 0);
+	wgdev_free(dev);
+	/* The view forgot the old peer's address with it. */
+	ck_assert_int_eq(wgctl_allowedips_update(ctl, key_b, &add, 1, NULL, 0), 0);
+
+	/* Removed, then removed again: gone, and no error. */
+	ck_assert_int_eq(wgctl_peer_remove(ctl, key_e), 0);
+	ck_assert_int_eq(wgctl_peer_remove(ctl, key_e), 0);
+	ck_assert_int_eq(wgctl_peer_remove(ctl, key_d), 0);
+	ck_assert_int_eq(wgctl_allowedips_update(ctl, key_e, &add, 1, NULL, 0), -ENOENT);
+	ck_assert_int_eq(wgctl_get_device(ctl, &dev), 0);
+	ck_assert_ptr_null(wgdev_find_peer(dev, key_e));
+	ck_assert_ptr_null(wgdev_find_peer(dev, key_d));
+	wgdev_free(dev);
+	wgctl_close(ctl);
+}
+END_TEST
+
 int main(void)
 {
 	const char *missing = NULL;
@@ -275,6 +413,7 @@ int main(void)
 	tc = tcase_create("wireguard-go");
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, live_wireguard_go);
+	tcase_add_test(tc, live_peer_ops);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

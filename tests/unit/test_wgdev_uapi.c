@@ -17,6 +17,7 @@
 #include "../../common/wgctl.h"
 #include "../../common/wgdev-uapi.h"
 #include "../../common/wgdev.h"
+#include "../../protocol/proto.h"
 #include "line-reader.h"
 
 /* Key pairs made with wg genkey / wg pubkey, in the hex the protocol uses. */
@@ -114,6 +115,10 @@ START_TEST(parse_realistic)
 			 "192.0.2.1");
 	ck_assert_uint_eq(ntohs(p->endpoint.sin.sin_port), 51821);
 	ck_assert_int_eq(p->last_handshake_sec, 1700000000);
+	ck_assert_uint_eq(p->last_handshake_nsec, 123456789);
+	ck_assert_uint_eq(p->keepalive_s, 25);
+	ck_assert_uint_eq(p->rx_bytes, 200);
+	ck_assert_uint_eq(p->tx_bytes, UINT64_MAX);
 	ck_assert_uint_eq(p->n_allowedips, 2);
 	assert_ip(&p->allowedips[0], "10.0.0.2/32");
 	assert_ip(&p->allowedips[1], "fd00::2/128");
@@ -126,6 +131,10 @@ START_TEST(parse_realistic)
 			 "2001:db8::1");
 	ck_assert_uint_eq(ntohs(p->endpoint.sin6.sin6_port), 443);
 	ck_assert_int_eq(p->last_handshake_sec, 0);
+	ck_assert_uint_eq(p->last_handshake_nsec, 0);
+	ck_assert_uint_eq(p->keepalive_s, 0);
+	ck_assert_uint_eq(p->rx_bytes, 0);
+	ck_assert_uint_eq(p->tx_bytes, 0);
 	ck_assert_uint_eq(p->n_allowedips, 1);
 	assert_ip(&p->allowedips[0], "10.0.1.0/24");
 
@@ -163,6 +172,9 @@ static const struct {
 	{ "tx_bytes=18446744073709551615", "tx_bytes=18446744073709551616", -EPROTO },
 	{ "last_handshake_time_nsec=123456789", "last_handshake_time_nsec=1000000000", -EPROTO },
 	{ "persistent_keepalive_interval=25", "persistent_keepalive_interval=-1", -EPROTO },
+	{ "persistent_keepalive_interval=25", "persistent_keepalive_interval=65536", -EPROTO },
+	{ "rx_bytes=200", "rx_bytes=18446744073709551616", -EPROTO },
+	{ "rx_bytes=200", "rx_bytes=2x", -EPROTO },
 	{ "endpoint=192.0.2.1:51821", "endpoint=192.0.2.1", -EPROTO },
 	{ "endpoint=192.0.2.1:51821", "endpoint=192.0.2.1:65536", -EPROTO },
 	{ "endpoint=192.0.2.1:51821", "endpoint=192.0.2:51821", -EPROTO },
@@ -290,6 +302,84 @@ START_TEST(build_set)
 }
 END_TEST
 
+static struct wgd_endpoint endpoint_of(const char *addr, uint16_t port)
+{
+	struct wgd_endpoint ep = { .port = port };
+
+	ep.addr = ip_of(addr);
+	return ep;
+}
+
+START_TEST(build_peer_ops)
+{
+	static const char want_add4[] =
+		"set=1\n"
+		"public_key=" PUB_D "\n"
+		"remove=true\n"
+		"public_key=" PUB_D "\n"
+		"endpoint=192.0.2.7:51820\n"
+		"persistent_keepalive_interval=25\n"
+		"replace_allowed_ips=true\n"
+		"\n";
+	static const char want_add6[] =
+		"set=1\n"
+		"public_key=" PUB_D "\n"
+		"remove=true\n"
+		"public_key=" PUB_D "\n"
+		"endpoint=[2001:db8::7]:1\n"
+		"persistent_keepalive_interval=65535\n"
+		"replace_allowed_ips=true\n"
+		"\n";
+	static const char want_add_none[] =
+		"set=1\n"
+		"public_key=" PUB_D "\n"
+		"remove=true\n"
+		"public_key=" PUB_D "\n"
+		"persistent_keepalive_interval=0\n"
+		"replace_allowed_ips=true\n"
+		"\n";
+	static const char want_remove[] =
+		"set=1\n"
+		"public_key=" PUB_D "\n"
+		"remove=true\n"
+		"\n";
+	struct wgd_endpoint ep = endpoint_of("192.0.2.7", 51820), none = { 0 };
+	char buf[UAPI_PEER_OP_MAX];
+	uint8_t key[WG_KEY_LEN];
+	ssize_t n;
+
+	hex_key(key, PUB_D);
+	n = uapi_build_add_peer(buf, sizeof(buf), key, &ep, 25);
+	ck_assert_int_eq(n, (ssize_t)strlen(want_add4));
+	ck_assert_str_eq(buf, want_add4);
+	ep = endpoint_of("2001:db8::7", 1);
+	n = uapi_build_add_peer(buf, sizeof(buf), key, &ep, 65535);
+	ck_assert_int_eq(n, (ssize_t)strlen(want_add6));
+	ck_assert_str_eq(buf, want_add6);
+	/* The longest endpoint there is still fits. */
+	ep = endpoint_of("ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255", 65535);
+	ck_assert_int_gt(uapi_build_add_peer(buf, sizeof(buf), key, &ep, 65535), 0);
+	ck_assert_ptr_nonnull(strstr(buf, "endpoint=[ffff:ffff:ffff:ffff:ffff:ffff:"));
+	n = uapi_build_add_peer(buf, sizeof(buf), key, &none, 0);
+	ck_assert_int_eq(n, (ssize_t)strlen(want_add_none));
+	ck_assert_str_eq(buf, want_add_none);
+	ck_assert_int_eq(uapi_build_add_peer(buf, sizeof(buf), key, NULL, 0), n);
+	ck_assert_str_eq(buf, want_add_none);
+	n = uapi_build_remove_peer(buf, sizeof(buf), key);
+	ck_assert_int_eq(n, (ssize_t)strlen(want_remove));
+	ck_assert_str_eq(buf, want_remove);
+
+	/* No port, another family; a buffer one byte short. */
+	ep = endpoint_of("192.0.2.7", 0);
+	ck_assert_int_eq(uapi_build_add_peer(buf, sizeof(buf), key, &ep, 25), -EINVAL);
+	ep = endpoint_of("192.0.2.7", 5);
+	ep.addr.family = AF_UNIX;
+	ck_assert_int_eq(uapi_build_add_peer(buf, sizeof(buf), key, &ep, 25), -EINVAL);
+	ck_assert_int_eq(uapi_build_add_peer(buf, strlen(want_add_none), key, NULL, 0), -ENOSPC);
+	ck_assert_int_eq(uapi_build_remove_peer(buf, strlen(want_remove), key), -ENOSPC);
+}
+END_TEST
+
 /* ---- a fake wireguard-go behind a unix socket ---- */
 
 #define FAKE_PEERS 4
@@ -300,6 +390,8 @@ struct fake_peer {
 	char key[65];
 	char ips[FAKE_IPS][WGD_IP_STRLEN];
 	int n;
+	char endpoint[64];
+	int keepalive;
 };
 
 struct fake_wg {
@@ -314,6 +406,7 @@ struct fake_wg {
 	bool close_after_op;    /* hang up after every operation */
 	bool vanish_on_set;     /* the peer goes away just before a set */
 	bool dribble;           /* write replies a byte at a time */
+	bool refuse_keepalive;  /* fail a set at persistent_keepalive_interval */
 
 	/* Device state */
 	struct fake_peer peers[FAKE_PEERS];
@@ -376,10 +469,15 @@ static void fake_reply_get(struct fake_wg *fw, int fd)
 		struct fake_peer *p = &fw->peers[i];
 
 		len += (size_t)snprintf(out + len, sizeof(out) - len,
-					"public_key=%s\npreshared_key=%s\nprotocol_version=1\n"
-					"last_handshake_time_sec=0\nlast_handshake_time_nsec=0\n"
-					"tx_bytes=0\nrx_bytes=0\npersistent_keepalive_interval=0\n",
+					"public_key=%s\npreshared_key=%s\nprotocol_version=1\n",
 					p->key, ZERO_KEY);
+		if (p->endpoint[0])
+			len += (size_t)snprintf(out + len, sizeof(out) - len, "endpoint=%s\n",
+						p->endpoint);
+		len += (size_t)snprintf(out + len, sizeof(out) - len,
+					"last_handshake_time_sec=0\nlast_handshake_time_nsec=0\n"
+					"tx_bytes=0\nrx_bytes=0\npersistent_keepalive_interval=%d\n",
+					p->keepalive);
 		for (int j = 0; j < p->n; ++j)
 			len += (size_t)snprintf(out + len, sizeof(out) - len,
 						"allowed_ip=%s\n", p->ips[j]);
@@ -438,6 +536,19 @@ static int fake_set(struct fake_wg *fw, struct line_reader *lr)
 				fake_remove_peer(fw, peer);
 				dummy = true;
 			}
+		} else if (!strcmp(line, "remove") && !strcmp(v, "true")) {
+			/* Whether it existed or was created by public_key just now. */
+			if (!dummy)
+				fake_remove_peer(fw, peer);
+			dummy = true;
+		} else if (!strcmp(line, "endpoint")) {
+			if (!dummy)
+				snprintf(peer->endpoint, sizeof(peer->endpoint), "%s", v);
+		} else if (!strcmp(line, "persistent_keepalive_interval")) {
+			if (fw->refuse_keepalive)
+				return -22;
+			if (!dummy)
+				peer->keepalive = atoi(v);
 		} else if (!strcmp(line, "replace_allowed_ips") && !strcmp(v, "true")) {
 			if (!dummy)
 				peer->n = 0;
@@ -939,6 +1050,114 @@ START_TEST(conversation_dribble)
 }
 END_TEST
 
+/*
+ * The mesh's peer operations, and the view that follows them: a fresh peer
+ * holds nothing, and a removed peer's allowed-IPs are free, with no read
+ * of the device.
+ */
+START_TEST(conversation_peer_ops)
+{
+	struct fake_wg *fw = fake_start(true);
+	struct wgd_endpoint ep = endpoint_of("192.0.2.7", 51820);
+	struct wgd_ip a9 = ip_of("10.0.0.9/32"), b1 = ip_of("10.0.0.1/32");
+	uint8_t key_b[WG_KEY_LEN], key_c[WG_KEY_LEN], key_d[WG_KEY_LEN];
+	struct wgdev_peer *p;
+	struct wgctl *ctl;
+	struct wgdev *dev;
+
+	hex_key(key_b, PUB_B);
+	hex_key(key_c, PUB_C);
+	hex_key(key_d, PUB_D);
+	ck_assert_int_eq(wgctl_open(&ctl, "wgu0"), 0);
+	ck_assert_int_eq(wgctl_get_device(ctl, &dev), 0);
+	wgdev_free(dev);
+
+	/* A new peer: the view knows it at once and lets it take an address. */
+	ck_assert_int_eq(wgctl_peer_add(ctl, key_d, &ep, 25), 0);
+	ck_assert_int_eq(wgctl_allowedips_update(ctl, key_d, &a9, 1, NULL, 0), 0);
+	ck_assert_int_eq(wgctl_allowedips_update(ctl, key_c, &a9, 1, NULL, 0), -EEXIST);
+	/* Again, afresh: its address is free now. */
+	ep = endpoint_of("2001:db8::7", 4000);
+	ck_assert_int_eq(wgctl_peer_add(ctl, key_d, &ep, 5), 0);
+	ck_assert_int_eq(wgctl_allowedips_update(ctl, key_c, &a9, 1, NULL, 0), 0);
+	/* A removed peer is gone from the view, and its addresses with it. */
+	ck_assert_int_eq(wgctl_peer_remove(ctl, key_b), 0);
+	ck_assert_int_eq(wgctl_allowedips_update(ctl, key_b, &a9, 1, NULL, 0), -ENOENT);
+	ck_assert_int_eq(wgctl_allowedips_update(ctl, key_c, &b1, 1, NULL, 0), 0);
+	/* An absent peer: nothing to remove, not an error. */
+	ck_assert_int_eq(wgctl_peer_remove(ctl, key_b), 0);
+	/* Bad input never reaches the daemon. */
+	ep.port = 0;
+	ck_assert_int_eq(wgctl_peer_add(ctl, key_b, &ep, 25), -EINVAL);
+
+	/* What the device holds, read back. */
+	ck_assert_int_eq(wgctl_get_device(ctl, &dev), 0);
+	ck_assert_uint_eq(dev->n_peers, 2);
+	ck_assert_ptr_null(wgdev_find_peer(dev, key_b));
+	p = wgdev_find_peer(dev, key_d);
+	ck_assert_ptr_nonnull(p);
+	ck_assert_int_eq(p->endpoint.sa.sa_family, AF_INET6);
+	ck_assert_uint_eq(ntohs(p->endpoint.sin6.sin6_port), 4000);
+	ck_assert_uint_eq(p->keepalive_s, 5);
+	ck_assert_uint_eq(p->n_allowedips, 0);
+	wgdev_free(dev);
+	wgctl_close(ctl);
+	fake_join(fw);
+
+	/* One read for the view before the last; nothing more was needed. */
+	ck_assert_int_eq(count_gets(fw), 2);
+	ck_assert_str_eq(fake_log(fw, 0),
+			 "get=1\n\n"
+			 "set=1\npublic_key=" PUB_D "\nremove=true\npublic_key=" PUB_D "\n"
+			 "endpoint=192.0.2.7:51820\npersistent_keepalive_interval=25\n"
+			 "replace_allowed_ips=true\n\n"
+			 "set=1\npublic_key=" PUB_D "\nupdate_only=true\n"
+			 "allowed_ip=10.0.0.9/32\n\n"
+			 "set=1\npublic_key=" PUB_D "\nremove=true\npublic_key=" PUB_D "\n"
+			 "endpoint=[2001:db8::7]:4000\npersistent_keepalive_interval=5\n"
+			 "replace_allowed_ips=true\n\n"
+			 "set=1\n" SET_HEAD_C "allowed_ip=10.0.0.9/32\n\n"
+			 "set=1\npublic_key=" PUB_B "\nremove=true\n\n"
+			 "set=1\n" SET_HEAD_C "allowed_ip=10.0.0.1/32\n\n"
+			 "set=1\npublic_key=" PUB_B "\nremove=true\n\n"
+			 "get=1\n\n");
+	assert_peer_ips(fw, PUB_C, "10.0.1.0/24 10.0.0.9/32 10.0.0.1/32");
+	assert_peer_ips(fw, PUB_D, "");
+	fake_free(fw);
+}
+END_TEST
+
+/* A refused operation may have been made in part: the view is read again. */
+START_TEST(conversation_peer_add_refused)
+{
+	struct fake_wg *fw = fake_start(true);
+	struct wgd_endpoint ep = endpoint_of("192.0.2.7", 51820);
+	struct wgd_ip b1 = ip_of("10.0.0.1/32");
+	uint8_t key_b[WG_KEY_LEN], key_c[WG_KEY_LEN];
+	struct wgctl *ctl;
+	struct wgdev *dev;
+
+	hex_key(key_b, PUB_B);
+	hex_key(key_c, PUB_C);
+	ck_assert_int_eq(wgctl_open(&ctl, "wgu0"), 0);
+	ck_assert_int_eq(wgctl_get_device(ctl, &dev), 0);
+	wgdev_free(dev);
+	fw->refuse_keepalive = true;
+	ck_assert_int_eq(wgctl_peer_add(ctl, key_b, &ep, 25), -EINVAL);
+	/*
+	 * The daemon made B afresh before it failed, as wireguard-go would:
+	 * the next update reads the device and finds B's address free.
+	 */
+	ck_assert_int_eq(wgctl_allowedips_update(ctl, key_c, &b1, 1, NULL, 0), 0);
+	wgctl_close(ctl);
+	fake_join(fw);
+	ck_assert_int_eq(count_gets(fw), 2);
+	assert_peer_ips(fw, PUB_B, "");
+	assert_peer_ips(fw, PUB_C, "10.0.1.0/24 10.0.0.1/32");
+	fake_free(fw);
+}
+END_TEST
+
 START_TEST(daemon_gone)
 {
 	struct fake_wg *fw = fake_start(true);
@@ -972,6 +1191,7 @@ static Suite *wgdev_uapi_suite(void)
 			    (int)(sizeof(bad_replies) / sizeof(bad_replies[0])));
 	tcase_add_test(tc, parse_odd_inputs);
 	tcase_add_test(tc, build_set);
+	tcase_add_test(tc, build_peer_ops);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("conversation");
@@ -984,6 +1204,8 @@ static Suite *wgdev_uapi_suite(void)
 	tcase_add_test(tc, conversation_batch_bounds);
 	tcase_add_test(tc, conversation_batch_refused);
 	tcase_add_test(tc, conversation_batch_one_read);
+	tcase_add_test(tc, conversation_peer_ops);
+	tcase_add_test(tc, conversation_peer_add_refused);
 	tcase_add_test(tc, daemon_gone);
 	suite_add_tcase(s, tc);
 	return s;

@@ -332,6 +332,141 @@ START_TEST(test_many)
 }
 END_TEST
 
+/* The mesh's peers: added afresh, with nothing, and removed with all they held. */
+START_TEST(test_peers_come_and_go)
+{
+	struct wgview *v = wgview_new();
+	struct wgdev *dev = device(3);
+	uint8_t a[WG_KEY_LEN], b[WG_KEY_LEN], c[WG_KEY_LEN], m[WG_KEY_LEN];
+	struct wgd_ip ip9 = host4(9), ip20 = host4(20), ip_b = host4(1), ip_c = host4(2);
+
+	key_of(a, 0);
+	key_of(b, 1);
+	key_of(c, 2);
+	key_of(m, 99);
+	/* Nothing on an invalid view: it is read again before it is used. */
+	ck_assert_int_eq(wgview_add_peer(v, m), 0);
+	ck_assert(!wgview_valid(v));
+
+	ck_assert_int_eq(wgview_rebuild(v, dev, 0), 0);
+	ck_assert_int_eq(wgview_add_peer(v, m), 0);
+	ck_assert(wgview_has_peer(v, m));
+	ck_assert_uint_eq(wgview_peer_count(v), 4);
+	ck_assert_int_eq(wgview_check(v, m, &ip9, 1), 0);
+	ck_assert_int_eq(wgview_apply(v, m, &ip9, 1, NULL, 0), 0);
+	ck_assert_int_eq(wgview_check(v, a, &ip9, 1), -EEXIST);
+	/* Again, afresh: what it held is free. */
+	ck_assert_int_eq(wgview_add_peer(v, m), 0);
+	ck_assert_uint_eq(wgview_peer_count(v), 4);
+	ck_assert(!wgview_holds(v, m, &ip9));
+	ck_assert_int_eq(wgview_check(v, a, &ip9, 1), 0);
+	/* A device peer made afresh loses its own entries too. */
+	ck_assert_int_eq(wgview_add_peer(v, c), 0);
+	ck_assert(!wgview_holds(v, c, &ip_c));
+	ck_assert_int_eq(wgview_check(v, a, &ip_c, 1), 0);
+
+	/* B leaves from the middle; the last peer, M, takes its place. */
+	ck_assert_int_eq(wgview_apply(v, m, &ip20, 1, NULL, 0), 0);
+	ck_assert_int_eq(wgview_remove_peer(v, b), 0);
+	ck_assert(!wgview_has_peer(v, b));
+	ck_assert_uint_eq(wgview_peer_count(v), 3);
+	ck_assert_int_eq(wgview_check(v, b, &ip9, 1), -ENOENT);
+	ck_assert_int_eq(wgview_check(v, a, &ip_b, 1), 0);
+	ck_assert(!wgview_covered(v, a, &ip_b, 0));
+	ck_assert(wgview_holds(v, m, &ip20));
+	ck_assert_int_eq(wgview_check(v, a, &ip20, 1), -EEXIST);
+	ck_assert(wgview_holds(v, a, &(struct wgd_ip){ .family = AF_INET, .cidr = 16,
+						     .bytes = { 172, 0 } }));
+	/* Absent: no change. */
+	ck_assert_int_eq(wgview_remove_peer(v, b), 0);
+	ck_assert_uint_eq(wgview_peer_count(v), 3);
+	/* The last one, and back. */
+	ck_assert_int_eq(wgview_remove_peer(v, c), 0);
+	ck_assert_int_eq(wgview_remove_peer(v, m), 0);
+	ck_assert_int_eq(wgview_remove_peer(v, a), 0);
+	ck_assert_uint_eq(wgview_peer_count(v), 0);
+	ck_assert_int_eq(wgview_check(v, b, &ip20, 1), -ENOENT);
+	ck_assert_int_eq(wgview_add_peer(v, b), 0);
+	ck_assert_int_eq(wgview_check(v, b, &ip20, 1), 0);
+	ck_assert(wgview_valid(v));
+	wgdev_free(dev);
+	wgview_free(v);
+}
+END_TEST
+
+/*
+ * Peers added, re-added and removed at random among allowed-IP changes,
+ * against a plain model: a removal moves the last peer into its place, and
+ * every lookup must still see what the model sees.
+ */
+START_TEST(test_peers_model)
+{
+	enum { KEYS = 40, IPS = 300, STEPS = 40000 };
+	static uint8_t holder[IPS]; /* key + 1, or 0 for no one */
+	static bool present[KEYS];
+	struct wgview *v = wgview_new();
+	struct wgdev *dev = device(4);
+	uint8_t keys[KEYS][WG_KEY_LEN];
+	uint32_t seed = 777;
+	size_t n_present = 4;
+
+	for (unsigned k = 0; k < KEYS; k++)
+		key_of(keys[k], k);
+	for (unsigned k = 0; k < 4; k++)
+		present[k] = true;
+	ck_assert_int_eq(wgview_rebuild(v, dev, 0), 0);
+	for (unsigned step = 0; step < STEPS; step++) {
+		unsigned r, i, k, op;
+		struct wgd_ip ip;
+
+		seed = seed * 1103515245 + 12345;
+		r = seed >> 8;
+		i = r % IPS;
+		k = (r / IPS) % KEYS;
+		op = (r >> 18) % 8;
+		ip = host4(100 + i);
+		if (op == 0) {
+			ck_assert_int_eq(wgview_add_peer(v, keys[k]), 0);
+			n_present += !present[k];
+			present[k] = true;
+			for (unsigned j = 0; j < IPS; j++)
+				if (holder[j] == k + 1)
+					holder[j] = 0;
+		} else if (op == 1) {
+			ck_assert_int_eq(wgview_remove_peer(v, keys[k]), 0);
+			n_present -= present[k];
+			present[k] = false;
+			for (unsigned j = 0; j < IPS; j++)
+				if (holder[j] == k + 1)
+					holder[j] = 0;
+		} else if (op < 5) {
+			ck_assert_int_eq(wgview_check(v, keys[k], &ip, 1),
+					 !present[k] ? -ENOENT :
+					 holder[i] && holder[i] != k + 1 ? -EEXIST : 0);
+			ck_assert_int_eq(wgview_apply(v, keys[k], &ip, 1, NULL, 0), 0);
+			if (present[k])
+				holder[i] = (uint8_t)(k + 1);
+		} else {
+			ck_assert_int_eq(wgview_apply(v, keys[k], NULL, 0, &ip, 1), 0);
+			if (holder[i] == k + 1)
+				holder[i] = 0;
+		}
+		ck_assert(wgview_has_peer(v, keys[k]) == present[k]);
+		if (step % 499 == 0) {
+			ck_assert_uint_eq(wgview_peer_count(v), n_present);
+			for (i = 0; i < IPS; i++) {
+				ip = host4(100 + i);
+				for (k = 0; k < KEYS; k++)
+					ck_assert(wgview_holds(v, keys[k], &ip) == (holder[i] == k + 1));
+			}
+		}
+	}
+	ck_assert(wgview_valid(v));
+	wgdev_free(dev);
+	wgview_free(v);
+}
+END_TEST
+
 static Suite *wgview_suite(void)
 {
 	Suite *s = suite_create("wgview");
@@ -344,6 +479,8 @@ static Suite *wgview_suite(void)
 	tcase_add_test(tc, test_covered);
 	tcase_add_test(tc, test_model);
 	tcase_add_test(tc, test_many);
+	tcase_add_test(tc, test_peers_come_and_go);
+	tcase_add_test(tc, test_peers_model);
 	suite_add_tcase(s, tc);
 	return s;
 }
