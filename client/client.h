@@ -16,6 +16,7 @@
 #include "../common/wgdev.h"
 #include "../protocol/proto.h"
 #include "hook.h"
+#include "probe.h"
 
 /*
  * What the client's files share: its state, the lease it holds, and the
@@ -113,6 +114,8 @@ struct client_sys {
 	int (*host_addrs)(struct client *cl, struct rtnl_addr **out, size_t *n);
 	/* One action of the mesh on the WireGuard device. */
 	int (*mesh_apply)(struct client *cl, const struct mesh_action *a);
+	/* An echo request to a direct peer's address (probe.h). */
+	int (*mesh_probe)(struct client *cl, const struct wgd_ip *dst);
 };
 
 /* ---- the mesh's state, kept by mesh.c ---- */
@@ -155,10 +158,13 @@ struct client_mesh {
 	char *status_last;            /* as last written, to skip a rewrite */
 	size_t status_last_len;
 	bool status_written;
+
+	uint64_t next_probe_ms;       /* the direct peers' next probes */
 };
 
 struct client {
 	const struct client_sys *sys;
+	struct prober prober;         /* the mesh's probes, sys_real's */
 	const char *ifname;
 	uint32_t ifindex;
 	uint32_t max_mtu;             /* the link's, 0 when unknown */

@@ -299,6 +299,11 @@ static int sys_mesh_apply(struct client *c, const struct mesh_action *a)
 	return -EINVAL;
 }
 
+static int sys_mesh_probe(struct client *c, const struct wgd_ip *dst)
+{
+	return prober_send(&c->prober, dst);
+}
+
 static const struct client_sys sys_real = {
 	.addr_add = sys_addr_add,
 	.addr_del = sys_addr_del,
@@ -315,6 +320,7 @@ static const struct client_sys sys_real = {
 	.hub_connect = sys_hub_connect,
 	.host_addrs = sys_host_addrs,
 	.mesh_apply = sys_mesh_apply,
+	.mesh_probe = sys_mesh_probe,
 };
 
 /* ---- requests ---- */
@@ -886,6 +892,7 @@ int main(int argc, char *argv[])
 	sigset_t mask;
 
 	cl.sys = &sys_real;
+	prober_init(&cl.prober);
 	if (argc >= 2 && !strcmp(argv[1], "show"))
 		return show_main(argc - 1, argv + 1);
 	while ((opt = getopt_long(argc, argv, "fvh", longopts, NULL)) != -1) {
@@ -1034,6 +1041,15 @@ int main(int argc, char *argv[])
 	if (!foreground) {
 		log_set_syslog(true);
 		daemonize();
+	}
+	/* The mesh's echo requests need raw sockets, opened now, while
+	 * CAP_NET_RAW is still there. */
+	if (!cl.no_mesh) {
+		ret = prober_open(&cl.prober, cl.ifname);
+		if (ret)
+			log_warnx("cannot open raw ICMP sockets for the mesh's probes: %s; "
+				  "an idle direct path will fall back to the hub (grant CAP_NET_RAW)",
+				  strerror(-ret));
 	}
 	/* From here on: addresses, routes and allowed-IPs (CAP_NET_ADMIN), and
 	 * binding port 970 for each request (CAP_NET_BIND_SERVICE). Nothing

@@ -25,7 +25,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/if_addr.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +36,7 @@
 #include "../common/key.h"
 #include "../common/log.h"
 #include "../common/ratelimit.h"
+#include "../common/strbuf.h"
 #include "client.h"
 
 /* The record never holds more keys than the mesh has peers, and some left
@@ -790,52 +790,14 @@ void client_mesh_restart_poll(struct client *cl, uint64_t now)
 
 /* ---- the status file ---- */
 
-struct buf {
-	char *p;
-	size_t len, cap;
-	bool failed;
-};
-
-static void __attribute__((format(printf, 2, 3))) put(struct buf *b, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (b->failed)
-		return;
-	for (;;) {
-		va_start(ap, fmt);
-		n = b->p ? vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap) :
-			   vsnprintf(NULL, 0, fmt, ap);
-		va_end(ap);
-		if (n < 0) {
-			b->failed = true;
-			return;
-		}
-		if (b->p && (size_t)n < b->cap - b->len) {
-			b->len += (size_t)n;
-			return;
-		}
-		size_t cap = (b->cap + (size_t)n + 1) * 2;
-		char *p = cap <= STATUS_MAX * 2 ? realloc(b->p, cap) : NULL;
-
-		if (!p) {
-			b->failed = true;
-			return;
-		}
-		b->p = p;
-		b->cap = cap;
-	}
-}
-
 char *client_mesh_status_format(const struct client *cl, size_t *len)
 {
 	const struct client_mesh *cm = &cl->mesh;
-	struct buf b = { 0 };
+	struct strbuf b = { .max = STATUS_MAX * 2 };
 	size_t n = cm->m ? mesh_peer_count(cm->m) : 0;
 	const char *state = !cm->m ? "off" : cm->poll_ok ? "joined" : "hub-unreachable";
 
-	put(&b, "mesh=%s\nepoch=%u\nversion=%u\n", state, cm->epoch, cm->since);
+	strbuf_printf(&b, "mesh=%s\nepoch=%u\nversion=%u\n", state, cm->epoch, cm->since);
 	for (size_t i = 0; i < n && i < MESH_MAX_PEERS; i++) {
 		struct mesh_peer_status st;
 		char k[WG_KEY_B64_LEN], a4[WGD_IP_STRLEN] = "-", a6[WGD_IP_STRLEN] = "-";
@@ -849,8 +811,8 @@ char *client_mesh_status_format(const struct client *cl, size_t *len)
 			wgd_ip_format_addr(&st.ip6, a6, sizeof(a6));
 		if (st.endpoint.addr.family && st.endpoint.port)
 			wgd_endpoint_format(&st.endpoint, ep, sizeof(ep));
-		put(&b, "peer=%s %s %s %s %s %llu\n", key_b64(st.key, k), a4, a6,
-		    mesh_path_name(st.path), ep, (unsigned long long)st.since_ms);
+		strbuf_printf(&b, "peer=%s %s %s %s %s %llu\n", key_b64(st.key, k), a4, a6,
+			      mesh_path_name(st.path), ep, (unsigned long long)st.since_ms);
 	}
 	if (b.failed) {
 		free(b.p);
@@ -968,6 +930,38 @@ void client_mesh_free(struct client *cl)
 	cm->n_admin = cm->cap_admin = cm->n_rec = cm->cap_rec = 0;
 }
 
+/*
+ * An echo request to every direct peer, each second: the reply, coming
+ * back direct only while the peer sends to us directly too, is what keeps
+ * the peer's receive counter moving (probe.h says why keepalives cannot).
+ */
+static void probe_direct(struct client *cl, uint64_t now)
+{
+	struct client_mesh *cm = &cl->mesh;
+	size_t n = mesh_peer_count(cm->m);
+	bool any = false;
+	uint32_t held;
+
+	for (size_t i = 0; i < n; i++) {
+		struct mesh_peer_status st;
+		int ret;
+
+		mesh_peer_status(cm->m, i, &st);
+		if (st.path != MESH_DIRECT || (!st.has_ip4 && !st.has_ip6))
+			continue;
+		any = true;
+		if (!cl->sys->mesh_probe)
+			continue;
+		ret = cl->sys->mesh_probe(cl, st.has_ip4 ? &st.ip4 : &st.ip6);
+		if (ret && ratelimit_pass(action_rl(), "probe", 5, 0, now, &held))
+			log_warnx("mesh: cannot send an echo request to a direct peer: %s (%u more "
+				  "held back); without it, an idle direct path falls back to the hub",
+				  strerror(-ret), held);
+	}
+	/* With no direct peer, each pass looks again: one may have become so. */
+	cm->next_probe_ms = any ? now + PROBE_EVERY_MS : 0;
+}
+
 void client_mesh_run(struct client *cl, uint64_t now)
 {
 	struct client_mesh *cm = &cl->mesh;
@@ -999,6 +993,8 @@ void client_mesh_run(struct client *cl, uint64_t now)
 	if (now >= mesh_next_wake(cm->m))
 		mesh_tick(cm->m, now, real_ns);
 	drain(cl, now, false);
+	if (now >= cm->next_probe_ms)
+		probe_direct(cl, now);
 	if (!cm->polling && cl->link_up && !cl->requesting && now >= cm->next_poll_ms)
 		start_poll(cl, now);
 	status_update(cl, now);
@@ -1021,6 +1017,8 @@ uint64_t client_mesh_next_wake(const struct client *cl)
 		wake = cm->next_poll_ms;
 	if (cm->status_next_ms < wake)
 		wake = cm->status_next_ms;
+	if (cm->next_probe_ms && cm->next_probe_ms < wake)
+		wake = cm->next_probe_ms;
 	return wake;
 }
 

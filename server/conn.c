@@ -89,7 +89,7 @@ void conn_flush(struct conn *c)
 	conn_close(c);
 }
 
-static void conn_respond(struct conn *c, const struct wgd_msg *resp)
+void conn_respond(struct conn *c, const struct wgd_msg *resp)
 {
 	ssize_t len = wgd_serialize_response(resp, c->out, sizeof(c->out));
 
@@ -104,13 +104,16 @@ static void conn_respond(struct conn *c, const struct wgd_msg *resp)
 	conn_flush(c);
 }
 
-static void conn_respond_error(struct conn *c, enum wgd_error err)
+/* An error answer; why, unless NULL, goes out as its errmsg. */
+void conn_respond_error(struct conn *c, enum wgd_error err, const char *why)
 {
 	struct wgd_msg resp;
 
 	memset(&resp, 0, sizeof(resp));
 	resp.has_errno = true;
 	resp.err = err;
+	if (why)
+		snprintf(resp.errmsg, sizeof(resp.errmsg), "%s", why);
 	conn_respond(c, &resp);
 }
 
@@ -158,7 +161,7 @@ static void handle_request(struct conn *c, const struct wgd_msg *req)
 	if (ret < 0) {
 		peer_log(e, log_warnx, c->pubkey, LC_RECORD, "peer %s: cannot record a lease: %s",
 			 fmt_key(c->pubkey, kb), strerror(-ret));
-		conn_respond_error(c, WGD_E_UNAVAILABLE);
+		conn_respond_error(c, WGD_E_UNAVAILABLE, NULL);
 		return;
 	}
 	if (resp.has_ip4 || resp.has_ip6)
@@ -265,7 +268,7 @@ static void fail_committed(struct conn *c, int err)
 		undo.n_add = 0;
 		priv_update_batch(&undo, 1, &undo_err);
 	}
-	conn_respond_error(c, WGD_E_UNAVAILABLE);
+	conn_respond_error(c, WGD_E_UNAVAILABLE, NULL);
 }
 
 /* Whether change adds an address that one of the n changes of batch removes. */
@@ -380,7 +383,7 @@ static bool conn_read(struct conn *c)
 				e->counters.invalid++;
 			peer_log(e, log_info, c->pubkey, LC_BAD_REQUEST, "bad request from %s: %s",
 				 inet_ntop(AF_INET6, &c->ll, ab, sizeof(ab)), c->parser.error);
-			conn_respond_error(c, (enum wgd_error)-ret);
+			conn_respond_error(c, (enum wgd_error)-ret, NULL);
 			return false;
 		}
 		if (ret > 0) {

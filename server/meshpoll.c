@@ -46,27 +46,8 @@ void mesh_init(struct engine *e)
 
 static void mesh_refuse(struct conn *c, const char *why)
 {
-	struct wgd_msg *resp = calloc(1, sizeof(*resp));
-	ssize_t len;
-
 	c->e->counters.invalid++;
-	if (!resp) {
-		conn_close(c);
-		return;
-	}
-	resp->has_errno = true;
-	resp->err = WGD_E_INVALID;
-	snprintf(resp->errmsg, sizeof(resp->errmsg), "%s", why);
-	len = wgd_serialize_response(resp, c->out, sizeof(c->out));
-	free(resp);
-	if (len < 0) {
-		conn_close(c);
-		return;
-	}
-	c->out_len = (size_t)len;
-	c->out_off = 0;
-	c->state = CONN_WRITING;
-	conn_flush(c);
+	conn_respond_error(c, WGD_E_INVALID, why);
 }
 
 /* The lease's addresses, as a directory entry carries them. */

@@ -3,50 +3,13 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../common/key.h"
+#include "../common/strbuf.h"
 #include "status.h"
-
-struct buf {
-	char *p;
-	size_t len, cap;
-	bool failed;
-};
-
-static void __attribute__((format(printf, 2, 3))) put(struct buf *b, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (b->failed)
-		return;
-	for (;;) {
-		va_start(ap, fmt);
-		n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-		va_end(ap);
-		if (n < 0) {
-			b->failed = true;
-			return;
-		}
-		if ((size_t)n < b->cap - b->len) {
-			b->len += (size_t)n;
-			return;
-		}
-		size_t cap = (b->cap + (size_t)n + 1) * 2;
-		char *p = realloc(b->p, cap);
-
-		if (!p) {
-			b->failed = true;
-			return;
-		}
-		b->p = p;
-		b->cap = cap;
-	}
-}
 
 int status_format_parse(const char *s, size_t len, enum status_format *out)
 {
@@ -107,7 +70,7 @@ static const char *fmt_addr(const struct wgd_ip *ip, char *out, size_t len)
 }
 
 /* "1 hour, 2 minutes, 3 seconds", as wg(8) writes times. */
-static void put_duration(struct buf *b, uint64_t s)
+static void put_duration(struct strbuf *b, uint64_t s)
 {
 	static const struct {
 		uint64_t secs;
@@ -118,7 +81,7 @@ static void put_duration(struct buf *b, uint64_t s)
 	bool first = true;
 
 	if (!s) {
-		put(b, "0 seconds");
+		strbuf_printf(b, "0 seconds");
 		return;
 	}
 	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
@@ -127,30 +90,30 @@ static void put_duration(struct buf *b, uint64_t s)
 		if (!n)
 			continue;
 		s %= units[i].secs;
-		put(b, "%s%llu %s%s", first ? "" : ", ", (unsigned long long)n, units[i].unit,
+		strbuf_printf(b, "%s%llu %s%s", first ? "" : ", ", (unsigned long long)n, units[i].unit,
 		    n == 1 ? "" : "s");
 		first = false;
 	}
 }
 
-static void render_table(struct buf *b, const struct status *st)
+static void render_table(struct strbuf *b, const struct status *st)
 {
 	char kb[WG_KEY_B64_LEN], a[INET6_ADDRSTRLEN], ep[INET6_ADDRSTRLEN + 10];
 	char p[WGD_IP_STRLEN];
 
-	put(b, "interface: %s\n  leases: %zu\n  lease time: %u seconds\n  quarantined: %zu\n",
+	strbuf_printf(b, "interface: %s\n  leases: %zu\n  lease time: %u seconds\n  quarantined: %zu\n",
 	    st->ifname, st->n_leases, st->leasetime, st->n_quarantined);
 	for (size_t i = 0; i < st->n_pools; i++)
-		put(b, "  pool: %s (%llu addresses, %llu free)\n",
+		strbuf_printf(b, "  pool: %s (%llu addresses, %llu free)\n",
 		    wgd_ip_format(&st->pools[i].prefix, p, sizeof(p)),
 		    (unsigned long long)st->pools[i].size, (unsigned long long)st->pools[i].free);
-	put(b, "  counters:");
-#define X(field, name, help) put(b, " %s %llu", name, (unsigned long long)st->counters.field);
+	strbuf_printf(b, "  counters:");
+#define X(field, name, help) strbuf_printf(b, " %s %llu", name, (unsigned long long)st->counters.field);
 	STATUS_COUNTERS(X)
 #undef X
-	put(b, "\n");
+	strbuf_printf(b, "\n");
 	if (st->mesh)
-		put(b, "  mesh: epoch %u, version %u, %zu members, %zu tombstones, %zu polls held\n",
+		strbuf_printf(b, "  mesh: epoch %u, version %u, %zu members, %zu tombstones, %zu polls held\n",
 		    st->mesh_epoch, st->mesh_version, st->n_mesh, st->mesh_tombstones,
 		    st->mesh_polls);
 
@@ -158,87 +121,87 @@ static void render_table(struct buf *b, const struct status *st)
 		const struct status_lease *l = &st->leases[i];
 
 		wgkey_to_base64(kb, l->pubkey);
-		put(b, "\npeer: %s\n", kb);
-		put(b, "  link-local: %s\n", inet_ntop(AF_INET6, &l->lladdr, a, sizeof(a)));
+		strbuf_printf(b, "\npeer: %s\n", kb);
+		strbuf_printf(b, "  link-local: %s\n", inet_ntop(AF_INET6, &l->lladdr, a, sizeof(a)));
 		if (l->has_ip4)
-			put(b, "  ipv4: %s\n", inet_ntop(AF_INET, &l->ip4, a, sizeof(a)));
+			strbuf_printf(b, "  ipv4: %s\n", inet_ntop(AF_INET, &l->ip4, a, sizeof(a)));
 		if (l->has_ip6)
-			put(b, "  ipv6: %s\n", inet_ntop(AF_INET6, &l->ip6, a, sizeof(a)));
-		put(b, "  endpoint: %s\n", fmt_endpoint(&l->endpoint, ep, sizeof(ep)));
-		put(b, "  time left: ");
+			strbuf_printf(b, "  ipv6: %s\n", inet_ntop(AF_INET6, &l->ip6, a, sizeof(a)));
+		strbuf_printf(b, "  endpoint: %s\n", fmt_endpoint(&l->endpoint, ep, sizeof(ep)));
+		strbuf_printf(b, "  time left: ");
 		put_duration(b, l->left);
-		put(b, "\n  last renewal: ");
+		strbuf_printf(b, "\n  last renewal: ");
 		put_duration(b, st->now > l->start ? st->now - l->start : 0);
-		put(b, " ago\n");
+		strbuf_printf(b, " ago\n");
 	}
 
 	for (size_t i = 0; i < st->n_mesh; i++) {
 		const struct status_mesh_peer *m = &st->mesh_peers[i];
 
 		wgkey_to_base64(kb, m->pe.key);
-		put(b, "\nmesh peer: %s\n", kb);
+		strbuf_printf(b, "\nmesh peer: %s\n", kb);
 		if (m->pe.has_ip4)
-			put(b, "  ipv4: %s\n", fmt_addr(&m->pe.ip4, a, sizeof(a)));
+			strbuf_printf(b, "  ipv4: %s\n", fmt_addr(&m->pe.ip4, a, sizeof(a)));
 		if (m->pe.has_ip6)
-			put(b, "  ipv6: %s\n", fmt_addr(&m->pe.ip6, a, sizeof(a)));
-		put(b, "  endpoint: %s\n", fmt_mesh_endpoint(&m->pe.endpoint, ep, sizeof(ep), "(none)"));
-		put(b, "  listen port: %u\n", m->pe.port);
+			strbuf_printf(b, "  ipv6: %s\n", fmt_addr(&m->pe.ip6, a, sizeof(a)));
+		strbuf_printf(b, "  endpoint: %s\n", fmt_mesh_endpoint(&m->pe.endpoint, ep, sizeof(ep), "(none)"));
+		strbuf_printf(b, "  listen port: %u\n", m->pe.port);
 		if (m->pe.n_cand) {
-			put(b, "  candidates:");
+			strbuf_printf(b, "  candidates:");
 			for (size_t j = 0; j < m->pe.n_cand; j++)
-				put(b, " %s", fmt_addr(&m->pe.cand[j], a, sizeof(a)));
-			put(b, "\n");
+				strbuf_printf(b, " %s", fmt_addr(&m->pe.cand[j], a, sizeof(a)));
+			strbuf_printf(b, "\n");
 		}
-		put(b, "  version: %u\n", m->version);
+		strbuf_printf(b, "  version: %u\n", m->version);
 	}
 }
 
-static void render_json(struct buf *b, const struct status *st)
+static void render_json(struct strbuf *b, const struct status *st)
 {
 	char kb[WG_KEY_B64_LEN], a[INET6_ADDRSTRLEN], ep[INET6_ADDRSTRLEN + 10];
 	char p[WGD_IP_STRLEN];
 
 	/* Interface names and addresses need no JSON escaping: they are
 	 * printable and have no quotes or backslashes. */
-	put(b, "{\n  \"interface\": \"%s\",\n  \"lease_time\": %u,\n  \"now\": %u,\n",
+	strbuf_printf(b, "{\n  \"interface\": \"%s\",\n  \"lease_time\": %u,\n  \"now\": %u,\n",
 	    st->ifname, st->leasetime, st->now);
-	put(b, "  \"quarantined\": %zu,\n  \"leases\": [", st->n_quarantined);
+	strbuf_printf(b, "  \"quarantined\": %zu,\n  \"leases\": [", st->n_quarantined);
 	for (size_t i = 0; i < st->n_leases; i++) {
 		const struct status_lease *l = &st->leases[i];
 
 		wgkey_to_base64(kb, l->pubkey);
-		put(b, "%s\n    {\"peer\": \"%s\", \"link_local\": \"%s\"", i ? "," : "", kb,
+		strbuf_printf(b, "%s\n    {\"peer\": \"%s\", \"link_local\": \"%s\"", i ? "," : "", kb,
 		    inet_ntop(AF_INET6, &l->lladdr, a, sizeof(a)));
 		if (l->has_ip4)
-			put(b, ", \"ipv4\": \"%s\"", inet_ntop(AF_INET, &l->ip4, a, sizeof(a)));
+			strbuf_printf(b, ", \"ipv4\": \"%s\"", inet_ntop(AF_INET, &l->ip4, a, sizeof(a)));
 		else
-			put(b, ", \"ipv4\": null");
+			strbuf_printf(b, ", \"ipv4\": null");
 		if (l->has_ip6)
-			put(b, ", \"ipv6\": \"%s\"", inet_ntop(AF_INET6, &l->ip6, a, sizeof(a)));
+			strbuf_printf(b, ", \"ipv6\": \"%s\"", inet_ntop(AF_INET6, &l->ip6, a, sizeof(a)));
 		else
-			put(b, ", \"ipv6\": null");
+			strbuf_printf(b, ", \"ipv6\": null");
 		if (l->endpoint.sin6_family)
-			put(b, ", \"endpoint\": \"%s\"", fmt_endpoint(&l->endpoint, ep, sizeof(ep)));
+			strbuf_printf(b, ", \"endpoint\": \"%s\"", fmt_endpoint(&l->endpoint, ep, sizeof(ep)));
 		else
-			put(b, ", \"endpoint\": null");
-		put(b, ", \"time_left\": %u, \"last_renewal\": %u}", l->left, l->start);
+			strbuf_printf(b, ", \"endpoint\": null");
+		strbuf_printf(b, ", \"time_left\": %u, \"last_renewal\": %u}", l->left, l->start);
 	}
-	put(b, "%s],\n  \"pools\": [", st->n_leases ? "\n  " : "");
+	strbuf_printf(b, "%s],\n  \"pools\": [", st->n_leases ? "\n  " : "");
 	for (size_t i = 0; i < st->n_pools; i++)
-		put(b, "%s\n    {\"prefix\": \"%s\", \"size\": %llu, \"free\": %llu}", i ? "," : "",
+		strbuf_printf(b, "%s\n    {\"prefix\": \"%s\", \"size\": %llu, \"free\": %llu}", i ? "," : "",
 		    wgd_ip_format(&st->pools[i].prefix, p, sizeof(p)),
 		    (unsigned long long)st->pools[i].size, (unsigned long long)st->pools[i].free);
-	put(b, "%s],\n  \"counters\": {", st->n_pools ? "\n  " : "");
+	strbuf_printf(b, "%s],\n  \"counters\": {", st->n_pools ? "\n  " : "");
 	bool first = true;
 #define X(field, name, help)                                                          \
-	put(b, "%s\"%s\": %llu", first ? "" : ", ", name,                             \
+	strbuf_printf(b, "%s\"%s\": %llu", first ? "" : ", ", name,                             \
 	    (unsigned long long)st->counters.field);                                   \
 	first = false;
 	STATUS_COUNTERS(X)
 #undef X
-	put(b, "}");
+	strbuf_printf(b, "}");
 	if (st->mesh) {
-		put(b, ",\n  \"mesh\": {\"epoch\": %u, \"version\": %u, \"members\": %zu, "
+		strbuf_printf(b, ",\n  \"mesh\": {\"epoch\": %u, \"version\": %u, \"members\": %zu, "
 		       "\"tombstones\": %zu, \"polls\": %zu, \"peers\": [",
 		    st->mesh_epoch, st->mesh_version, st->n_mesh, st->mesh_tombstones,
 		    st->mesh_polls);
@@ -246,81 +209,81 @@ static void render_json(struct buf *b, const struct status *st)
 			const struct status_mesh_peer *m = &st->mesh_peers[i];
 
 			wgkey_to_base64(kb, m->pe.key);
-			put(b, "%s\n    {\"peer\": \"%s\"", i ? "," : "", kb);
+			strbuf_printf(b, "%s\n    {\"peer\": \"%s\"", i ? "," : "", kb);
 			if (m->pe.has_ip4)
-				put(b, ", \"ipv4\": \"%s\"", fmt_addr(&m->pe.ip4, a, sizeof(a)));
+				strbuf_printf(b, ", \"ipv4\": \"%s\"", fmt_addr(&m->pe.ip4, a, sizeof(a)));
 			else
-				put(b, ", \"ipv4\": null");
+				strbuf_printf(b, ", \"ipv4\": null");
 			if (m->pe.has_ip6)
-				put(b, ", \"ipv6\": \"%s\"", fmt_addr(&m->pe.ip6, a, sizeof(a)));
+				strbuf_printf(b, ", \"ipv6\": \"%s\"", fmt_addr(&m->pe.ip6, a, sizeof(a)));
 			else
-				put(b, ", \"ipv6\": null");
+				strbuf_printf(b, ", \"ipv6\": null");
 			if (m->pe.endpoint.addr.family)
-				put(b, ", \"endpoint\": \"%s\"",
+				strbuf_printf(b, ", \"endpoint\": \"%s\"",
 				    fmt_mesh_endpoint(&m->pe.endpoint, ep, sizeof(ep), ""));
 			else
-				put(b, ", \"endpoint\": null");
-			put(b, ", \"port\": %u, \"candidates\": [", m->pe.port);
+				strbuf_printf(b, ", \"endpoint\": null");
+			strbuf_printf(b, ", \"port\": %u, \"candidates\": [", m->pe.port);
 			for (size_t j = 0; j < m->pe.n_cand; j++)
-				put(b, "%s\"%s\"", j ? ", " : "", fmt_addr(&m->pe.cand[j], a, sizeof(a)));
-			put(b, "], \"version\": %u}", m->version);
+				strbuf_printf(b, "%s\"%s\"", j ? ", " : "", fmt_addr(&m->pe.cand[j], a, sizeof(a)));
+			strbuf_printf(b, "], \"version\": %u}", m->version);
 		}
-		put(b, "%s]}", st->n_mesh ? "\n  " : "");
+		strbuf_printf(b, "%s]}", st->n_mesh ? "\n  " : "");
 	}
-	put(b, "\n}\n");
+	strbuf_printf(b, "\n}\n");
 }
 
-static void render_prometheus(struct buf *b, const struct status *st)
+static void render_prometheus(struct strbuf *b, const struct status *st)
 {
 	char kb[WG_KEY_B64_LEN], a4[INET6_ADDRSTRLEN], a6[INET6_ADDRSTRLEN];
 	char p[WGD_IP_STRLEN];
 
-	put(b, "# HELP wg_dynamic_leases Leases held.\n# TYPE wg_dynamic_leases gauge\n");
-	put(b, "wg_dynamic_leases{interface=\"%s\"} %zu\n", st->ifname, st->n_leases);
-	put(b, "# HELP wg_dynamic_quarantined Addresses held back after their peer left.\n"
+	strbuf_printf(b, "# HELP wg_dynamic_leases Leases held.\n# TYPE wg_dynamic_leases gauge\n");
+	strbuf_printf(b, "wg_dynamic_leases{interface=\"%s\"} %zu\n", st->ifname, st->n_leases);
+	strbuf_printf(b, "# HELP wg_dynamic_quarantined Addresses held back after their peer left.\n"
 	       "# TYPE wg_dynamic_quarantined gauge\n");
-	put(b, "wg_dynamic_quarantined{interface=\"%s\"} %zu\n", st->ifname, st->n_quarantined);
-	put(b, "# HELP wg_dynamic_pool_size Leasable addresses in a pool.\n"
+	strbuf_printf(b, "wg_dynamic_quarantined{interface=\"%s\"} %zu\n", st->ifname, st->n_quarantined);
+	strbuf_printf(b, "# HELP wg_dynamic_pool_size Leasable addresses in a pool.\n"
 	       "# TYPE wg_dynamic_pool_size gauge\n");
 	for (size_t i = 0; i < st->n_pools; i++)
-		put(b, "wg_dynamic_pool_size{interface=\"%s\",pool=\"%s\"} %llu\n", st->ifname,
+		strbuf_printf(b, "wg_dynamic_pool_size{interface=\"%s\",pool=\"%s\"} %llu\n", st->ifname,
 		    wgd_ip_format(&st->pools[i].prefix, p, sizeof(p)),
 		    (unsigned long long)st->pools[i].size);
-	put(b, "# HELP wg_dynamic_pool_free Free addresses in a pool.\n"
+	strbuf_printf(b, "# HELP wg_dynamic_pool_free Free addresses in a pool.\n"
 	       "# TYPE wg_dynamic_pool_free gauge\n");
 	for (size_t i = 0; i < st->n_pools; i++)
-		put(b, "wg_dynamic_pool_free{interface=\"%s\",pool=\"%s\"} %llu\n", st->ifname,
+		strbuf_printf(b, "wg_dynamic_pool_free{interface=\"%s\",pool=\"%s\"} %llu\n", st->ifname,
 		    wgd_ip_format(&st->pools[i].prefix, p, sizeof(p)),
 		    (unsigned long long)st->pools[i].free);
 #define X(field, name, help)                                                          \
-	put(b, "# HELP wg_dynamic_%s_total %s.\n# TYPE wg_dynamic_%s_total counter\n"     \
+	strbuf_printf(b, "# HELP wg_dynamic_%s_total %s.\n# TYPE wg_dynamic_%s_total counter\n"     \
 	       "wg_dynamic_%s_total{interface=\"%s\"} %llu\n",                         \
 	    name, help, name, name, st->ifname, (unsigned long long)st->counters.field);
 	STATUS_COUNTERS(X)
 #undef X
 	if (st->mesh) {
-		put(b, "# HELP wg_dynamic_mesh_members Peers in the mesh directory.\n"
+		strbuf_printf(b, "# HELP wg_dynamic_mesh_members Peers in the mesh directory.\n"
 		       "# TYPE wg_dynamic_mesh_members gauge\n"
 		       "wg_dynamic_mesh_members{interface=\"%s\"} %zu\n", st->ifname, st->n_mesh);
-		put(b, "# HELP wg_dynamic_mesh_tombstones Departures the mesh directory still "
+		strbuf_printf(b, "# HELP wg_dynamic_mesh_tombstones Departures the mesh directory still "
 		       "lists.\n# TYPE wg_dynamic_mesh_tombstones gauge\n"
 		       "wg_dynamic_mesh_tombstones{interface=\"%s\"} %zu\n", st->ifname,
 		    st->mesh_tombstones);
-		put(b, "# HELP wg_dynamic_mesh_polls Directory long polls held.\n"
+		strbuf_printf(b, "# HELP wg_dynamic_mesh_polls Directory long polls held.\n"
 		       "# TYPE wg_dynamic_mesh_polls gauge\n"
 		       "wg_dynamic_mesh_polls{interface=\"%s\"} %zu\n", st->ifname, st->mesh_polls);
-		put(b, "# HELP wg_dynamic_mesh_version The mesh directory's version.\n"
+		strbuf_printf(b, "# HELP wg_dynamic_mesh_version The mesh directory's version.\n"
 		       "# TYPE wg_dynamic_mesh_version gauge\n"
 		       "wg_dynamic_mesh_version{interface=\"%s\",epoch=\"%u\"} %u\n", st->ifname,
 		    st->mesh_epoch, st->mesh_version);
 	}
-	put(b, "# HELP wg_dynamic_lease_seconds_left Seconds until a lease expires.\n"
+	strbuf_printf(b, "# HELP wg_dynamic_lease_seconds_left Seconds until a lease expires.\n"
 	       "# TYPE wg_dynamic_lease_seconds_left gauge\n");
 	for (size_t i = 0; i < st->n_leases; i++) {
 		const struct status_lease *l = &st->leases[i];
 
 		wgkey_to_base64(kb, l->pubkey);
-		put(b, "wg_dynamic_lease_seconds_left{interface=\"%s\",peer=\"%s\",ipv4=\"%s\","
+		strbuf_printf(b, "wg_dynamic_lease_seconds_left{interface=\"%s\",peer=\"%s\",ipv4=\"%s\","
 		       "ipv6=\"%s\"} %u\n",
 		    st->ifname, kb, l->has_ip4 ? inet_ntop(AF_INET, &l->ip4, a4, sizeof(a4)) : "",
 		    l->has_ip6 ? inet_ntop(AF_INET6, &l->ip6, a6, sizeof(a6)) : "", l->left);
@@ -329,7 +292,7 @@ static void render_prometheus(struct buf *b, const struct status *st)
 
 char *status_render(const struct status *st, enum status_format format, size_t *len)
 {
-	struct buf b = { .cap = 4096 };
+	struct strbuf b = { .cap = 4096 };
 
 	b.p = malloc(b.cap);
 	if (!b.p)

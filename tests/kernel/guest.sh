@@ -45,6 +45,7 @@ SCENARIOS=(
 	"$top/tests/e2e/t_92_privsep.sh"
 	"$dir/t_mixed.sh"
 	"$dir/t_many_peers.sh"
+	"$dir/t_mesh.sh"
 )
 
 tests=()

@@ -1473,6 +1473,30 @@ START_TEST(test_mesh_show)
 }
 END_TEST
 
+/* The mesh's echo request: ICMP's checksum sums to all ones, ICMPv6's is
+ * left to the kernel, and ident and seq sit where ping(8) puts them. */
+START_TEST(test_probe_build)
+{
+	uint8_t b[PROBE_LEN];
+	uint32_t sum = 0;
+
+	probe_build(b, AF_INET, 0xbeef, 0x0102);
+	ck_assert_uint_eq(b[0], 8);
+	ck_assert_uint_eq(b[1], 0);
+	ck_assert_uint_eq(b[4] << 8 | b[5], 0xbeef);
+	ck_assert_uint_eq(b[6] << 8 | b[7], 0x0102);
+	for (size_t i = 0; i < PROBE_LEN; i += 2)
+		sum += (uint32_t)(b[i] << 8 | b[i + 1]);
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	ck_assert_uint_eq(sum, 0xffff);
+
+	probe_build(b, AF_INET6, 1, 2);
+	ck_assert_uint_eq(b[0], 128);
+	ck_assert_uint_eq(b[2] | b[3], 0);
+}
+END_TEST
+
 static Suite *client_suite(void)
 {
 	Suite *s = suite_create("client");
@@ -1480,6 +1504,7 @@ static Suite *client_suite(void)
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_route_checks);
+	tcase_add_test(tc, test_probe_build);
 	tcase_add_test(tc, test_addr_checks);
 	tcase_add_test(tc, test_mtu_dns_checks);
 	tcase_add_test(tc, test_hub_peer);
