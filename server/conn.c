@@ -470,7 +470,12 @@ void accept_conns(struct watcher *w, uint32_t events)
 			       "no peer has this link-local /128 in its allowed-IPs");
 			continue;
 		}
-		if (e->n_conns >= cfg->max_conns) {
+		/* With the mesh, every peer sends its next poll as soon as one
+		 * is answered: the connections of a burst count against the
+		 * room the polls leave, until their requests are read. */
+		if (e->n_conns >= cfg->max_conns +
+					  (cfg->mesh && cfg->max_polls > e->n_polls ?
+						   cfg->max_polls - e->n_polls : 0)) {
 			e->counters.refused_busy++;
 			refuse(e, fd, &sa, pubkey, LC_REFUSED_BUSY, "too many connections");
 			continue;

@@ -379,9 +379,17 @@ void mesh_round(struct engine *e)
 		return;
 	dir_expire(&e->dir, now, member_left, e);
 	cache.valid = false;
-	if (e->polls_pending || e->polls_version != e->dir.version ||
-	    e->polls_epoch != e->dir.epoch ||
-	    (e->polls_wait_read && e->polls_read_ms != e->last_refresh_ms)) {
+	/*
+	 * A join waits for the device read that finds its endpoint, a
+	 * quarter second away at most: then every poll is answered once,
+	 * with the whole entry, rather than once without the endpoint and
+	 * again with it.
+	 */
+	if (e->mesh_refresh) {
+		e->polls_pending = true;
+	} else if (e->polls_pending || e->polls_version != e->dir.version ||
+		   e->polls_epoch != e->dir.epoch ||
+		   (e->polls_wait_read && e->polls_read_ms != e->last_refresh_ms)) {
 		e->polls_pending = e->polls_wait_read = false;
 		e->polls_read_ms = e->last_refresh_ms;
 		for (c = e->polls; c; c = next) {
@@ -407,5 +415,8 @@ uint64_t mesh_next_timeout(const struct engine *e)
 
 	if (e->polls && e->polls->deadline_ms < next)
 		next = e->polls->deadline_ms;
+	/* The read a join waits for (engine.c makes it). */
+	if (e->mesh_refresh && e->last_refresh_ms + REFRESH_MIN_MS / 4 < next)
+		next = e->last_refresh_ms + REFRESH_MIN_MS / 4;
 	return next;
 }
