@@ -132,6 +132,10 @@ check "well before 25 s" test "$(field held elapsed)" -lt 10000
 check "with client 2's line" test -n "$(peer_line held 2)"
 check "and its address" grep -q "^peer=${CLIENT_PUB[2]} $b4 " "$E2E_TMP/held.out"
 check "and no line of client 1, which did not change" test -z "$(peer_line held 1)"
+# One answer per join, with the whole entry: not one without the endpoint
+# and another with it.
+read -r _ _ _ hep _ <<<"$(peer_line held 2)"
+check "and client 2's endpoint, in the one answer of the join" test "${hep%:*}" = 192.0.2.10
 check "a newer version" test "$(field held version)" -gt "$v"
 check "client 2's first answer lists both" \
 	test -n "$(peer_line join2 1)" -a -n "$(peer_line join2 2)"
