@@ -43,7 +43,14 @@
 #define MESH_KEEPALIVE_S 1           /* persistent keepalive of a mesh peer */
 #define MESH_CANDIDATE_MS 1000       /* the next candidate is tried after this */
 #define MESH_SWITCH_DELAY_MS 300     /* after the handshake, both ends switch */
-#define MESH_QUIET_MS 2500           /* DIRECT without receive this long: LOST */
+/*
+ * DIRECT without receive this long: LOST. WireGuard sends a persistent
+ * keepalive only when nothing crossed, either way, for its interval, so
+ * the other end's keepalives hold ours back: a path that works may bring
+ * nothing in for two intervals or more, longer on a busy host. Four
+ * intervals and a slow read.
+ */
+#define MESH_QUIET_MS 4500
 #define MESH_BACKOFF_MIN_MS 4000     /* LOST waits this, doubling ... */
 #define MESH_BACKOFF_MAX_MS 30000    /* ... up to this */
 #define MESH_RETRY_MS 15000          /* PROBING: the candidates again, then backoff */
