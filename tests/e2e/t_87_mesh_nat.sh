@@ -17,8 +17,11 @@
 # one. Whether a path is direct is told by the hub's WireGuard: while one
 # client pings the other 100 times, the hub's transfer counters for both
 # stay flat when the path is direct, and grow by every ping's four legs
-# when the hub relays them; a relayed path must lose none. A matrix of
-# what was seen ends the output.
+# when the hub relays them; a relayed path must lose none. No path that
+# works falls back meanwhile. A matrix of what was seen ends the output.
+#
+# Log lines this test reads (common/mesh.c):
+#   "mesh: KEY went quiet on ENDPOINT: through the hub again, ..."
 
 # Functions below run through check and wait_for, which shellcheck cannot see.
 # shellcheck disable=SC2317
@@ -244,6 +247,12 @@ hub_ep=$(nat_hub_endpoint 5)
 check_eq "client 2 reaches client 5 at its router" "${NAT_PUB4[5]}" "$(nat_ep_addr "$ep")"
 check "client 2 reaches client 5 at $ep, not where the hub sees it ($hub_ep)" \
 	test "$ep" != "$hub_ep"
+
+# Every path above works the whole time: none went quiet, wrongly.
+for n in "${CLIENTS[@]}"; do
+	check "client $n (${NAT_TYPE[$n]}) took no direct path down" \
+		not grep -q "went quiet" "${CLIENT_LOG[$n]}"
+done
 
 say ""
 say "$(printf '%-20s %-8s %-16s %7s  %-32s %s' 'pair (A-B)' expected observed 'hub B' \
