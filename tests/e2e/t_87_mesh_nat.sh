@@ -217,7 +217,7 @@ pair() {
 	fi
 	got="$seen"
 	[ "$loss" = 0 ] || got="$seen, ${loss:-?}% lost"
-	MATRIX+=("$(printf '%-20s %-8s %-16s %7s  %-32s %s' \
+	MATRIX+=("$(printf '%-20s %-8s %-16s %9s  %-32s %s' \
 		"${NAT_TYPE[$a]}-${NAT_TYPE[$b]} ($a-$b)" "$want" "$got" "$delta" "$ep_ab" "$ep_ba")")
 }
 
@@ -255,7 +255,7 @@ for n in "${CLIENTS[@]}"; do
 done
 
 say ""
-say "$(printf '%-20s %-8s %-16s %7s  %-32s %s' 'pair (A-B)' expected observed 'hub B' \
+say "$(printf '%-20s %-8s %-16s %9s  %-32s %s' 'pair (A-B)' expected observed 'hub bytes' \
 	'direct: A reaches B at' 'B reaches A at')"
 for line in "${MATRIX[@]}"; do
 	say "$line"
