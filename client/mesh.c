@@ -75,30 +75,6 @@ static const char *key_b64(const uint8_t key[WG_KEY_LEN], char buf[WG_KEY_B64_LE
 	return buf;
 }
 
-/* A peer's endpoint as the protocol writes it; family 0 when none. */
-static void endpoint_of(const struct wgdev_peer *p, struct wgd_endpoint *ep)
-{
-	static const uint8_t mapped[12] = { [10] = 0xff, [11] = 0xff };
-
-	memset(ep, 0, sizeof(*ep));
-	if (p->endpoint.sa.sa_family == AF_INET) {
-		wgd_ip_host4(&ep->addr, &p->endpoint.sin.sin_addr);
-		ep->port = ntohs(p->endpoint.sin.sin_port);
-	} else if (p->endpoint.sa.sa_family == AF_INET6) {
-		const uint8_t *a = p->endpoint.sin6.sin6_addr.s6_addr;
-
-		if (!memcmp(a, mapped, sizeof(mapped))) {
-			struct in_addr a4;
-
-			memcpy(&a4, a + 12, 4);
-			wgd_ip_host4(&ep->addr, &a4);
-		} else {
-			wgd_ip_host6(&ep->addr, &p->endpoint.sin6.sin6_addr);
-		}
-		ep->port = ntohs(p->endpoint.sin6.sin6_port);
-	}
-}
-
 /* ---- the join decision and the request ---- */
 
 bool client_mesh_wanted(const struct client *cl)
@@ -462,7 +438,7 @@ int client_mesh_init(struct client *cl, const struct wgdev *dev, struct exchange
 		const struct wgdev_peer *p = &dev->peers[i];
 
 		if (key_eq(p->pubkey, cl->hub_key)) {
-			endpoint_of(p, &cm->hub_endpoint);
+			wgdev_peer_endpoint(p, &cm->hub_endpoint);
 			continue;
 		}
 		if (key_in((const uint8_t(*)[WG_KEY_LEN])cm->rec, cm->n_rec, p->pubkey))
@@ -609,13 +585,13 @@ static void device_read(struct client *cl, uint64_t now, int64_t real_ns)
 						       sec * 1000000000 + p->last_handshake_nsec :
 						       0;
 			s->rx_bytes = p->rx_bytes;
-			endpoint_of(p, &s->endpoint);
+			wgdev_peer_endpoint(p, &s->endpoint);
 		} else if (key_eq(p->pubkey, cl->hub_key)) {
 			struct wgd_endpoint ep;
 
 			/* The hub's endpoint roams too, and is never a
 			 * candidate. */
-			endpoint_of(p, &ep);
+			wgdev_peer_endpoint(p, &ep);
 			if (memcmp(&ep, &cm->hub_endpoint, sizeof(ep))) {
 				cm->hub_endpoint = ep;
 				reconfigure = true;

@@ -178,3 +178,27 @@ void wgdev_follow(struct wgdev **dev, const uint8_t pubkey[WG_KEY_LEN],
 		*dev = NULL;
 	}
 }
+
+/* A peer's endpoint as the protocol writes it; family 0 when none. */
+void wgdev_peer_endpoint(const struct wgdev_peer *p, struct wgd_endpoint *ep)
+{
+	static const uint8_t mapped[12] = { [10] = 0xff, [11] = 0xff };
+
+	memset(ep, 0, sizeof(*ep));
+	if (p->endpoint.sa.sa_family == AF_INET) {
+		wgd_ip_host4(&ep->addr, &p->endpoint.sin.sin_addr);
+		ep->port = ntohs(p->endpoint.sin.sin_port);
+	} else if (p->endpoint.sa.sa_family == AF_INET6) {
+		const uint8_t *a = p->endpoint.sin6.sin6_addr.s6_addr;
+
+		if (!memcmp(a, mapped, sizeof(mapped))) {
+			struct in_addr a4;
+
+			memcpy(&a4, a + 12, 4);
+			wgd_ip_host4(&ep->addr, &a4);
+		} else {
+			wgd_ip_host6(&ep->addr, &p->endpoint.sin6.sin6_addr);
+		}
+		ep->port = ntohs(p->endpoint.sin6.sin6_port);
+	}
+}

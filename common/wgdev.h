@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 
 #include "../protocol/ipaddr.h"
+#include "../protocol/proto.h"
 #include "key.h"
 
 /*
@@ -47,6 +48,10 @@ struct wgdev {
 };
 
 void wgdev_free(struct wgdev *dev);
+
+/* The peer's endpoint as the protocol writes it: an IPv4-mapped IPv6
+ * address as IPv4; family 0 when it has none. */
+void wgdev_peer_endpoint(const struct wgdev_peer *p, struct wgd_endpoint *ep);
 
 /* The peer with this public key, or NULL. Linear: callers index it. */
 struct wgdev_peer *wgdev_find_peer(const struct wgdev *dev, const uint8_t pubkey[WG_KEY_LEN]);

@@ -285,14 +285,9 @@ void mesh_device_peer(const struct wgdev_peer *peer, const struct lease *l, void
 	d = dir_find(&e->dir, peer->pubkey);
 	if (!d || d->pe.gone)
 		return;
-	memset(&ep, 0, sizeof(ep));
-	if (peer->endpoint.sa.sa_family == AF_INET && peer->endpoint.sin.sin_port) {
-		wgd_ip_host4(&ep.addr, &peer->endpoint.sin.sin_addr);
-		ep.port = ntohs(peer->endpoint.sin.sin_port);
-	} else if (peer->endpoint.sa.sa_family == AF_INET6 && peer->endpoint.sin6.sin6_port) {
-		wgd_ip_host6(&ep.addr, &peer->endpoint.sin6.sin6_addr);
-		ep.port = ntohs(peer->endpoint.sin6.sin6_port);
-	}
+	wgdev_peer_endpoint(peer, &ep);
+	if (!ep.port)
+		memset(&ep, 0, sizeof(ep));
 	if (ep.addr.family == d->pe.endpoint.addr.family && ep.port == d->pe.endpoint.port &&
 	    (!ep.addr.family || wgd_ip_equal(&ep.addr, &d->pe.endpoint.addr)))
 		return;

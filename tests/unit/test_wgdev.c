@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
 #include <sys/socket.h>
 
 #include <check.h>
@@ -131,6 +132,43 @@ START_TEST(follow_changes)
 }
 END_TEST
 
+/* Endpoints as the protocol writes them: IPv4-mapped as IPv4, none as none. */
+START_TEST(peer_endpoints)
+{
+	struct wgdev_peer p;
+	struct wgd_endpoint ep;
+	char buf[WGD_ENDPOINT_STRLEN];
+
+	memset(&p, 0, sizeof(p));
+	wgdev_peer_endpoint(&p, &ep);
+	ck_assert_uint_eq(ep.addr.family, 0);
+	ck_assert_uint_eq(ep.port, 0);
+
+	p.endpoint.sin.sin_family = AF_INET;
+	p.endpoint.sin.sin_port = htons(51820);
+	p.endpoint.sin.sin_addr.s_addr = htonl(0xc6336414); /* 198.51.100.20 */
+	wgdev_peer_endpoint(&p, &ep);
+	ck_assert_str_eq(wgd_endpoint_format(&ep, buf, sizeof(buf)), "198.51.100.20:51820");
+
+	memset(&p, 0, sizeof(p));
+	p.endpoint.sin6.sin6_family = AF_INET6;
+	p.endpoint.sin6.sin6_port = htons(7);
+	p.endpoint.sin6.sin6_addr.s6_addr[10] = 0xff;
+	p.endpoint.sin6.sin6_addr.s6_addr[11] = 0xff;
+	p.endpoint.sin6.sin6_addr.s6_addr[12] = 10;
+	p.endpoint.sin6.sin6_addr.s6_addr[15] = 1;
+	wgdev_peer_endpoint(&p, &ep);
+	ck_assert_str_eq(wgd_endpoint_format(&ep, buf, sizeof(buf)), "10.0.0.1:7");
+
+	p.endpoint.sin6.sin6_addr.s6_addr[0] = 0x20;
+	p.endpoint.sin6.sin6_addr.s6_addr[1] = 0x01;
+	p.endpoint.sin6.sin6_addr.s6_addr[10] = 0;
+	wgdev_peer_endpoint(&p, &ep);
+	ck_assert_uint_eq(ep.addr.family, AF_INET6);
+	ck_assert_uint_eq(ep.port, 7);
+}
+END_TEST
+
 static Suite *wgdev_suite(void)
 {
 	Suite *s = suite_create("wgdev");
@@ -139,6 +177,7 @@ static Suite *wgdev_suite(void)
 	tcase_add_test(tc, merge_helpers);
 	tcase_add_test(tc, peer_arrays_grow);
 	tcase_add_test(tc, follow_changes);
+	tcase_add_test(tc, peer_endpoints);
 	suite_add_tcase(s, tc);
 	return s;
 }
