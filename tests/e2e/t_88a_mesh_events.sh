@@ -74,7 +74,7 @@ ev_ping_stop
 # A request that left just before the lease shows up to 25 ms later; the
 # last ones may be on their way when the ping stops.
 read -r sent lost lo hi <<<"$(ev_ping_loss "$(ev_plus "$t_lease" 0.05)" "$(ev_plus "$t_end" -0.5)")"
-check "client 1 pinged client 2 from its lease on ($sent requests)" test "$sent" -ge 80
+check "client 1 pinged client 2 from its lease on ($sent requests)" test "$sent" -ge 50
 check_eq "not one request lost (between $lo and $hi)" 0 "$lost"
 
 say "2. a peer leaves"
@@ -132,6 +132,19 @@ answers_again_1() {
 	log_since "${CLIENT_LOG[1]}" "$mark" | grep -q "mesh: the hub answers again"
 }
 check "client 1 polls the restarted hub" wait_for -t 5 answers_again_1
+# The clients hold the new directory up to its latest version: each has
+# the other's entry from the restarted server, and keeps it past the
+# grace a reset gives.
+dir_of() {
+	jq -r '.mesh | "\(.epoch) \(.version)"'
+}
+clients_current() {
+	local hub
+	hub=$(ev_server_show --json | dir_of)
+	[ "$(ev_client_show 1 --json | dir_of)" = "$hub" ] &&
+		[ "$(ev_client_show 2 --json | dir_of)" = "$hub" ]
+}
+check "both clients hold the restarted server's directory" wait_for -t 5 clients_current
 sleep 1
 relayed2=$(ev_relayed)
 stop_pid "$sampler"
@@ -141,7 +154,7 @@ check "nothing crossed the hub all along ($((relayed2 - relayed0)) packets)" \
 	test "$((relayed2 - relayed0))" -le 4
 check "clients 1 and 2 stayed direct all along" test ! -s "$E2E_TMP/sampler"
 read -r sent lost lo hi <<<"$(ev_ping_loss "$t_kill" "$(ev_plus "$t_end" -0.5)")"
-check "client 1 pinged client 2 through it ($sent requests)" test "$sent" -ge 200
+check "client 1 pinged client 2 through it ($sent requests)" test "$sent" -ge 150
 check_eq "not one request lost (between $lo and $hi)" 0 "$lost"
 check "client 1 still lists client 2 as direct" test "$(ev_path 1 2)" = direct
 check "client 2 still lists client 1 as direct" test "$(ev_path 2 1)" = direct
