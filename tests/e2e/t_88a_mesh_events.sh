@@ -8,7 +8,8 @@
 #   1. A peer joins while another already pings its address: client 1
 #      pings the one address of the pool left for client 2 before client 2
 #      starts. Once client 2 holds its lease, the pings cross the hub,
-#      then the pair goes direct, and not one request is lost.
+#      then the pair goes direct, and no request is lost but, at most, the
+#      one crossing the hub at the switch (EV_SWITCH_LOSS).
 #   2. A peer leaves: client 3 is stopped (SIGTERM); within 5 s the others
 #      have taken it off their devices, and keep each other.
 #   3. The hub's server is killed (SIGKILL) while clients 1 and 2 are
@@ -75,7 +76,8 @@ ev_ping_stop
 # last ones may be on their way when the ping stops.
 read -r sent lost lo hi <<<"$(ev_ping_loss "$(ev_plus "$t_lease" 0.05)" "$(ev_plus "$t_end" -0.5)")"
 check "client 1 pinged client 2 from its lease on ($sent requests)" test "$sent" -ge 50
-check_eq "not one request lost (between $lo and $hi)" 0 "$lost"
+check "at most $EV_SWITCH_LOSS request lost, at the switch ($lost, between $lo and $hi)" \
+	test "$lost" -le "$EV_SWITCH_LOSS"
 
 say "2. a peer leaves"
 check "client 1 has client 3 as a peer" ev_has_peer 1 3

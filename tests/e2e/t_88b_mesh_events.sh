@@ -18,7 +18,8 @@
 #      neither holds the other's lease on its peer, show says relay, lost
 #      or probing on both, the pings all come back through the hub, whose
 #      relay counter moves with them. Repaired, the pair goes direct again
-#      within 20 s.
+#      within 20 s, losing at most the request crossing the hub at the
+#      switch (EV_SWITCH_LOSS).
 
 # Functions below run through check and wait_for, which shellcheck cannot see.
 # shellcheck disable=SC2317
@@ -113,7 +114,8 @@ fi
 read -r sent lost lo hi <<<"$(ev_ping_loss "$(ev_plus "$t_move" "$BREAK_S")" \
 	"$(ev_plus "$t_end" -0.5)")"
 check "after the break, the pings went on ($sent requests)" test "$sent" -ge 60
-check_eq "not one request lost from $BREAK_S s after the move on (between $lo and $hi)" 0 "$lost"
+check "from $BREAK_S s after the move on, at most $EV_SWITCH_LOSS request lost ($lost, between $lo and $hi)" \
+	test "$lost" -le "$EV_SWITCH_LOSS"
 
 say "5. the path breaks one way"
 ev_ping_start 1 "$addr2"
@@ -179,5 +181,6 @@ hub_flat "repaired"
 t_end=$(ev_now)
 ev_ping_stop
 read -r sent lost lo hi <<<"$(ev_ping_loss "$t_repair" "$(ev_plus "$t_end" -0.5)")"
-check_eq "from the repair on, not one request lost of $sent (between $lo and $hi)" 0 "$lost"
+check "from the repair on, at most $EV_SWITCH_LOSS request lost, at the switch ($lost of $sent, between $lo and $hi)" \
+	test "$lost" -le "$EV_SWITCH_LOSS"
 e2e_finish
