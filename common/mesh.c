@@ -79,6 +79,7 @@ struct mesh_peer {
 	uint64_t since_ms;
 	uint32_t backoff_ms; /* the next LOST waits this long */
 	uint64_t direct_ms;  /* when it last went DIRECT */
+	bool moved;          /* DIRECT, and it or we moved since: see peer_quiet() */
 
 	/*
 	 * Probing. due: an add is wanted, and waits for the probe budget.
@@ -601,6 +602,7 @@ static void peer_relay(struct mesh *m, struct mesh_peer *p, uint64_t now)
 	p->on = false;
 	p->due = false;
 	p->switching = false;
+	p->moved = false;
 	set_path(p, MESH_RELAY, now);
 	m->dirty = true;
 }
@@ -619,6 +621,7 @@ static void peer_probe(struct mesh *m, struct mesh_peer *p, uint64_t now)
 	p->cand_i = 0;
 	p->due = true;
 	p->switching = false;
+	p->moved = false;
 	p->hs_after_ms = now;
 	if (p->path == MESH_DIRECT)
 		set_path(p, MESH_PROBING, now);
@@ -642,6 +645,7 @@ static void peer_grant(struct mesh *m, struct mesh_peer *p, uint64_t now)
 	p->rx_ms = now;
 	p->rx_moved = false;
 	p->switching = false;
+	p->moved = false;
 	memset(&p->seen_ep, 0, sizeof(p->seen_ep));
 	p->next_ms = now + (p->cand_i + 1 < p->n_cand ? MESH_CANDIDATE_MS : MESH_RETRY_MS);
 	set_path(p, MESH_PROBING, now);
@@ -676,9 +680,33 @@ static void peer_lose(struct mesh *m, struct mesh_peer *p, uint64_t now)
 	p->on = false;
 	p->due = false;
 	p->switching = false;
+	p->moved = false;
 	p->next_ms = now + wait;
 	set_path(p, MESH_LOST, now);
 	m->dirty = true;
+}
+
+/*
+ * A DIRECT peer went quiet. When the directory said, while the path was
+ * direct, that the peer's endpoint or ours moved, the path most likely
+ * broke with the move: its new candidates are tried now, as they would be
+ * had the news come after the silence, not after a backoff meant for paths
+ * that fail on their own. Either way its addresses go back to the hub.
+ */
+static void peer_quiet(struct mesh *m, struct mesh_peer *p, uint64_t now)
+{
+	char k[WG_KEY_B64_LEN], e[EP_STRLEN];
+
+	ep_format(&p->seen_ep, e);
+	if (p->moved) {
+		peer_probe(m, p, now);
+		log_info("mesh: %s went quiet on %s after a move: probing its new candidates",
+			 key_b64(p->key, k), e);
+		return;
+	}
+	peer_lose(m, p, now);
+	log_info("mesh: %s went quiet on %s: through the hub again, probing in %u s",
+		 key_b64(p->key, k), e, (unsigned)((p->next_ms - now) / 1000));
 }
 
 /* Left the directory: off the device, then forgotten. */
@@ -735,9 +763,12 @@ static void peer_evaluate(struct mesh *m, struct mesh_peer *p, uint64_t now, boo
 	}
 	if (!was && same_list(old, n_old, p->cand, p->n_cand))
 		return;
-	/* A direct path that works needs no candidates. */
+	/* A direct path that works needs no candidates; if it goes quiet,
+	 * they are tried at once. */
 	if (p->path != MESH_DIRECT)
 		peer_probe(m, p, now);
+	else
+		p->moved = true;
 }
 
 static void revalidate(struct mesh *m, uint64_t now)
@@ -927,8 +958,10 @@ static void self_update(struct mesh *m, const struct wgd_peer_entry *self, uint6
 
 		if (p->gone || p->refused || !p->n_cand)
 			continue;
-		if (p->path == MESH_DIRECT && now - p->rx_ms < MESH_RECEIVING_MS)
+		if (p->path == MESH_DIRECT && now - p->rx_ms < MESH_RECEIVING_MS) {
+			p->moved = true;
 			continue;
+		}
 		peer_probe(m, p, now);
 	}
 }
@@ -1072,7 +1105,7 @@ static void handshake(struct mesh *m, struct mesh_peer *p, int64_t hs_ns, uint64
 void mesh_device_read(struct mesh *m, const struct mesh_peer_seen *seen, size_t n, uint64_t now_ms,
 		      int64_t real_ns)
 {
-	char k[WG_KEY_B64_LEN], e[EP_STRLEN];
+	char k[WG_KEY_B64_LEN];
 
 	if (!event(m, now_ms))
 		return;
@@ -1116,13 +1149,8 @@ void mesh_device_read(struct mesh *m, const struct mesh_peer_seen *seen, size_t 
 			m->dirty = true;
 			continue;
 		}
-		if (p->path == MESH_DIRECT && now_ms - p->rx_ms >= MESH_QUIET_MS) {
-			peer_lose(m, p, now_ms);
-			log_info(
-				"mesh: %s went quiet on %s: through the hub again, probing in %u s",
-				key_b64(p->key, k), ep_format(&p->seen_ep, e),
-				(unsigned)((p->next_ms - now_ms) / 1000));
-		}
+		if (p->path == MESH_DIRECT && now_ms - p->rx_ms >= MESH_QUIET_MS)
+			peer_quiet(m, p, now_ms);
 	}
 	serve(m, now_ms);
 }

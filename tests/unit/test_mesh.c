@@ -1046,6 +1046,58 @@ START_TEST(directory_change_restarts)
 }
 END_TEST
 
+/*
+ * A NAT that moves breaks a direct path both ways, and the hub may see the
+ * move before either end notices the silence: then, once quiet, the peer
+ * is probed at its new candidates at once, with no backoff and none
+ * doubled; a loss with no move in between still backs off.
+ */
+START_TEST(quiet_after_move_probes_now)
+{
+	struct wgd_peer_entry e = peer(2);
+	uint64_t t = T0;
+
+	/* Its NAT moved, seen while the path still counts as receiving. */
+	join(2, t);
+	t += 500;
+	handshake_now(2, 1, t);
+	e.endpoint = ep("198.51.100.99", 41000);
+	apply(e, t + 100);
+	expect_none();
+	ck_assert_int_eq(path(2), MESH_DIRECT);
+	t += MESH_QUIET_MS;
+	read1(2, real(t - 400), 1, t);
+	/* Added afresh, which takes its allowed-IPs with it. */
+	expect_add(2, "198.51.100.99", 41000);
+	expect_none();
+	ck_assert_int_eq(path(2), MESH_PROBING);
+
+	/* Ours moved, while 2 was receiving. */
+	t += 500;
+	handshake_now(2, 1, t);
+	read1(2, real(t - 400), 2, t + 500);
+	self.endpoint = ep("192.0.2.99", 50001);
+	mesh_self_update(m, &self, t + 600);
+	expect_none();
+	ck_assert_int_eq(path(2), MESH_DIRECT);
+	t += 500 + MESH_QUIET_MS;
+	read1(2, real(t - 400), 2, t);
+	expect_add(2, "198.51.100.99", 41000);
+	expect_none();
+
+	/* The news is spent: the next silence backs off, from the least. */
+	t += 500;
+	handshake_now(2, 1, t);
+	t += MESH_QUIET_MS;
+	read1(2, real(t - 400), 1, t);
+	expect_ips(MESH_ACT_ALLOWEDIPS_DEL, 2);
+	expect(MESH_ACT_REMOVE_PEER, 2);
+	expect_none();
+	ck_assert_int_eq(path(2), MESH_LOST);
+	ck_assert_uint_eq(mesh_next_wake(m), t + MESH_BACKOFF_MIN_MS);
+}
+END_TEST
+
 START_TEST(config_changes)
 {
 	struct wgd_ip narrow[2] = { ip("10.8.1.0/24"), ip("fd00:8::/64") };
@@ -1206,6 +1258,7 @@ int main(void)
 	tcase_add_test(tc, missing_readded);
 	tcase_add_test(tc, add_failure_backs_off);
 	tcase_add_test(tc, directory_change_restarts);
+	tcase_add_test(tc, quiet_after_move_probes_now);
 	tcase_add_test(tc, config_changes);
 	tcase_add_test(tc, log_bounded);
 	tcase_add_test(tc, full_mesh);
