@@ -60,6 +60,7 @@ enum refusal {
 	REFUSE_NO_ADDRESS,
 	REFUSE_NOT_HOST,
 	REFUSE_OUTSIDE,
+	REFUSE_HUB_ROUTE,
 	REFUSE_OURS,
 	REFUSE_TAKEN,
 };
@@ -339,6 +340,17 @@ static bool entry_same(const struct wgd_peer_entry *a, const struct wgd_peer_ent
 	return true;
 }
 
+/* Whether a host address is itself one of the routes: the hub peer then
+ * holds exactly that prefix, and WireGuard would move it off the hub. */
+static bool is_route(const struct mesh *m, const struct wgd_ip *a)
+{
+	for (size_t i = 0; i < m->cfg.n_routes; i++) {
+		if (ip_same(&m->cfg.routes[i], a))
+			return true;
+	}
+	return false;
+}
+
 static bool in_routes(const struct mesh *m, const struct wgd_ip *a)
 {
 	for (size_t i = 0; i < m->cfg.n_routes; i++) {
@@ -506,6 +518,8 @@ static enum refusal check_addr(const struct mesh *m, const struct mesh_peer *p,
 		return REFUSE_NOT_HOST;
 	if (!in_routes(m, a))
 		return REFUSE_OUTSIDE;
+	if (is_route(m, a))
+		return REFUSE_HUB_ROUTE;
 	if (ours && ip_same(ours, a))
 		return REFUSE_OURS;
 	if (addr_taken(m, p, a))
@@ -563,6 +577,8 @@ static const char *refusal_text(enum refusal r)
 		return "is not a /32 or /128";
 	case REFUSE_OUTSIDE:
 		return "lies outside the tunnel's routes";
+	case REFUSE_HUB_ROUTE:
+		return "is a route of its own through the hub (push a shorter prefix)";
 	case REFUSE_OURS:
 		return "is ours";
 	case REFUSE_TAKEN:

@@ -695,6 +695,22 @@ START_TEST(entries_refused)
 }
 END_TEST
 
+/* A pool of single addresses pushes each as a route of its own: the hub
+ * peer holds exactly that /32, which a mesh peer must not take from it. */
+START_TEST(host_route_refused)
+{
+	struct wgd_ip more[3] = { ip("10.8.0.0/16"), ip("fd00:8::/64"), ip("10.8.0.12/32") };
+	struct mesh_config c = cfg;
+
+	c.routes = more;
+	c.n_routes = 3;
+	ck_assert_int_eq(mesh_set_config(m, &c), 0);
+	refused(peer(12), "10.8.0.12/32 is a route of its own", T0);
+	join(13, T0 + 10000);
+	ck_assert_int_eq(path(13), MESH_PROBING);
+}
+END_TEST
+
 /* Peer n with these two candidates, behind our NAT: the candidates kept. */
 static struct mesh_peer_status with_cands(unsigned n, struct wgd_ip c1, const char *c2)
 {
@@ -1249,6 +1265,7 @@ int main(void)
 	tcase_add_test(tc, quiet_lost_backoff);
 	tcase_add_test(tc, gone_removed);
 	tcase_add_test(tc, entries_refused);
+	tcase_add_test(tc, host_route_refused);
 	tcase_add_test(tc, candidates_refused);
 	tcase_add_test(tc, address_taken);
 	tcase_add_test(tc, probe_budget);
