@@ -440,6 +440,46 @@ START_TEST(rx_moved_keeps)
 }
 END_TEST
 
+/*
+ * Crossed initiations: the peer sent us something and no handshake came.
+ * The end with the greater key adds it again once, at the endpoint its
+ * packets came from; the other end waits (rx_moved_keeps: our key is the
+ * smaller there).
+ */
+START_TEST(crossed_readded)
+{
+	struct mesh_peer_seen s;
+	struct wgd_endpoint from = ep("198.51.100.77", 40077);
+
+	mesh_free(m);
+	key_of(cfg.self_key, 250);
+	m = mesh_new(&cfg);
+	ck_assert_ptr_nonnull(m);
+	mesh_self_update(m, &self, T0);
+	join(2, T0);
+	/* Too early to tell from a handshake on its way. */
+	read1(2, 0, 148, T0 + 100);
+	expect_none();
+	memset(&s, 0, sizeof(s));
+	key_of(s.key, 2);
+	s.rx_bytes = 148;
+	s.endpoint = from;
+	mesh_device_read(m, &s, 1, T0 + MESH_READ_FAST_MS * 3, real(T0 + MESH_READ_FAST_MS * 3));
+	expect_add(2, "198.51.100.77", 40077);
+	expect_none();
+	ck_assert_int_eq(path(2), MESH_PROBING);
+	/* Once a round: the fresh peer's own crossing is left to WireGuard. */
+	read1(2, 0, 148, T0 + 900);
+	expect_none();
+	/* The handshake of the fresh add switches as always. */
+	read1(2, real(T0 + 950), 240, T0 + 1000);
+	tick(T0 + 950 + MESH_SWITCH_DELAY_MS);
+	expect_ips(MESH_ACT_ALLOWEDIPS_ADD, 2);
+	expect_none();
+	ck_assert_int_eq(path(2), MESH_DIRECT);
+}
+END_TEST
+
 START_TEST(switch_at_handshake)
 {
 	join(2, T0);
@@ -1191,6 +1231,7 @@ int main(void)
 	tcase_add_test(tc, order_endpoint);
 	tcase_add_test(tc, candidates_cycle);
 	tcase_add_test(tc, rx_moved_keeps);
+	tcase_add_test(tc, crossed_readded);
 	tcase_add_test(tc, switch_at_handshake);
 	tcase_add_test(tc, switch_late_read);
 	tcase_add_test(tc, switch_both_ends);
