@@ -971,8 +971,9 @@ void mesh_directory_reset(struct mesh *m, uint64_t now_ms)
 static bool apply_entry(struct mesh *m, const struct wgd_peer_entry *e, uint64_t now)
 {
 	struct mesh_peer *p = peer_find(m, e->key);
+	struct wgd_endpoint was_ep;
 	bool fresh = false;
-	char k[WG_KEY_B64_LEN];
+	char k[WG_KEY_B64_LEN], a[EP_STRLEN];
 
 	if (!p) {
 		if (m->n_live >= MESH_MAX_PEERS || m->n_peers >= MESH_MAX_RECORDS) {
@@ -1002,11 +1003,24 @@ static bool apply_entry(struct mesh *m, const struct wgd_peer_entry *e, uint64_t
 	/* Its old addresses may be free now. */
 	if (!fresh && !p->refused)
 		m->retake = true;
+	was_ep = p->entry.endpoint;
 	p->entry = *e;
 	memcpy(p->entry.key, p->key, WG_KEY_LEN);
 	if (p->entry.n_cand > WGD_MAX_CANDIDATES)
 		p->entry.n_cand = WGD_MAX_CANDIDATES;
 	peer_evaluate(m, p, now, true);
+	/*
+	 * Its NAT moved while we send to the mapping it had: that mapping is
+	 * gone, and our NAT drops what now comes from its new one. Probed
+	 * again at once, rather than once the path goes quiet and the backoff
+	 * passes; the first add reaches it at its new address.
+	 */
+	if (!fresh && !p->refused && p->path == MESH_DIRECT && was_ep.addr.family &&
+	    !ep_same(&was_ep, &p->entry.endpoint) && ep_same(&p->seen_ep, &was_ep)) {
+		log_info("mesh: %s moved from %s: probing it again", key_b64(p->key, k),
+			 ep_format(&was_ep, a));
+		peer_probe(m, p, now);
+	}
 	return !p->refused;
 }
 
