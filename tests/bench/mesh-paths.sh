@@ -59,7 +59,7 @@
 #
 # Knobs: MESH_PATHS_RUNS (default 20; 2 with BENCH_SMOKE=1) runs;
 # MESH_PATHS_VERBOSE=1 prints each run's figures; E2E_KEEP=1 keeps the logs.
-# About 5 minutes at the default.
+# About 6 minutes at the default.
 
 # Functions below run through wait_for and the EXIT trap, which shellcheck
 # cannot see.
@@ -304,14 +304,14 @@ row() {
 	# shellcheck disable=SC2086 # a list of figures
 	read -r n p50 p95 max <<<"$(stats ${FIG[$2]:-})"
 	if [ "$n" -eq 0 ]; then
-		printf '  %-44s %4s %8s %8s %8s\n' "$1 ($3)" 0 - - -
+		printf '  %-52s %4s %8s %8s %8s\n' "$1 ($3)" 0 - - -
 		return
 	fi
 	if [ -n "${4:-}" ]; then
 		verdict=$(awk -v p="$p95" -v t="$4" 'BEGIN {
 			printf "<= %s: %s", t, p <= t ? "met" : "MISSED" }')
 	fi
-	printf '  %-44s %4d %8s %8s %8s   %s\n' "$1 ($3)" "$n" "$p50" "$p95" "$max" "$verdict"
+	printf '  %-52s %4d %8s %8s %8s   %s\n' "$1 ($3)" "$n" "$p50" "$p95" "$max" "$verdict"
 }
 
 # ---- the bench ----
@@ -462,7 +462,7 @@ done
 stop_pid "$PING_PID"
 
 say ""
-say "  mesh paths through easy NATs              runs      p50      p95      max   target"
+say "  mesh paths through easy NATs                         runs      p50      p95      max   target"
 row "lease to direct both ways" join ms 1000
 row "join: pings lost (40 Hz)" loss_join packets 0
 row "restart without release: pings lost" loss_restart packets
