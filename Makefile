@@ -168,7 +168,8 @@ e2e: $(BINS) $(HELPER_BINS)
 
 # Figures, not pass or fail: see docs/performance.md. As root, with
 # wireguard-go and wg installed, this ends with the end-to-end benchmarks.
-BENCH_ALL := $(BINS) $(BENCH_BINS) $(BENCH_HELPER_BINS) tests/e2e/notify-recv
+BENCH_ALL := $(BINS) $(BENCH_BINS) $(BENCH_HELPER_BINS) tests/e2e/notify-recv \
+	tests/e2e/meshpoll tests/e2e/connect
 bench: $(BENCH_ALL)
 	@tests/bench/run.sh $(BENCH_BINS)
 
@@ -189,6 +190,9 @@ bench-time-to-address: $(BINS) tests/bench/wait-addr
 
 bench-mesh-fanout: $(BINS) tests/bench/loadgen tests/bench/meshgen
 	@tests/bench/mesh-fanout.sh
+
+bench-mesh-paths: $(BINS) tests/e2e/meshpoll tests/e2e/connect
+	@tests/bench/mesh-paths.sh
 
 fuzz-build:
 	@tests/deps.sh $(FUZZ_PKGS)
@@ -283,8 +287,8 @@ clean:
 	$(RM) common/version.h
 
 .PHONY: analyze-cppcheck all deps unit lint-man lint-includes e2e bench bench-smoke bench-throughput \
-	bench-startup bench-time-to-address bench-mesh-fanout check check-kernel demo install uninstall clean fuzz \
-	fuzz-build fuzz-bins fuzz-run fuzz-seeds analyze analyze-clang FORCE
+	bench-startup bench-time-to-address bench-mesh-fanout bench-mesh-paths check check-kernel demo \
+	install uninstall clean fuzz fuzz-build fuzz-bins fuzz-run fuzz-seeds analyze analyze-clang FORCE
 .SECONDARY:
 
 -include $(shell find . -name '*.d' -not -path './.git/*' 2>/dev/null)

@@ -34,6 +34,11 @@
  * next slow read.
  */
 #define MESH_RECEIVING_MS (MESH_KEEPALIVE_S * 1000 + MESH_READ_SLOW_MS)
+/*
+ * A probed peer that sent us something and shook no hand this long after
+ * our add crossed our initiation with its own (see tie_break()).
+ */
+#define MESH_CROSSED_MS 250
 /* A path that stayed direct this long starts its backoff over. */
 #define MESH_BACKOFF_RESET_MS 60000
 /* The probe budget's window. */
@@ -96,6 +101,10 @@ struct mesh_peer {
 	uint64_t next_ms;
 	bool switching;
 	uint64_t switch_ms;
+	/* Crossed initiations: added again once this round, at readd_ep
+	 * when it is set (tie_break()). */
+	bool tie_broken;
+	struct wgd_endpoint readd_ep;
 
 	/* What the device reads said. */
 	uint64_t rx;                 /* the last rx count read */
@@ -638,6 +647,8 @@ static void peer_probe(struct mesh *m, struct mesh_peer *p, uint64_t now)
 	p->due = true;
 	p->switching = false;
 	p->moved = false;
+	p->tie_broken = false;
+	memset(&p->readd_ep, 0, sizeof(p->readd_ep));
 	p->hs_after_ms = now;
 	if (p->path == MESH_DIRECT)
 		set_path(p, MESH_PROBING, now);
@@ -654,7 +665,8 @@ static void peer_grant(struct mesh *m, struct mesh_peer *p, uint64_t now)
 	p->due = false;
 	p->on = true;
 	p->gen++;
-	p->probe_ep = p->cand[p->cand_i];
+	p->probe_ep = p->readd_ep.addr.family ? p->readd_ep : p->cand[p->cand_i];
+	memset(&p->readd_ep, 0, sizeof(p->readd_ep));
 	p->hs_after_ms = now;
 	/* A fresh peer counts from zero. */
 	p->rx = 0;
@@ -1008,8 +1020,9 @@ void mesh_directory_reset(struct mesh *m, uint64_t now_ms)
 static bool apply_entry(struct mesh *m, const struct wgd_peer_entry *e, uint64_t now)
 {
 	struct mesh_peer *p = peer_find(m, e->key);
+	struct wgd_endpoint was_ep;
 	bool fresh = false;
-	char k[WG_KEY_B64_LEN];
+	char k[WG_KEY_B64_LEN], a[EP_STRLEN];
 
 	if (!p) {
 		if (m->n_live >= MESH_MAX_PEERS || m->n_peers >= MESH_MAX_RECORDS) {
@@ -1039,11 +1052,24 @@ static bool apply_entry(struct mesh *m, const struct wgd_peer_entry *e, uint64_t
 	/* Its old addresses may be free now. */
 	if (!fresh && !p->refused)
 		m->retake = true;
+	was_ep = p->entry.endpoint;
 	p->entry = *e;
 	memcpy(p->entry.key, p->key, WG_KEY_LEN);
 	if (p->entry.n_cand > WGD_MAX_CANDIDATES)
 		p->entry.n_cand = WGD_MAX_CANDIDATES;
 	peer_evaluate(m, p, now, true);
+	/*
+	 * Its NAT moved while we send to the mapping it had: that mapping is
+	 * gone, and our NAT drops what now comes from its new one. Probed
+	 * again at once, rather than once the path goes quiet and the backoff
+	 * passes; the first add reaches it at its new address.
+	 */
+	if (!fresh && !p->refused && p->path == MESH_DIRECT && was_ep.addr.family &&
+	    !ep_same(&was_ep, &p->entry.endpoint) && ep_same(&p->seen_ep, &was_ep)) {
+		log_info("mesh: %s moved from %s: probing it again", key_b64(p->key, k),
+			 ep_format(&was_ep, a));
+		peer_probe(m, p, now);
+	}
 	return !p->refused;
 }
 
@@ -1118,6 +1144,32 @@ static void handshake(struct mesh *m, struct mesh_peer *p, int64_t hs_ns, uint64
 	p->due = false;
 }
 
+/*
+ * Both ends add each other at once, so both send an initiation at once.
+ * When neither NAT drops the first one (both still map the other, or there
+ * is no NAT), each end takes the other's initiation as responder, which
+ * drops its own as initiator, and then refuses the response to it: no
+ * session either way until WireGuard tries again 5 s later. It shows as a
+ * peer that sent us something and shook no hand. The end with the greater
+ * key then adds the peer once more, at the endpoint its packets came from:
+ * the fresh peer initiates at once, and the other end, which has nothing
+ * of its own in flight now, answers.
+ */
+static void tie_break(struct mesh *m, struct mesh_peer *p, uint64_t now)
+{
+	char k[WG_KEY_B64_LEN];
+
+	if (p->tie_broken || !p->rx || now - p->hs_after_ms < MESH_CROSSED_MS ||
+	    memcmp(m->cfg.self_key, p->key, WG_KEY_LEN) <= 0)
+		return;
+	p->tie_broken = true;
+	if (p->seen_ep.addr.family && p->seen_ep.port && !addr_unusable(m, &p->seen_ep.addr))
+		p->readd_ep = p->seen_ep;
+	p->due = true;
+	m->dirty = true;
+	log_debug("mesh: %s: our initiations crossed: adding it again", key_b64(p->key, k));
+}
+
 void mesh_device_read(struct mesh *m, const struct mesh_peer_seen *seen, size_t n, uint64_t now_ms,
 		      int64_t real_ns)
 {
@@ -1140,6 +1192,9 @@ void mesh_device_read(struct mesh *m, const struct mesh_peer_seen *seen, size_t 
 		}
 		if (p->path == MESH_PROBING && p->on && !p->switching && p->dev_gen == p->gen)
 			handshake(m, p, seen[i].last_handshake_ns, now_ms, real_ns);
+		if (p->path == MESH_PROBING && p->on && !p->switching && !p->due &&
+		    p->dev_gen == p->gen)
+			tie_break(m, p, now_ms);
 	}
 	for (size_t i = 0; i < m->n_peers; i++) {
 		struct mesh_peer *p = &m->peers[i];
@@ -1222,6 +1277,8 @@ void mesh_tick(struct mesh *m, uint64_t now_ms, int64_t real_ns)
 		/* The next candidate; after the last, the list again. */
 		p->cand_i = p->cand_i + 1 < p->n_cand ? p->cand_i + 1 : 0;
 		p->due = true;
+		p->tie_broken = false;
+		memset(&p->readd_ep, 0, sizeof(p->readd_ep));
 		m->dirty = true;
 	}
 	serve(m, now_ms);

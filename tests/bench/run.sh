@@ -13,7 +13,7 @@
 # floor (throughput.sh), start-up with a large journal (startup.sh), a
 # client's time to its addresses (time-to-address.sh) and a mesh join's
 # fan-out to a thousand long polls (mesh-fanout.sh), their files on that
-# disk too.
+# disk too, and the mesh's paths through NATs (mesh-paths.sh).
 #
 # BENCH_SMOKE=1 runs everything at small sizes, once: a check that the
 # benchmarks still work, in seconds, not figures to quote.
@@ -32,6 +32,7 @@ if [ "${BENCH_SMOKE:-0}" = 1 ]; then
 	export STARTUP_SIZES=20000 STARTUP_RUNS=1
 	export TTA_RUNS=2 TTA_LATE_RUNS=1
 	export MESH_PEERS=100 MESH_JOINS=3
+	export MESH_PATHS_RUNS=1
 else
 	pool_rounds=20
 	hashtab_max=1000000
@@ -89,5 +90,6 @@ end_to_end throughput tests/bench/throughput.sh
 end_to_end startup tests/bench/startup.sh
 end_to_end time-to-address tests/bench/time-to-address.sh
 end_to_end mesh-fanout tests/bench/mesh-fanout.sh
+end_to_end mesh-paths tests/bench/mesh-paths.sh
 
 [ "$failed" -eq 0 ] || { echo "bench: $failed benchmark(s) failed" >&2; exit 1; }

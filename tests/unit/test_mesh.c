@@ -440,6 +440,46 @@ START_TEST(rx_moved_keeps)
 }
 END_TEST
 
+/*
+ * Crossed initiations: the peer sent us something and no handshake came.
+ * The end with the greater key adds it again once, at the endpoint its
+ * packets came from; the other end waits (rx_moved_keeps: our key is the
+ * smaller there).
+ */
+START_TEST(crossed_readded)
+{
+	struct mesh_peer_seen s;
+	struct wgd_endpoint from = ep("198.51.100.77", 40077);
+
+	mesh_free(m);
+	key_of(cfg.self_key, 250);
+	m = mesh_new(&cfg);
+	ck_assert_ptr_nonnull(m);
+	mesh_self_update(m, &self, T0);
+	join(2, T0);
+	/* Too early to tell from a handshake on its way. */
+	read1(2, 0, 148, T0 + 100);
+	expect_none();
+	memset(&s, 0, sizeof(s));
+	key_of(s.key, 2);
+	s.rx_bytes = 148;
+	s.endpoint = from;
+	mesh_device_read(m, &s, 1, T0 + MESH_READ_FAST_MS * 3, real(T0 + MESH_READ_FAST_MS * 3));
+	expect_add(2, "198.51.100.77", 40077);
+	expect_none();
+	ck_assert_int_eq(path(2), MESH_PROBING);
+	/* Once a round: the fresh peer's own crossing is left to WireGuard. */
+	read1(2, 0, 148, T0 + 900);
+	expect_none();
+	/* The handshake of the fresh add switches as always. */
+	read1(2, real(T0 + 950), 240, T0 + 1000);
+	tick(T0 + 950 + MESH_SWITCH_DELAY_MS);
+	expect_ips(MESH_ACT_ALLOWEDIPS_ADD, 2);
+	expect_none();
+	ck_assert_int_eq(path(2), MESH_DIRECT);
+}
+END_TEST
+
 START_TEST(switch_at_handshake)
 {
 	join(2, T0);
@@ -923,6 +963,45 @@ START_TEST(stop_removes_ours)
 }
 END_TEST
 
+/*
+ * A direct peer's NAT moves: when we send to the mapping the hub saw
+ * before, it is probed again at once at the new one; a path over another
+ * endpoint (its LAN address, say) is left alone.
+ */
+START_TEST(peer_endpoint_moved)
+{
+	struct wgd_peer_entry e[2] = { peer(2), peer(3) };
+	struct mesh_peer_seen s[2];
+	uint64_t t = T0 + 500;
+
+	mesh_directory_apply(m, e, 2, T0);
+	expect_add_ep(2);
+	expect_add_ep(3);
+	expect_none();
+	memset(s, 0, sizeof(s));
+	for (unsigned i = 0; i < 2; i++) {
+		key_of(s[i].key, 2 + i);
+		s[i].last_handshake_ns = real(T0 + 100);
+		s[i].rx_bytes = 92;
+	}
+	s[0].endpoint = e[0].endpoint;
+	s[1].endpoint = ep("192.168.1.3", 51820);
+	mesh_device_read(m, s, 2, t, real(t));
+	expect_ips(MESH_ACT_ALLOWEDIPS_ADD, 2);
+	expect_ips(MESH_ACT_ALLOWEDIPS_ADD, 3);
+	expect_none();
+
+	e[0].endpoint = ep("203.0.113.2", 40002);
+	e[1].endpoint = ep("203.0.113.3", 40003);
+	mesh_directory_apply(m, e, 2, t + 100);
+	/* The add afresh takes 2's allowed-IPs with it. */
+	expect_add(2, "203.0.113.2", 40002);
+	expect_none();
+	ck_assert_int_eq(path(2), MESH_PROBING);
+	ck_assert_int_eq(path(3), MESH_DIRECT);
+}
+END_TEST
+
 START_TEST(own_endpoint_moved)
 {
 	struct wgd_peer_entry e[4] = { peer(2), peer(3), peer(4), peer(5) };
@@ -1259,6 +1338,7 @@ int main(void)
 	tcase_add_test(tc, order_endpoint);
 	tcase_add_test(tc, candidates_cycle);
 	tcase_add_test(tc, rx_moved_keeps);
+	tcase_add_test(tc, crossed_readded);
 	tcase_add_test(tc, switch_at_handshake);
 	tcase_add_test(tc, switch_late_read);
 	tcase_add_test(tc, switch_both_ends);
@@ -1272,6 +1352,7 @@ int main(void)
 	tcase_add_test(tc, reset_grace);
 	tcase_add_test(tc, stop_removes_ours);
 	tcase_add_test(tc, own_endpoint_moved);
+	tcase_add_test(tc, peer_endpoint_moved);
 	tcase_add_test(tc, missing_readded);
 	tcase_add_test(tc, add_failure_backs_off);
 	tcase_add_test(tc, directory_change_restarts);
