@@ -50,7 +50,7 @@
 #define MESH_GRACE_MS 30000          /* after a directory reset: unconfirmed peers kept */
 #define MESH_PROBE_BUDGET 20         /* peer (re)adds per second, the whole mesh */
 #define MESH_READ_FAST_MS 100        /* device reads while a peer is probing */
-#define MESH_READ_SLOW_MS 500        /* otherwise */
+#define MESH_READ_SLOW_MS 250        /* otherwise: a quiet path is seen within this */
 
 enum mesh_path {
 	MESH_RELAY,
