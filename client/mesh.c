@@ -691,6 +691,7 @@ void client_mesh_answered(struct client *cl, uint64_t now)
 {
 	struct client_mesh *cm = &cl->mesh;
 	const struct wgd_msg *resp = exchange_response(cm->ex);
+	uint32_t sent_epoch = cm->ex->req.epoch;
 	char why[LOG_ESCAPED_SIZE(WGD_MAX_ERRMSG)];
 
 	cm->polling = false;
@@ -707,18 +708,21 @@ void client_mesh_answered(struct client *cl, uint64_t now)
 		else
 			snprintf(why, sizeof(why), "%s", text ? text : "unknown error");
 		poll_failed(cl, now, why);
-	} else if (!resp->has_epoch || !resp->has_dir_version || !resp->epoch) {
+	} else if (!resp->has_dir_version || (resp->has_epoch ? !resp->epoch : !sent_epoch)) {
 		poll_failed(cl, now, "an answer without the directory's epoch and version");
 	} else {
-		/* A new epoch, or a version gone back, is a new directory
-		 * whatever the hub says. */
-		if (resp->reset || resp->epoch != cm->epoch || resp->dir_version < cm->since)
+		/* Without an epoch, the answer is of the one we sent. A new
+		 * epoch, or a version gone back, is a new directory whatever
+		 * the hub says. */
+		uint32_t epoch = resp->has_epoch ? resp->epoch : sent_epoch;
+
+		if (resp->reset || epoch != cm->epoch || resp->dir_version < cm->since)
 			mesh_directory_reset(cm->m, now);
 		take_entries(cl, resp, now);
-		log_debug("mesh: directory %u version %u: %zu lines%s%s", resp->epoch,
+		log_debug("mesh: directory %u version %u: %zu lines%s%s", epoch,
 			  resp->dir_version, resp->n_peers, resp->reset ? ", reset" : "",
 			  resp->more ? ", more" : "");
-		cm->epoch = resp->epoch;
+		cm->epoch = epoch;
 		cm->since = resp->dir_version;
 		if (cm->backoff_ms)
 			log_info("mesh: the hub answers again");

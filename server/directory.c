@@ -390,7 +390,10 @@ void dir_answer(const struct directory *d, struct dir_entry *asker, uint32_t epo
 	bool resuming = asker && asker->resume && since == asker->resume && epoch == d->epoch;
 	uint32_t i;
 
-	resp->has_epoch = resp->has_dir_version = true;
+	/* The epoch goes out when it is news: a client that sent it knows
+	 * it, and a change costs every peer's answer these bytes. */
+	resp->has_dir_version = true;
+	resp->has_epoch = epoch != d->epoch;
 	resp->epoch = d->epoch;
 	resp->dir_version = d->version;
 	resp->reset = resp->more = false;

@@ -120,6 +120,8 @@ START_TEST(delta_and_gone)
 	m = answer(&d, NULL, 9, 3);
 	ck_assert_uint_eq(m->n_peers, 1);
 	ck_assert_uint_eq(m->dir_version, 4);
+	/* The client sent the epoch: it is not news, and not sent back. */
+	ck_assert(!m->has_epoch);
 	ck_assert_uint_eq(m->peers[0].endpoint.port, 4444);
 
 	/* b goes: a gone= line. */
