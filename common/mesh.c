@@ -1159,8 +1159,11 @@ static void tie_break(struct mesh *m, struct mesh_peer *p, uint64_t now)
 {
 	char k[WG_KEY_B64_LEN];
 
+	/* What arrived in the last moments may be the first half of a
+	 * handshake still completing: re-adding then would throw away a
+	 * session the other end already has, and sends on. */
 	if (p->tie_broken || !p->rx || now - p->hs_after_ms < MESH_CROSSED_MS ||
-	    memcmp(m->cfg.self_key, p->key, WG_KEY_LEN) <= 0)
+	    now - p->rx_ms < MESH_CROSSED_MS / 2 || memcmp(m->cfg.self_key, p->key, WG_KEY_LEN) <= 0)
 		return;
 	p->tie_broken = true;
 	if (p->seen_ep.addr.family && p->seen_ep.port && !addr_unusable(m, &p->seen_ep.addr))

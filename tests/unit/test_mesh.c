@@ -480,6 +480,29 @@ START_TEST(crossed_readded)
 }
 END_TEST
 
+/* An initiation that just arrived may be a handshake completing: the
+ * side that would re-add waits until it has been quiet a moment. */
+START_TEST(crossed_waits_for_a_fresh_arrival)
+{
+	mesh_free(m);
+	key_of(cfg.self_key, 250);
+	m = mesh_new(&cfg);
+	ck_assert_ptr_nonnull(m);
+	mesh_self_update(m, &self, T0);
+	join(2, T0);
+	/* Its first packet comes just before the read past 250 ms. */
+	read1(2, 0, 148, T0 + 300);
+	expect_none();
+	/* Its handshake completes meanwhile: no re-add, a switch. */
+	read1(2, real(T0 + 310), 180, T0 + 400);
+	expect_none();
+	tick(T0 + 310 + MESH_SWITCH_DELAY_MS);
+	expect_ips(MESH_ACT_ALLOWEDIPS_ADD, 2);
+	expect_none();
+	ck_assert_int_eq(path(2), MESH_DIRECT);
+}
+END_TEST
+
 START_TEST(switch_at_handshake)
 {
 	join(2, T0);
@@ -1339,6 +1362,7 @@ int main(void)
 	tcase_add_test(tc, candidates_cycle);
 	tcase_add_test(tc, rx_moved_keeps);
 	tcase_add_test(tc, crossed_readded);
+	tcase_add_test(tc, crossed_waits_for_a_fresh_arrival);
 	tcase_add_test(tc, switch_at_handshake);
 	tcase_add_test(tc, switch_late_read);
 	tcase_add_test(tc, switch_both_ends);
