@@ -267,7 +267,7 @@ POLL_LOOP_PID=
 # version it holds, as a client does; each answer goes into
 # answers/N.
 poll_loop() {
-	local epoch=0 since=0 i=0 out
+	local epoch=0 since=0 i=0 out e
 	mkdir -p "$E2E_TMP/answers"
 	while :; do
 		out=$E2E_TMP/answers/$i
@@ -276,7 +276,9 @@ poll_loop() {
 			sleep 0.2
 			continue
 		}
-		epoch=$(sed -n 's/^epoch=//p' "$out")
+		# epoch= comes only when it is news.
+		e=$(sed -n 's/^epoch=//p' "$out")
+		epoch=${e:-$epoch}
 		since=$(sed -n 's/^version=//p' "$out")
 		i=$((i + 1))
 	done

@@ -629,6 +629,7 @@ static void members_apply(struct gen *g, struct mclient *c, const struct wgd_msg
 static void conn_answered(struct gen *g, struct mclient *c, uint64_t now)
 {
 	const struct wgd_msg *m = &c->parser.msg;
+	uint32_t epoch;
 	char what[WGD_MAX_ERRMSG + 32];
 
 	conn_close(g, c);
@@ -652,14 +653,16 @@ static void conn_answered(struct gen *g, struct mclient *c, uint64_t now)
 		}
 		return;
 	}
-	if (!m->has_epoch || !m->has_dir_version || !m->epoch) {
+	/* Without epoch=, the answer is of the epoch the client sent. */
+	epoch = m->has_epoch ? m->epoch : c->epoch;
+	if (!m->has_dir_version || !epoch) {
 		note_error(g, c->idx, "a_directory_answer_without_epoch_or_version");
 		g->setup_errors++;
 		return;
 	}
 	if (!g->epoch)
-		g->epoch = m->epoch;
-	if (m->epoch != g->epoch) {
+		g->epoch = epoch;
+	if (epoch != g->epoch) {
 		note_error(g, c->idx, "the_epoch_changed");
 		g->setup_errors++;
 	}
@@ -669,7 +672,7 @@ static void conn_answered(struct gen *g, struct mclient *c, uint64_t now)
 		g->answers++;
 	}
 	members_apply(g, c, m, now);
-	c->epoch = m->epoch;
+	c->epoch = epoch;
 	c->version = m->dir_version;
 	c->answered_more = m->more;
 	if (is_poller(g, c)) {
