@@ -41,25 +41,29 @@ static int conn_watch(struct conn *c, uint32_t events)
 
 /* ---- the request path ---- */
 
-void conn_close(struct conn *c)
+/* Takes c out of the engine's connections; the caller frees or moves it. */
+void conn_unlink(struct conn *c)
 {
 	struct engine *e = c->e;
 
-	/* The descriptor is ours alone: closing it unregisters it. */
-	close(c->w.fd);
-	if (c->state == CONN_POLLING) {
-		mesh_poll_unlink(c);
-		free(c->big_out);
-		free(c);
-		return;
-	}
 	if (c->prev)
 		c->prev->next = c->next;
 	else
 		e->conns = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
+	c->prev = c->next = NULL;
 	e->n_conns--;
+}
+
+void conn_close(struct conn *c)
+{
+	/* The descriptor is ours alone: closing it unregisters it. */
+	close(c->w.fd);
+	if (c->state == CONN_POLLING)
+		mesh_poll_unlink(c);
+	else
+		conn_unlink(c);
 	free(c->big_out);
 	free(c);
 }

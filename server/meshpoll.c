@@ -78,15 +78,8 @@ static void poll_link(struct conn *c)
 {
 	struct engine *e = c->e;
 
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		e->conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
-	e->n_conns--;
+	conn_unlink(c);
 	c->state = CONN_POLLING;
-	c->next = NULL;
 	c->prev = e->polls_tail;
 	if (e->polls_tail)
 		e->polls_tail->next = c;
@@ -310,6 +303,7 @@ struct answer_cache {
 static void answer_poll(struct conn *c, struct answer_cache *cache)
 {
 	static struct wgd_msg resp;
+	static struct wgd_peer_entry lines[WGD_MAX_PEERS];
 	struct engine *e = c->e;
 	struct dir_entry *d = dir_find(&e->dir, c->pubkey);
 	bool plain = c->poll_epoch == e->dir.epoch && c->poll_since >= e->dir.dropped;
@@ -324,6 +318,7 @@ static void answer_poll(struct conn *c, struct answer_cache *cache)
 		len = (ssize_t)cache->len;
 	} else {
 		memset(&resp, 0, sizeof(resp));
+		resp.peers = lines;
 		dir_answer(&e->dir, d, c->poll_epoch, c->poll_since,
 			   WGD_MAX_MESSAGE - MESH_HEADER_RESERVE, &resp);
 		resp.has_errno = true;

@@ -240,6 +240,7 @@ void load_route_pools(struct engine *e);
 
 /* conn.c */
 void conn_close(struct conn *c);
+void conn_unlink(struct conn *c);
 void conn_respond(struct conn *c, const struct wgd_msg *resp);
 void conn_respond_error(struct conn *c, enum wgd_error err, const char *why);
 void conn_flush(struct conn *c);
