@@ -305,6 +305,7 @@ struct exchange {
 	size_t out_len, out_off;
 	char out[WGD_MAX_MESSAGE];
 	struct wgd_parser parser;         /* the response in parser.msg */
+	struct wgd_peer_entry peers[WGD_MAX_PEERS]; /* its directory lines */
 };
 
 void exchange_init(struct exchange *ex);

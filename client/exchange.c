@@ -58,6 +58,7 @@ int exchange_start(struct exchange *ex, struct client *cl, const struct wgd_msg 
 	ex->deadline_ms = now_ms + timeout_ms;
 	ex->out_off = 0;
 	wgd_parser_init(&ex->parser, WGD_PARSE_RESPONSE);
+	wgd_parser_set_peers(&ex->parser, ex->peers);
 	len = wgd_serialize_request(req, ex->out, sizeof(ex->out));
 	if (len < 0) {
 		finish(ex, (int)len);

@@ -93,6 +93,11 @@ void wgd_parser_init(struct wgd_parser *p, enum wgd_parse_kind kind)
 	p->kind = kind;
 }
 
+void wgd_parser_set_peers(struct wgd_parser *p, struct wgd_peer_entry *store)
+{
+	p->msg.peers = store;
+}
+
 static int parser_fail(struct wgd_parser *p, int err, const char *why)
 {
 	p->status = -err;
@@ -318,6 +323,9 @@ static int parse_dir_line(struct wgd_parser *p, enum wgd_key key, const char *va
 	struct wgd_msg *m = &p->msg;
 	struct wgd_peer_entry e;
 
+	/* A reader that asked for no directory has no room for one. */
+	if (!m->peers)
+		return 0;
 	if (key == WGD_KEY_GONE) {
 		memset(&e, 0, sizeof(e));
 		if (parse_key(e.key, val, vlen))
@@ -727,7 +735,8 @@ static bool valid_response(const struct wgd_msg *m)
 	if ((m->has_ip4 && !valid_ip_field(&m->ip4, AF_INET, false)) ||
 	    (m->has_ip6 && !valid_ip_field(&m->ip6, AF_INET6, false)))
 		return false;
-	if (m->n_routes > WGD_MAX_ROUTES || m->n_dns > WGD_MAX_DNS || m->n_peers > WGD_MAX_PEERS)
+	if (m->n_routes > WGD_MAX_ROUTES || m->n_dns > WGD_MAX_DNS || m->n_peers > WGD_MAX_PEERS ||
+	    (m->n_peers && !m->peers))
 		return false;
 	for (size_t i = 0; i < m->n_peers; ++i)
 		for (size_t j = 0; j < i; ++j)

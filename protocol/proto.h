@@ -151,8 +151,12 @@ struct wgd_msg {
 	size_t n_cand;
 	struct wgd_ip cand[WGD_MAX_CANDIDATES];
 	bool reset, more;
+	/* The directory lines, in storage for WGD_MAX_PEERS of them that the
+	 * reader provides (wgd_parser_set_peers()) or the writer points at:
+	 * only the one who asked for a directory carries its room. Without
+	 * it, a reader skips the lines as unknown. */
 	size_t n_peers;
-	struct wgd_peer_entry peers[WGD_MAX_PEERS];
+	struct wgd_peer_entry *peers;
 };
 
 enum wgd_parse_kind {
@@ -173,6 +177,9 @@ struct wgd_parser {
 };
 
 void wgd_parser_init(struct wgd_parser *p, enum wgd_parse_kind kind);
+/* Room for a response's directory lines: store[WGD_MAX_PEERS], kept by the
+ * caller for as long as the message is read. Call after each init. */
+void wgd_parser_set_peers(struct wgd_parser *p, struct wgd_peer_entry *store);
 
 /*
  * Feeds len bytes; buf is not modified and need not be NUL-terminated.

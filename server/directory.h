@@ -104,7 +104,8 @@ static inline bool dir_is_current(const struct directory *d, uint32_t epoch, uin
  * every member. A cut answer has more=1 and a version from which the next
  * resumes. asker is the asking member's entry, or NULL: it remembers where
  * a fresh start was cut, for the tombstones dropped meanwhile would
- * otherwise start it over again and again.
+ * otherwise start it over again and again. resp->peers must have room for
+ * WGD_MAX_PEERS lines.
  */
 void dir_answer(const struct directory *d, struct dir_entry *asker, uint32_t epoch, uint32_t since,
 		size_t budget, struct wgd_msg *resp);

@@ -128,6 +128,7 @@ struct mclient {
 	size_t req_len, sent, rlen;
 	uint8_t *members;   /* a bit per client: its directory */
 	struct wgd_parser parser;
+	struct wgd_peer_entry peers[WGD_MAX_PEERS]; /* its answer's lines */
 	char req[512];
 	char rbuf[WGD_MAX_MESSAGE];
 };
@@ -516,6 +517,7 @@ static void conn_start(struct gen *g, struct mclient *c, bool peers)
 	c->rlen = 0;
 	c->arrived_us = 0;
 	wgd_parser_init(&c->parser, WGD_PARSE_RESPONSE);
+	wgd_parser_set_peers(&c->parser, c->peers);
 	c->state = MC_CONNECTING;
 	g->active++;
 	client_ll(&src.sin6_addr, c->idx);

@@ -31,8 +31,19 @@
 struct outcome {
 	ssize_t status;      /* < 0 failed, 0 cut short by the end, > 0 a message */
 	size_t end;          /* offset just past the message */
-	struct wgd_msg msg;
+	struct wgd_msg msg;  /* its peers point at peers[] below */
+	struct wgd_peer_entry peers[WGD_MAX_PEERS];
 };
+
+/* Keeps a parsed message, its directory lines copied in. */
+static void outcome_keep(struct outcome *o, const struct wgd_msg *m)
+{
+	o->msg = *m;
+	if (m->peers) {
+		memcpy(o->peers, m->peers, m->n_peers * sizeof(*m->peers));
+		o->msg.peers = o->peers;
+	}
+}
 
 /* How a pass cuts the stream into reads. */
 struct splitter {
@@ -250,6 +261,7 @@ static void round_trip(enum wgd_parse_kind kind, const struct wgd_msg *m)
 {
 	static char buf[WGD_MAX_MESSAGE], again[WGD_MAX_MESSAGE];
 	static struct wgd_parser p;
+	static struct wgd_peer_entry store[WGD_MAX_PEERS];
 	ssize_t len, len2;
 	char *tight;
 
@@ -264,6 +276,7 @@ static void round_trip(enum wgd_parse_kind kind, const struct wgd_msg *m)
 	free(tight);
 
 	wgd_parser_init(&p, kind);
+	wgd_parser_set_peers(&p, kind == WGD_PARSE_RESPONSE ? store : NULL);
 	FUZZ_CHECK(wgd_parse(&p, buf, (size_t)len) == len);
 	check_msg(kind, &p.msg);
 	check_carried(kind, m, &p.msg);
@@ -281,10 +294,12 @@ static size_t drive(enum wgd_parse_kind kind, const uint8_t *s, size_t len,
 {
 	static const uint8_t extra = 'x';
 	static struct wgd_parser p;
+	static struct wgd_peer_entry drive_store[WGD_MAX_PEERS];
 	size_t off = 0, n = 0;
 	bool started = false;
 
 	wgd_parser_init(&p, kind);
+	wgd_parser_set_peers(&p, kind == WGD_PARSE_RESPONSE ? drive_store : NULL);
 	while (off < len) {
 		size_t chunk = next_read(sp, len - off), used = 0;
 		uint8_t *copy = fuzz_dup(s + off, chunk);
@@ -314,7 +329,7 @@ static size_t drive(enum wgd_parse_kind kind, const uint8_t *s, size_t len,
 			/* The count is per read; the offset is what compares. */
 			out[n].status = 1;
 			out[n].end = off + used;
-			out[n].msg = p.msg;
+			outcome_keep(&out[n], &p.msg);
 			check_msg(kind, &p.msg);
 
 			/* Feeding on without a new init is refused, the message kept. */
@@ -322,6 +337,7 @@ static size_t drive(enum wgd_parse_kind kind, const uint8_t *s, size_t len,
 			FUZZ_CHECK(msg_same(&p.msg, &out[n].msg));
 
 			wgd_parser_init(&p, kind);
+			wgd_parser_set_peers(&p, kind == WGD_PARSE_RESPONSE ? drive_store : NULL);
 			started = false;
 			if (++n == FUZZ_MAX_OUTCOMES) {
 				free(copy);

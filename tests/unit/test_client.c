@@ -276,12 +276,17 @@ static void teardown(void)
 	log_set_sink(NULL);
 }
 
+/* Room for the directory lines of the answers the tests make up. */
+static struct wgd_peer_entry resp_lines[WGD_MAX_PEERS];
+
 /* A response from text, through the real parser. */
 static struct wgd_msg response(const char *text)
 {
 	static struct wgd_parser p;
+	static struct wgd_peer_entry lines[WGD_MAX_PEERS];
 
 	wgd_parser_init(&p, WGD_PARSE_RESPONSE);
+	wgd_parser_set_peers(&p, lines);
 	ck_assert_int_gt(wgd_parse(&p, text, strlen(text)), 0);
 	return p.msg;
 }
@@ -1300,6 +1305,7 @@ START_TEST(test_mesh_poll_answers)
 	client_mesh_run(&cl, now);
 	ck_assert(cm->polling);
 	memset(&resp, 0, sizeof(resp));
+	resp.peers = resp_lines;
 	resp.has_epoch = resp.has_dir_version = resp.reset = true;
 	resp.epoch = 3735928559u;
 	resp.dir_version = 18;
@@ -1360,6 +1366,7 @@ START_TEST(test_mesh_peer_recorded_first)
 	client_mesh_run(&cl, 2000);
 	ck_assert(cm->polling);
 	memset(&resp, 0, sizeof(resp));
+	resp.peers = resp_lines;
 	resp.has_epoch = resp.has_dir_version = resp.reset = true;
 	resp.epoch = 5;
 	resp.dir_version = 2;

@@ -49,8 +49,10 @@ static struct wgd_msg *answer(struct directory *d, struct dir_entry *asker, uint
 			      uint32_t since)
 {
 	static struct wgd_msg m;
+	static struct wgd_peer_entry lines[WGD_MAX_PEERS];
 
 	memset(&m, 0, sizeof(m));
+	m.peers = lines;
 	dir_answer(d, asker, epoch, since, BIG_BUDGET, &m);
 	return &m;
 }

@@ -44,6 +44,7 @@ static const char resp_full[] =
 	"\n";
 
 static struct wgd_parser parser;
+static struct wgd_peer_entry parser_lines[WGD_MAX_PEERS];
 
 static struct wgd_ip ip_of(const char *s)
 {
@@ -64,6 +65,7 @@ static void assert_ip(const struct wgd_ip *ip, const char *want)
 static ssize_t parse_as(enum wgd_parse_kind kind, const char *s, size_t len)
 {
 	wgd_parser_init(&parser, kind);
+	wgd_parser_set_peers(&parser, parser_lines);
 	return wgd_parse(&parser, s, len);
 }
 
@@ -1230,10 +1232,12 @@ END_TEST
 START_TEST(test_mesh_bounds)
 {
 	static char buf[WGD_MAX_MESSAGE * 2];
+	static struct wgd_peer_entry lines[WGD_MAX_PEERS];
 	struct wgd_msg m;
 	size_t off = 0;
 
 	memset(&m, 0, sizeof(m));
+	m.peers = lines;
 	m.has_errno = true;
 	m.n_peers = WGD_MAX_PEERS;
 	for (size_t i = 0; i < WGD_MAX_PEERS; ++i) {
