@@ -1170,6 +1170,12 @@ START_TEST(test_mesh_response)
 	ck_assert_int_eq(wgd_serialize_response(&m, buf, sizeof(buf)), (ssize_t)strlen(mesh_resp));
 	ck_assert_str_eq(buf, mesh_resp);
 
+	/* A reader with no room for a directory skips its lines. */
+	wgd_parser_init(&parser, WGD_PARSE_RESPONSE);
+	ck_assert_int_eq(wgd_parse(&parser, mesh_resp, strlen(mesh_resp)), (ssize_t)strlen(mesh_resp));
+	ck_assert_uint_eq(parser.msg.n_peers, 0);
+	ck_assert(parser.msg.more && parser.msg.has_dir_version);
+
 	/* An upstream client reads a lease answer with mesh=1 as the lease. */
 	assert_parses(WGD_PARSE_RESPONSE, "ip=10.9.0.7/32\nleasestart=1\nleasetime=60\n"
 					  "mesh=1\nerrno=0\n\n");
