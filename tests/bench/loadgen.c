@@ -59,6 +59,9 @@
 #include "../../protocol/ipaddr.h"
 #include "../../protocol/proto.h"
 
+#define SIMCLIENT_PROG "loadgen"
+#include "simclient.h"
+
 #define MAX_CLIENTS (1u << 24)
 #define MAX_CONC 4096
 /* Generous: a grant whose device update takes tens of milliseconds, queued
@@ -91,41 +94,6 @@ struct storm {
 	char first_error[128];
 	int epfd;
 };
-
-static uint64_t now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-static void client_ll(struct in6_addr *a, uint32_t i)
-{
-	memset(a, 0, sizeof(*a));
-	a->s6_addr[0] = 0xfe;
-	a->s6_addr[1] = 0x80;
-	a->s6_addr[9] = 1;
-	a->s6_addr[12] = (uint8_t)(i >> 24);
-	a->s6_addr[13] = (uint8_t)(i >> 16);
-	a->s6_addr[14] = (uint8_t)(i >> 8);
-	a->s6_addr[15] = (uint8_t)i;
-}
-
-static int count_arg(const char *what, const char *arg, unsigned long max, uint32_t *out)
-{
-	char *end;
-	unsigned long v;
-
-	errno = 0;
-	v = strtoul(arg, &end, 10);
-	if (errno || *end || arg[0] < '0' || arg[0] > '9' || v < 1 || v > max) {
-		fprintf(stderr, "loadgen: %s %s: give a number from 1 to %lu\n", what, arg, max);
-		return -1;
-	}
-	*out = (uint32_t)v;
-	return 0;
-}
 
 /* ---- setup ---- */
 
@@ -416,24 +384,6 @@ static void slot_readable(struct storm *s, struct slot *sl)
 	}
 }
 
-static int cmp_u32(const void *a, const void *b)
-{
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-/* The nearest-rank percentile of n sorted values. */
-static uint32_t percentile(const uint32_t *v, uint32_t n, unsigned pct)
-{
-	uint64_t rank;
-
-	if (!n)
-		return 0;
-	rank = ((uint64_t)n * pct + 99) / 100;
-	return v[rank ? rank - 1 : 0];
-}
-
 static int storm_run(struct storm *s)
 {
 	struct epoll_event evs[256];
@@ -500,17 +450,6 @@ static int storm_run(struct storm *s)
 	       percentile(s->latency_us, s->answered, 99),
 	       s->first_error[0] ? s->first_error : "-");
 	return 0;
-}
-
-/* Room for CONC sockets and a few more. */
-static void raise_fd_limit(uint32_t conc)
-{
-	struct rlimit rl;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur >= conc + 64)
-		return;
-	rl.rlim_cur = rl.rlim_max < conc + 64 ? rl.rlim_max : conc + 64;
-	setrlimit(RLIMIT_NOFILE, &rl);
 }
 
 static void usage(void)

@@ -93,6 +93,9 @@
 #include "../../protocol/ipaddr.h"
 #include "../../protocol/proto.h"
 
+#define SIMCLIENT_PROG "meshgen"
+#include "simclient.h"
+
 #define MAX_CLIENTS 65536
 #define MAX_JOINS 10000
 #define MAX_PIDS 8
@@ -175,14 +178,6 @@ struct gen {
 	unsigned n_hub, n_wg;
 };
 
-static uint64_t now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 /* CLOCK_MONOTONIC less CLOCK_REALTIME, in microseconds: the kernel stamps
  * received data with the real time. */
 static int64_t mono_minus_real_us(void)
@@ -193,33 +188,6 @@ static int64_t mono_minus_real_us(void)
 	clock_gettime(CLOCK_REALTIME, &r);
 	return ((int64_t)m.tv_sec - (int64_t)r.tv_sec) * 1000000 +
 	       ((int64_t)m.tv_nsec - (int64_t)r.tv_nsec) / 1000;
-}
-
-static void client_ll(struct in6_addr *a, uint32_t i)
-{
-	memset(a, 0, sizeof(*a));
-	a->s6_addr[0] = 0xfe;
-	a->s6_addr[1] = 0x80;
-	a->s6_addr[9] = 1;
-	a->s6_addr[12] = (uint8_t)(i >> 24);
-	a->s6_addr[13] = (uint8_t)(i >> 16);
-	a->s6_addr[14] = (uint8_t)(i >> 8);
-	a->s6_addr[15] = (uint8_t)i;
-}
-
-static int count_arg(const char *what, const char *arg, unsigned long max, uint32_t *out)
-{
-	char *end;
-	unsigned long v;
-
-	errno = 0;
-	v = strtoul(arg, &end, 10);
-	if (errno || *end || arg[0] < '0' || arg[0] > '9' || v < 1 || v > max) {
-		fprintf(stderr, "meshgen: %s %s: give a number from 1 to %lu\n", what, arg, max);
-		return -1;
-	}
-	*out = (uint32_t)v;
-	return 0;
 }
 
 /* "-" or PID[,PID...] */
@@ -888,24 +856,6 @@ struct join_fig {
 	uint32_t request_us, first_us, median_us, last_us, early, missing;
 };
 
-static int cmp_u32(const void *a, const void *b)
-{
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-/* The nearest-rank percentile of n sorted values. */
-static uint32_t percentile(const uint32_t *v, uint32_t n, unsigned pct)
-{
-	uint64_t rank;
-
-	if (!n)
-		return 0;
-	rank = ((uint64_t)n * pct + 99) / 100;
-	return v[rank ? rank - 1 : 0];
-}
-
 /* One joiner's request, to its answer; false when it got none. */
 static bool joiner_ask(struct gen *g, struct mclient *jc, bool peers)
 {
@@ -1114,17 +1064,6 @@ out:
 	free(medians);
 	free(requests);
 	return ret;
-}
-
-/* Room for every client's socket and a few more. */
-static void raise_fd_limit(uint32_t n)
-{
-	struct rlimit rl;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur >= n + 64)
-		return;
-	rl.rlim_cur = rl.rlim_max < n + 64 ? rl.rlim_max : n + 64;
-	setrlimit(RLIMIT_NOFILE, &rl);
 }
 
 int main(int argc, char *argv[])
